@@ -11,6 +11,7 @@ import array
 from collections.abc import Sequence
 from typing import Any
 
+import cv2
 import numpy as np
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField, RegionOfInterest
@@ -18,13 +19,22 @@ from std_msgs.msg import Header
 
 from amodal_depth_ros.core.types import AmodalInstance, CameraIntrinsics, InputError, LayeredCloud
 
-# encoding -> (channels, channel order that yields RGB; None = grey)
-_COLOR_ENCODINGS: dict[str, tuple[int, tuple[int, int, int] | None]] = {
-    "rgb8": (3, (0, 1, 2)), "bgr8": (3, (2, 1, 0)), "rgba8": (4, (0, 1, 2)), "bgra8": (4, (2, 1, 0)),
-    "mono8": (1, None),
+# encoding -> (channels, cv2 code to RGB, cv2 code from RGB; None = no reordering). cv2.cvtColor is
+# ~50x faster than numpy's strided channel copies (640x480 bgr8: 0.05 ms vs 3.6 ms) and honours row strides.
+_COLOR_ENCODINGS: dict[str, tuple[int, int | None, int | None]] = {
+    "rgb8": (3, None, None),
+    "bgr8": (3, cv2.COLOR_BGR2RGB, cv2.COLOR_RGB2BGR),
+    "rgba8": (4, cv2.COLOR_RGBA2RGB, cv2.COLOR_RGB2RGBA),   # alpha dropped / set to 255
+    "bgra8": (4, cv2.COLOR_BGRA2RGB, cv2.COLOR_RGB2BGRA),
+    "mono8": (1, cv2.COLOR_GRAY2RGB, cv2.COLOR_RGB2GRAY),   # grey replicated / BT.601 luma
 }
 _DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
 _MASK_ENCODINGS = ("mono8", "8UC1")
+
+
+def _unsupported(what: str, encoding: str, supported: Sequence[str]) -> InputError:
+    return InputError("unsupported_encoding",
+                      f"{what} encoding '{encoding}' not supported; use one of {', '.join(supported)}")
 
 
 def _as_buffer(data: Any) -> Any:
@@ -41,12 +51,13 @@ def _pixels(msg: Image, dtype: np.dtype, channels: int) -> np.ndarray:
         raise InputError("empty_image", f"{msg.encoding} image is empty ({w}x{h})")
     row_bytes = w * channels * dtype.itemsize
     if step < row_bytes:
-        raise InputError("bad_step", f"{msg.encoding} step {step} < width {w} * {channels * dtype.itemsize} bytes per pixel")
+        raise InputError("bad_step", f"{msg.encoding} step {step} < width {w} * {row_bytes // w} bytes per pixel")
     buf = _as_buffer(msg.data)
     size = memoryview(buf).nbytes
     if size < step * h:
-        raise InputError("truncated_data", f"{msg.encoding} {w}x{h} data has {size} bytes, step*height needs {step * h}")
-    return np.ndarray((h, w, channels), dtype=dtype, buffer=buf, strides=(step, channels * dtype.itemsize, dtype.itemsize))
+        raise InputError("truncated_data", f"{msg.encoding} {w}x{h}: {size} data bytes < step*height = {step * h}")
+    strides = (step, channels * dtype.itemsize, dtype.itemsize)
+    return np.ndarray((h, w, channels), dtype=dtype, buffer=buf, strides=strides)
 
 
 def _endian(msg: Image, code: str) -> np.dtype:
@@ -79,13 +90,12 @@ def _make_image(arr: np.ndarray, header: Header | None, encoding: str) -> Image:
 def image_to_rgb(msg: Image) -> np.ndarray:
     """(H, W, 3) uint8 RGB from rgb8/bgr8/rgba8/bgra8/mono8 (grey replicated). C-contiguous."""
     if msg.encoding not in _COLOR_ENCODINGS:
-        raise InputError("unsupported_encoding", f"colour encoding '{msg.encoding}' not supported; use one of {', '.join(_COLOR_ENCODINGS)}")
-    channels, order = _COLOR_ENCODINGS[msg.encoding]
+        raise _unsupported("colour", msg.encoding, list(_COLOR_ENCODINGS))
+    channels, to_rgb, _ = _COLOR_ENCODINGS[msg.encoding]
     px = _pixels(msg, np.dtype(np.uint8), channels)
-    if order is None:
-        return np.repeat(px, 3, axis=2)
-    # Fancy-free slicing keeps a view; ascontiguousarray copies only when reordering/dropping alpha/padding.
-    return np.ascontiguousarray(px[..., :3] if order == (0, 1, 2) else px[..., 2::-1])
+    if to_rgb is None:
+        return np.ascontiguousarray(px)  # a view of msg.data unless rows are padded
+    return cv2.cvtColor(px[..., 0] if channels == 1 else px, to_rgb)
 
 
 def image_to_depth(msg: Image) -> np.ndarray:
@@ -101,13 +111,13 @@ def image_to_depth(msg: Image) -> np.ndarray:
         depth = _pixels(msg, _endian(msg, "f4"), 1)[..., 0].astype(np.float32)  # copy: we edit it
         np.copyto(depth, np.nan, where=~((depth > 0) & (depth < np.inf)))
         return depth
-    raise InputError("unsupported_encoding", f"depth encoding '{msg.encoding}' not supported; use one of {', '.join(_DEPTH_ENCODINGS)}")
+    raise _unsupported("depth", msg.encoding, _DEPTH_ENCODINGS)
 
 
 def image_to_mask(msg: Image) -> np.ndarray:
     """(H, W) bool: nonzero pixels of a mono8/8UC1 image."""
     if msg.encoding not in _MASK_ENCODINGS:
-        raise InputError("unsupported_encoding", f"mask encoding '{msg.encoding}' not supported; use one of {', '.join(_MASK_ENCODINGS)}")
+        raise _unsupported("mask", msg.encoding, _MASK_ENCODINGS)
     return _pixels(msg, np.dtype(np.uint8), 1)[..., 0] != 0
 
 
@@ -127,27 +137,24 @@ def depth_to_image(depth: np.ndarray, header: Header | None = None, encoding: st
         valid = (d > 0) & (d < np.inf)
         mm = np.clip(np.rint(np.where(valid, d, 0) * 1000.0), 1, 65535)
         return _make_image(np.where(valid, mm, 0).astype("<u2"), header, encoding)
-    raise InputError("unsupported_encoding", f"depth output encoding '{encoding}' not supported; use 32FC1 or 16UC1")
+    raise _unsupported("depth output", encoding, ("32FC1", "16UC1"))
 
 
 def rgb_to_image(rgb: np.ndarray, header: Header | None = None, encoding: str = "rgb8") -> Image:
-    """Encode (H, W, 3) uint8 RGB. mono8 takes an (H, W) grey image as is, or BT.601 luma of RGB."""
+    """Encode (H, W, 3) uint8 RGB. mono8 takes an (H, W) grey image as is, or the BT.601 luma of RGB
+    (a grey (g, g, g) pixel stays exactly g)."""
     rgb = np.asarray(rgb, dtype=np.uint8)
     if encoding not in _COLOR_ENCODINGS:
-        raise InputError("unsupported_encoding", f"colour output encoding '{encoding}' not supported; use one of {', '.join(_COLOR_ENCODINGS)}")
-    channels, order = _COLOR_ENCODINGS[encoding]
-    if order is None and rgb.ndim == 2:
+        raise _unsupported("colour output", encoding, list(_COLOR_ENCODINGS))
+    channels, _, from_rgb = _COLOR_ENCODINGS[encoding]
+    if encoding == "mono8" and rgb.ndim == 2:
         return _make_image(rgb, header, encoding)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise InputError("size_mismatch", f"rgb must be (H, W, 3) uint8, got shape {rgb.shape}")
-    if order is None:
-        # Integer luma, rounded; a grey (g, g, g) pixel maps back to exactly g.
-        luma = (rgb[..., 0] * np.uint32(299) + rgb[..., 1] * np.uint32(587) + rgb[..., 2] * np.uint32(114) + 500) // 1000
-        return _make_image(luma.astype(np.uint8), header, encoding)
-    out = np.empty(rgb.shape[:2] + (channels,), np.uint8)
-    out[..., :3] = rgb if order == (0, 1, 2) else rgb[..., ::-1]
-    if channels == 4:
-        out[..., 3] = 255
+    if from_rgb is None or rgb.size == 0:  # cv2 rejects empty images
+        out = rgb if from_rgb is None else np.zeros(rgb.shape[:2] + ((channels,) if channels > 1 else ()), np.uint8)
+    else:
+        out = cv2.cvtColor(rgb, from_rgb)
     return _make_image(out, header, encoding)
 
 
@@ -178,8 +185,8 @@ def camera_info_to_intrinsics(msg: CameraInfo) -> CameraIntrinsics:
 def intrinsics_to_camera_info(intr: CameraIntrinsics, header: Header | None = None) -> CameraInfo:
     """CameraInfo of an undistorted camera: K, R = I, P = [K | 0], plumb_bob with D = 0."""
     k = intr.matrix()
-    msg = CameraInfo(header=header if header is not None else Header(), width=intr.width, height=intr.height,
-                     distortion_model="plumb_bob")
+    msg = CameraInfo(header=header if header is not None else Header(), width=intr.width,
+                     height=intr.height, distortion_model="plumb_bob")
     msg.d = [0.0] * 5
     msg.k = k.reshape(-1)
     msg.r = np.eye(3).reshape(-1)
@@ -190,13 +197,26 @@ def intrinsics_to_camera_info(intr: CameraIntrinsics, header: Header | None = No
 # Wire layout of the published cloud: rgb is 0x00RRGGBB as uint32 bits in a FLOAT32 field (rviz
 # convention), i.e. bytes B, G, R, 0 at 12..15 in little-endian order. Byte 19 is padding.
 _CLOUD_FIELDS = (("x", 0, PointField.FLOAT32), ("y", 4, PointField.FLOAT32), ("z", 8, PointField.FLOAT32),
-                 ("rgb", 12, PointField.FLOAT32), ("instance", 16, PointField.UINT16), ("layer", 18, PointField.UINT8))
+                 ("rgb", 12, PointField.FLOAT32), ("instance", 16, PointField.UINT16),
+                 ("layer", 18, PointField.UINT8))
 _POINT_STEP = 20
-# Fill view of the same bytes: copying whole (N, 3) blocks is faster than per-field columns.
-_CLOUD_FILL = np.dtype({"names": ["xyz", "bgr", "instance", "layer"], "formats": [("<f4", 3), ("u1", 3), "<u2", "u1"],
-                        "offsets": [0, 12, 16, 18], "itemsize": _POINT_STEP})
-_POINTFIELD_DTYPES = {PointField.INT8: "i1", PointField.UINT8: "u1", PointField.INT16: "i2", PointField.UINT16: "u2",
-                      PointField.INT32: "i4", PointField.UINT32: "u4", PointField.FLOAT32: "f4", PointField.FLOAT64: "f8"}
+# rgb is filled as its uint32 bits. One 1-D strided copy per field: numpy copies (N, 3) blocks into
+# 20-byte records ~7x slower (inner loop of 3); 300k points: 3.3 ms for xyz as a block, 0.45 ms per column.
+_CLOUD_DTYPE = np.dtype({"names": [name for name, _, _ in _CLOUD_FIELDS],
+                         "formats": ["<f4", "<f4", "<f4", "<u4", "<u2", "u1"],
+                         "offsets": [off for _, off, _ in _CLOUD_FIELDS], "itemsize": _POINT_STEP})
+_POINTFIELD_DTYPES = {PointField.INT8: "i1", PointField.UINT8: "u1", PointField.INT16: "i2",
+                      PointField.UINT16: "u2", PointField.INT32: "i4", PointField.UINT32: "u4",
+                      PointField.FLOAT32: "f4", PointField.FLOAT64: "f8"}
+
+
+def _pack_rgb(colors: np.ndarray) -> np.ndarray:
+    """(N, 3) uint8 RGB -> (N,) uint32 0x00RRGGBB. RGB2BGRA gives the little-endian bytes B, G, R, A
+    in one cv2 pass (0.3 ms for 300k vs 1.8 ms with numpy shifts); the mask clears alpha."""
+    if colors.shape[0] == 0:
+        return np.zeros(0, np.uint32)
+    bgra = cv2.cvtColor(np.ascontiguousarray(colors).reshape(1, -1, 3), cv2.COLOR_RGB2BGRA)
+    return bgra.reshape(-1).view("<u4") & np.uint32(0x00FFFFFF)
 
 
 def cloud_to_msg(cloud: LayeredCloud, header: Header | None = None) -> PointCloud2:
@@ -206,16 +226,21 @@ def cloud_to_msg(cloud: LayeredCloud, header: Header | None = None) -> PointClou
                              ("layer", cloud.layer, (n,)), ("instance", cloud.instance, (n,))):
         if np.shape(arr) != shape:
             raise InputError("size_mismatch", f"cloud {name} has shape {np.shape(arr)}, expected {shape}")
-    buf = np.zeros(n, _CLOUD_FILL)  # zeros: the padding bytes are deterministic
-    buf["xyz"] = cloud.points
-    buf["bgr"] = np.asarray(cloud.colors)[:, ::-1]
+    points = np.asarray(cloud.points, dtype=np.float32)
+    # Fill the message's own zeroed array('B') through a numpy view: no intermediate 6 MB buffer
+    # (300k points: 5 ms, vs 12-14 ms for np.zeros + tobytes-style copy, mostly page faults).
+    data = array.array("B", [0]) * (n * _POINT_STEP)  # zeros: the padding byte is deterministic
+    buf = np.frombuffer(data, dtype=_CLOUD_DTYPE)
+    for axis, name in enumerate("xyz"):
+        buf[name] = points[:, axis]
+    buf["rgb"] = _pack_rgb(np.asarray(cloud.colors, dtype=np.uint8))
     buf["instance"] = cloud.instance
     buf["layer"] = cloud.layer
+    del buf  # release the buffer export before rclpy takes (or copies) the array
     msg = PointCloud2(header=header if header is not None else Header(), height=1, width=n, is_bigendian=False,
-                      point_step=_POINT_STEP, row_step=_POINT_STEP * n,
-                      is_dense=bool(np.isfinite(buf["xyz"]).all()))
+                      point_step=_POINT_STEP, row_step=_POINT_STEP * n, is_dense=bool(np.isfinite(points).all()))
     msg.fields = [PointField(name=name, offset=off, datatype=dt, count=1) for name, off, dt in _CLOUD_FIELDS]
-    msg.data = _to_data(buf)
+    msg.data = data
     return msg
 
 
@@ -233,16 +258,20 @@ def cloud_from_msg(msg: PointCloud2) -> dict[str, np.ndarray]:
         names.append(f.name)
         formats.append((order + code, (f.count,)) if f.count > 1 else order + code)
         offsets.append(f.offset)
-    dtype = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": int(msg.point_step)})
+    try:
+        dtype = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": int(msg.point_step)})
+    except ValueError as e:  # a field past point_step, duplicate names
+        raise InputError("bad_step", f"PointCloud2 fields do not fit point_step {msg.point_step}: {e}") from e
     h, w, row_step = int(msg.height), int(msg.width), int(msg.row_step)
     if h * w == 0:
-        return {name: np.zeros((0, 3) if name == "rgb" else 0, np.uint8 if name == "rgb" else dtype[name]) for name in names}
-    if row_step < w * msg.point_step:
-        raise InputError("bad_step", f"PointCloud2 row_step {row_step} < width {w} * point_step {msg.point_step}")
-    buf = _as_buffer(msg.data)
-    if memoryview(buf).nbytes < row_step * h:
-        raise InputError("truncated_data", f"PointCloud2 data has {memoryview(buf).nbytes} bytes, needs {row_step * h}")
-    points = np.ndarray((h, w), dtype=dtype, buffer=buf, strides=(row_step, msg.point_step)).reshape(-1)
+        points = np.zeros(0, dtype)
+    else:
+        if row_step < w * msg.point_step:
+            raise InputError("bad_step", f"PointCloud2 row_step {row_step} < width {w} * point_step {msg.point_step}")
+        buf = _as_buffer(msg.data)
+        if memoryview(buf).nbytes < row_step * h:
+            raise InputError("truncated_data", f"PointCloud2 has {memoryview(buf).nbytes} data bytes < {row_step * h}")
+        points = np.ndarray((h, w), dtype=dtype, buffer=buf, strides=(row_step, msg.point_step)).reshape(-1)
     out = {name: points[name].astype(points.dtype[name].base.newbyteorder("="), copy=True) for name in names}
     if "rgb" in out:
         packed = out["rgb"]
@@ -269,9 +298,11 @@ def instance_to_msg(inst: AmodalInstance, header: Header | None = None, msg_cls:
         from amodal_depth_ros.msg import AmodalInstance as msg_cls  # generated by rosidl; import lazily
     amodal = np.asarray(inst.amodal_mask, dtype=bool)
     if np.shape(inst.visible_mask) != amodal.shape:
-        raise InputError("size_mismatch", f"instance {inst.id}: visible mask {np.shape(inst.visible_mask)} != amodal mask {amodal.shape}")
+        raise InputError("size_mismatch", f"instance {inst.id}: visible mask {np.shape(inst.visible_mask)} "
+                                          f"!= amodal mask {amodal.shape}")
     if inst.depth is not None and np.shape(inst.depth) != amodal.shape:
-        raise InputError("size_mismatch", f"instance {inst.id}: depth {np.shape(inst.depth)} != amodal mask {amodal.shape}")
+        raise InputError("size_mismatch", f"instance {inst.id}: depth {np.shape(inst.depth)} "
+                                          f"!= amodal mask {amodal.shape}")
     x, y, w, h = inst.bbox()
     crop = (slice(y, y + h), slice(x, x + w))
     amodal_crop = amodal[crop]
@@ -298,7 +329,8 @@ def instances_to_msg(instances: Sequence[AmodalInstance], header: Header | None,
         from amodal_depth_ros.msg import AmodalInstanceArray as array_cls
     for inst in instances:
         if np.shape(inst.amodal_mask) != (height, width):
-            raise InputError("size_mismatch", f"instance {inst.id} mask is {np.shape(inst.amodal_mask)}, frame is {(height, width)}")
+            raise InputError("size_mismatch", f"instance {inst.id} mask is {np.shape(inst.amodal_mask)}, "
+                                              f"frame is {(height, width)}")
     msg = array_cls()
     msg.header = header if header is not None else Header()
     msg.width, msg.height = int(width), int(height)

@@ -1,0 +1,113 @@
+"""Every tunable of the node and the pipeline, declared once.
+
+The ROS node declares these as parameters (with descriptions and ranges), config/amodal_depth.yaml
+lists them, and the offline tools read the same YAML: one table, no second copy of defaults.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+Value = bool | int | float | str
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str                       # ROS parameter name; dots group related parameters
+    default: Value
+    description: str
+    low: float | None = None        # inclusive range for numbers
+    high: float | None = None
+    choices: tuple[str, ...] = ()   # allowed values for strings
+
+    def validate(self, value: Any) -> Value:
+        """Return ``value`` coerced to the spec's type, or raise ValueError saying what is wrong."""
+        kind = type(self.default)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is not kind:
+            raise ValueError(f"parameter '{self.name}' must be {kind.__name__}, got {value!r} ({type(value).__name__})")
+        if self.choices and value not in self.choices:
+            raise ValueError(f"parameter '{self.name}' must be one of {list(self.choices)}, got {value!r}")
+        if kind in (int, float):
+            if value != value:  # NaN
+                raise ValueError(f"parameter '{self.name}' must be a number, got NaN")
+            if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+                raise ValueError(f"parameter '{self.name}' must be in [{self.low}, {self.high}], got {value}")
+        return value
+
+
+PARAMS: tuple[ParamSpec, ...] = (
+    # Inputs and synchronisation.
+    ParamSpec("use_depth", True, "Subscribe to an aligned depth image (RGB-D camera). False: visible depth must come from a monocular model."),
+    ParamSpec("sync.slop", 0.02, "Largest stamp difference (s) between image, depth and camera_info that still counts as one frame.", 0.0, 1.0),
+    ParamSpec("sync.camera_info_use_latest", False, "Pair each image with the newest camera_info whatever its stamp (for drivers that stamp camera_info with 'now').",),
+    ParamSpec("sync.queue_size", 10, "Messages kept per input topic while waiting for their partners.", 1, 100),
+    # Outputs.
+    ParamSpec("output.queue_depth", 2, "History depth of the (reliable) publishers; small so that slow subscribers never build a backlog.", 1, 100),
+    ParamSpec("output.cloud_stride", 1, "Keep every n-th pixel in both directions in the completed point cloud.", 1, 16),
+    ParamSpec("output.publish_instances", True, "Publish the AmodalInstanceArray with per-instance masks and hidden depth."),
+    ParamSpec("diagnostics.period", 1.0, "Seconds between /diagnostics messages.", 0.1, 60.0),
+    ParamSpec("diagnostics.log_throttle", 5.0, "Seconds between repeated log lines about the same kind of bad input.", 0.0, 3600.0),
+    # Visible depth.
+    ParamSpec("visible_depth.source", "topic", "Where visible depth comes from: 'topic' = the aligned depth image.", choices=("topic",)),
+    ParamSpec("visible_depth.min_depth", 0.1, "Depth readings nearer than this (m) are treated as unknown.", 0.0, 100.0),
+    ParamSpec("visible_depth.max_depth", 10.0, "Depth readings farther than this (m) are treated as unknown.", 0.1, 1000.0),
+    # Segmentation.
+    ParamSpec("segmentation.method", "geometric", "Instance segmentation: 'geometric' = training-free, class-agnostic, from depth discontinuities, concave creases and colour edges.", choices=("geometric",)),
+    ParamSpec("segmentation.depth_jump", 0.04, "Relative depth step between neighbouring pixels that separates two surfaces (0.04 = 4 cm at 1 m).", 0.001, 1.0),
+    ParamSpec("segmentation.concavity", 0.01, "Relative second difference of inverse depth above which a concave crease (object standing on a surface, wall corner) separates segments.", 0.0005, 1.0),
+    ParamSpec("segmentation.crease_scale", 3, "Pixel offset at which creases are measured; larger is more robust to sensor noise.", 1, 15),
+    ParamSpec("segmentation.color_edge", 120.0, "Colour gradient magnitude (0-255 scale) that separates segments where depth is continuous; 0 disables colour edges.", 0.0, 1000.0),
+    ParamSpec("segmentation.min_area", 0.002, "Smallest segment as a fraction of the image area; smaller ones merge into neighbours or are dropped.", 0.0, 0.5),
+    # Occlusion order.
+    ParamSpec("occlusion.min_boundary", 8, "Boundary pixel pairs needed before one instance is said to occlude another.", 1, 100000),
+    # Amodal completion.
+    ParamSpec("amodal_mask.method", "convex_hull", "Amodal mask completion: 'convex_hull' = visible mask plus the part of its convex hull covered by instances in front.", choices=("convex_hull",)),
+    ParamSpec("amodal_depth.method", "plane_fit", "Hidden-surface depth: 'plane_fit' = weighted plane fitted to the visible surface near the occlusion, extrapolated.", choices=("plane_fit",)),
+    ParamSpec("amodal_depth.boundary_band", 25.0, "Pixels: visible points this close to the hidden part dominate the fit.", 1.0, 1000.0),
+    ParamSpec("amodal_depth.min_gap", 0.01, "A hidden surface lies at least this far (m) behind the surface that hides it.", 0.0, 10.0),
+)
+
+SPECS: dict[str, ParamSpec] = {spec.name: spec for spec in PARAMS}
+
+
+def defaults() -> dict[str, Value]:
+    return {spec.name: spec.default for spec in PARAMS}
+
+
+def validated(values: dict[str, Any]) -> dict[str, Value]:
+    """Defaults overridden by ``values``; unknown names and bad values raise ValueError."""
+    unknown = sorted(set(values) - set(SPECS))
+    if unknown:
+        raise ValueError(f"unknown parameter(s): {', '.join(unknown)} (known: {', '.join(SPECS)})")
+    merged = defaults()
+    for name, value in values.items():
+        merged[name] = SPECS[name].validate(value)
+    if merged["visible_depth.source"] == "topic" and not merged["use_depth"]:
+        raise ValueError("visible_depth.source 'topic' needs use_depth: true (there is no monocular depth model yet)")
+    return merged
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def load_params_file(path: str | Path, node_name: str = "amodal_depth_node") -> dict[str, Value]:
+    """Read a ROS 2 params file (``<node or /**>: ros__parameters: {...}``) into validated values."""
+    tree = yaml.safe_load(Path(path).read_text()) or {}
+    values: dict[str, Any] = {}
+    for key in ("/**", node_name, f"/{node_name}"):
+        section = tree.get(key, {})
+        values.update(_flatten(section.get("ros__parameters", {})))
+    return validated(values)

@@ -1,0 +1,64 @@
+"""Pinhole geometry shared by the stages: normalised rays, back-projection, inverse-depth planes."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from .types import CameraIntrinsics
+
+
+@lru_cache(maxsize=8)
+def normalized_coords(intr: CameraIntrinsics) -> tuple[np.ndarray, np.ndarray]:
+    """(x_n (W,), y_n (H,)) with x_n = (u - cx) / fx: a pixel's ray is (x_n, y_n, 1)."""
+    x = ((np.arange(intr.width, dtype=np.float64) - intr.cx) / intr.fx).astype(np.float32)
+    y = ((np.arange(intr.height, dtype=np.float64) - intr.cy) / intr.fy).astype(np.float32)
+    x.flags.writeable = False
+    y.flags.writeable = False
+    return x, y
+
+
+def backproject(depth: np.ndarray, intr: CameraIntrinsics) -> np.ndarray:
+    """(H, W, 3) float32 optical-frame points; NaN depth gives NaN points."""
+    x, y = normalized_coords(intr)
+    points = np.empty(depth.shape + (3,), np.float32)
+    np.multiply(depth, x[None, :], out=points[..., 0])
+    np.multiply(depth, y[:, None], out=points[..., 1])
+    points[..., 2] = depth
+    return points
+
+
+def backproject_pixels(rows: np.ndarray, cols: np.ndarray, depth: np.ndarray, intr: CameraIntrinsics) -> np.ndarray:
+    """(N, 3) float32 points for pixels (rows, cols) at the given depths."""
+    x, y = normalized_coords(intr)
+    points = np.empty((depth.shape[0], 3), np.float32)
+    points[:, 0] = x[cols] * depth
+    points[:, 1] = y[rows] * depth
+    points[:, 2] = depth
+    return points
+
+
+def fit_inverse_depth_plane(xn: np.ndarray, yn: np.ndarray, depth: np.ndarray, weights: np.ndarray,
+                            iterations: int = 3) -> np.ndarray | None:
+    """Weighted robust fit of 1/z = a*x_n + b*y_n + c, which is exact for any 3D plane.
+
+    Returns (a, b, c) or None when the points do not determine a plane. Iteratively reweighted so
+    that points of other faces (a box's second side, say) stop pulling the fit.
+    """
+    if depth.size < 3:
+        return None
+    inv = 1.0 / depth.astype(np.float64)
+    design = np.stack([xn.astype(np.float64), yn.astype(np.float64), np.ones_like(inv)], axis=1)
+    w = weights.astype(np.float64)
+    coef = None
+    for _ in range(iterations):
+        sw = np.sqrt(w)[:, None]
+        solution, _, rank, _ = np.linalg.lstsq(design * sw, inv * sw[:, 0], rcond=None)
+        if rank < 3:
+            return coef
+        coef = solution
+        residual = np.abs(design @ coef - inv)
+        scale = 1.4826 * np.median(residual) + 1e-9 * np.median(inv)
+        # Cauchy weights: residuals many times the typical one count for almost nothing.
+        w = weights * (1.0 / (1.0 + (residual / (3.0 * scale + 1e-12)) ** 2))
+    return coef

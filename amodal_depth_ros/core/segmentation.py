@@ -1,0 +1,109 @@
+"""Training-free, class-agnostic instance segmentation from depth and colour.
+
+Segments are the connected regions left after cutting the image along
+  * depth discontinuities (one surface in front of another),
+  * concave creases (an object standing on a table, a wall meeting the floor): inverse depth is
+    linear in the image over any plane, so its second difference is ~0 on planes and strongly
+    positive where the surface folds away from the camera,
+  * strong colour edges (two touching objects at the same depth).
+Convex folds (the edges of a box) are not cut, so a box stays one segment.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .types import RGBDFrame, Segmentation
+
+
+class GeometricSegmenter:
+    def __init__(self, depth_jump: float, concavity: float, crease_scale: int, color_edge: float, min_area: float):
+        self.depth_jump = depth_jump
+        self.concavity = concavity
+        self.crease_scale = crease_scale
+        self.color_edge = color_edge
+        self.min_area = min_area
+
+    def __call__(self, frame: RGBDFrame, depth: np.ndarray) -> Segmentation:
+        valid = np.isfinite(depth)
+        cut = ~valid | self._depth_edges(depth) | self._concave_creases(depth, valid)
+        if self.color_edge > 0:
+            cut |= self._color_edges(frame.rgb)
+        labels = self._components(~cut, depth.shape)
+        labels = self._absorb_cut_pixels(labels, depth, valid)
+        return _relabel(labels)
+
+    def _depth_edges(self, depth: np.ndarray) -> np.ndarray:
+        """Pixels on either side of a relative depth step larger than ``depth_jump``."""
+        edges = np.zeros(depth.shape, bool)
+        with np.errstate(invalid="ignore"):
+            for axis in (0, 1):
+                a = depth[:-1, :] if axis == 0 else depth[:, :-1]
+                b = depth[1:, :] if axis == 0 else depth[:, 1:]
+                step = np.abs(a - b) > self.depth_jump * np.fmin(a, b)
+                if axis == 0:
+                    edges[:-1, :] |= step
+                    edges[1:, :] |= step
+                else:
+                    edges[:, :-1] |= step
+                    edges[:, 1:] |= step
+        return edges
+
+    def _concave_creases(self, depth: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        k = self.crease_scale
+        inv = np.where(valid, 1.0 / np.where(valid, depth, 1.0), np.nan).astype(np.float32)
+        crease = np.zeros(depth.shape, bool)
+        centre = inv[k:-k, k:-k]
+        with np.errstate(invalid="ignore"):
+            # Second differences along rows, columns and both diagonals catch creases at any angle.
+            for dy, dx in ((0, k), (k, 0), (k, k), (k, -k)):
+                before = inv[k - dy:inv.shape[0] - k - dy, k - dx:inv.shape[1] - k - dx]
+                after = inv[k + dy:inv.shape[0] - k + dy, k + dx:inv.shape[1] - k + dx]
+                curvature = (before + after - 2.0 * centre) / centre
+                crease[k:-k, k:-k] |= curvature > self.concavity
+        return crease
+
+    def _color_edges(self, rgb: np.ndarray) -> np.ndarray:
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        # Scharr over a 3x3 window, scaled so that a clean step of d grey levels gives about d.
+        gx = cv2.Scharr(gray, cv2.CV_32F, 1, 0) / 16.0
+        gy = cv2.Scharr(gray, cv2.CV_32F, 0, 1) / 16.0
+        return np.hypot(gx, gy) > self.color_edge
+
+    def _components(self, keep: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(keep.view(np.uint8), connectivity=4, ltype=cv2.CV_32S)
+        min_pixels = max(1, int(self.min_area * shape[0] * shape[1]))
+        small = stats[:, cv2.CC_STAT_AREA] < min_pixels
+        small[0] = True  # component 0 is the cut itself
+        return np.where(small[labels], 0, labels).astype(np.int32)
+
+    def _absorb_cut_pixels(self, labels: np.ndarray, depth: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Give unlabelled pixels (cuts, small fragments) the label of the nearest segment if depths agree."""
+        unlabeled = labels == 0
+        if not unlabeled.any() or unlabeled.all():
+            return labels
+        _, nearest = cv2.distanceTransformWithLabels(unlabeled.view(np.uint8), cv2.DIST_L2, 3,
+                                                     labelType=cv2.DIST_LABEL_PIXEL)
+        # DIST_LABEL_PIXEL numbers the zero (labelled) pixels in row-major order, starting at 1.
+        seeds = np.flatnonzero(~unlabeled.ravel())
+        source = seeds[nearest.ravel() - 1].reshape(labels.shape)
+        source_depth = depth.ravel()[source]
+        with np.errstate(invalid="ignore"):
+            agrees = np.abs(depth - source_depth) <= self.depth_jump * np.fmin(depth, source_depth)
+        take = unlabeled & valid & agrees
+        out = labels.copy()
+        out[take] = labels.ravel()[source[take]]
+        return out
+
+
+def _relabel(labels: np.ndarray) -> Segmentation:
+    """Consecutive ids 1..N so that ids stay small (they travel as uint16 in the cloud)."""
+    ids, inverse = np.unique(labels, return_inverse=True)
+    if ids.size and ids[0] == 0:
+        dense = inverse.reshape(labels.shape).astype(np.int32)
+        count = ids.size - 1
+    else:
+        dense = inverse.reshape(labels.shape).astype(np.int32) + 1
+        count = ids.size
+    new_ids = np.arange(1, count + 1, dtype=np.int32)
+    return Segmentation(labels=dense, ids=new_ids, scores=np.ones(count, np.float32))

@@ -1,0 +1,139 @@
+"""A camera-side peer of the node: publishes RGB-D frames and collects what the node publishes.
+
+Used by the demo and the integration tests (and by live rosbag replay): the same code a robot's
+camera driver and a downstream consumer would run, over real DDS.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_msgs.msg import Header
+
+from ..core.types import CameraIntrinsics
+from . import conversions as conv
+
+try:
+    from amodal_depth_ros.msg import AmodalInstanceArray
+except ImportError:
+    AmodalInstanceArray = None
+
+OUTPUT_TOPICS = {
+    "visible_depth": ("visible_depth/image", Image),
+    "visible_info": ("visible_depth/camera_info", CameraInfo),
+    "amodal_depth": ("amodal_depth/image", Image),
+    "amodal_info": ("amodal_depth/camera_info", CameraInfo),
+    "cloud": ("amodal_points", PointCloud2),
+}
+if AmodalInstanceArray is not None:
+    OUTPUT_TOPICS["instances"] = ("amodal_instances", AmodalInstanceArray)
+
+
+@dataclass
+class Outputs:
+    """Everything the node published for one input stamp."""
+
+    messages: dict[str, object] = field(default_factory=dict)
+    received_at: float = 0.0
+
+    def complete(self) -> bool:
+        return all(key in self.messages for key in OUTPUT_TOPICS)
+
+
+class CameraStreamClient(Node):
+    def __init__(self, namespace: str = "/camera", node_namespace: str = "/amodal",
+                 reliability: ReliabilityPolicy = ReliabilityPolicy.RELIABLE,
+                 output_reliability: ReliabilityPolicy = ReliabilityPolicy.RELIABLE, name: str = "camera_stream_client"):
+        super().__init__(name)
+        qos = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=reliability)
+        self.pub_image = self.create_publisher(Image, f"{namespace}/image", qos)
+        self.pub_info = self.create_publisher(CameraInfo, f"{namespace}/camera_info", qos)
+        self.pub_depth = self.create_publisher(Image, f"{namespace}/depth", qos)
+        self._lock = threading.Lock()
+        self.outputs: dict[int, Outputs] = {}
+        self.diagnostics: list[DiagnosticArray] = []
+        out_qos = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=output_reliability)
+        self.output_subs = [self.create_subscription(cls, f"{node_namespace}/{topic}", self._collector(key), out_qos)
+                            for key, (topic, cls) in OUTPUT_TOPICS.items()]
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        self._executor = SingleThreadedExecutor()
+        self._executor.add_node(self)
+        self._closing = False
+        self._spinner = threading.Thread(target=self._spin, daemon=True)
+        self._spinner.start()
+
+    def _spin(self) -> None:
+        while not self._closing and self.context.ok():
+            try:
+                self._executor.spin_once(timeout_sec=0.05)
+            except Exception as error:
+                if not self._closing:
+                    self.get_logger().error(f"client executor stopped: {type(error).__name__}: {error}")
+                return
+
+    def _collector(self, key: str):
+        def store(msg) -> None:
+            stamp = conv.stamp_to_ns(msg.header.stamp)
+            with self._lock:
+                entry = self.outputs.setdefault(stamp, Outputs())
+                entry.messages[key] = msg
+                entry.received_at = time.monotonic()
+        return store
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        with self._lock:
+            self.diagnostics.append(msg)
+
+    # --- connection ----------------------------------------------------------------------------
+    def wait_connected(self, timeout: float = 20.0, depth: bool = True) -> bool:
+        """True once the node subscribes to our inputs and publishes to our output subscriptions."""
+        publishers = [self.pub_image, self.pub_info] + ([self.pub_depth] if depth else [])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(p.get_subscription_count() > 0 for p in publishers) and \
+                    all(s.get_publisher_count() > 0 for s in self.output_subs):
+                return True
+            time.sleep(0.05)
+        return False
+
+    # --- input side ----------------------------------------------------------------------------
+    def publish_frame(self, rgb: np.ndarray, depth: np.ndarray | None, intrinsics: CameraIntrinsics, stamp_ns: int,
+                      frame_id: str = "camera_color_optical_frame", image_encoding: str = "rgb8",
+                      depth_encoding: str = "32FC1") -> None:
+        header = Header(stamp=conv.ns_to_stamp(stamp_ns), frame_id=frame_id)
+        self.pub_info.publish(conv.intrinsics_to_camera_info(intrinsics, header))
+        if depth is not None:
+            self.pub_depth.publish(conv.depth_to_image(depth, header, depth_encoding))
+        self.pub_image.publish(conv.rgb_to_image(rgb, header, image_encoding))
+
+    # --- output side ---------------------------------------------------------------------------
+    def wait_outputs(self, stamp_ns: int, timeout: float = 20.0) -> Outputs | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                entry = self.outputs.get(stamp_ns)
+                if entry is not None and entry.complete():
+                    return entry
+            time.sleep(0.01)
+        return None
+
+    def latest_diagnostic_values(self) -> dict[str, str]:
+        with self._lock:
+            if not self.diagnostics:
+                return {}
+            status = self.diagnostics[-1].status[0]
+        return {kv.key: kv.value for kv in status.values}
+
+    def close(self) -> None:
+        self._closing = True
+        self._spinner.join(timeout=5.0)
+        self._executor.remove_node(self)
+        self.destroy_node()

@@ -1,0 +1,176 @@
+"""amodal_depth_node: the ROS 2 adapter around the ROS-free pipeline.
+
+Callbacks only queue messages; one worker thread processes the newest synchronised frame, so a
+slow model never builds a backlog (superseded frames are counted, not queued). Subscriptions are
+best-effort (they accept reliable and best-effort publishers); publishers are reliable with a
+shallow queue (they serve reliable and best-effort subscribers).
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+from ..core.pipeline import AmodalDepthPipeline
+from ..core.types import InputError, RGBDFrame
+from . import conversions as conv
+from .diagnostics import NodeStats
+from .params import declare_pipeline_parameters, validate_update
+from .sync import Matched, StampSynchronizer
+
+try:
+    from amodal_depth_ros.msg import AmodalInstanceArray
+except ImportError:  # interfaces not built: run without the instance topic rather than not at all
+    AmodalInstanceArray = None
+
+
+class AmodalDepthNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("amodal_depth_node", **kwargs)
+        self.params = declare_pipeline_parameters(self)
+        self.pipeline = AmodalDepthPipeline(self.params)
+        self.add_on_set_parameters_callback(validate_update)
+        self.add_post_set_parameters_callback(self._parameters_changed)
+        p = self.params
+        self.stats = NodeStats()
+        self.sync = StampSynchronizer(p["sync.slop"], p["sync.queue_size"], p["use_depth"], p["sync.camera_info_use_latest"])
+        self._last_log: dict[str, float] = {}
+
+        sensor_in = QoSProfile(depth=p["sync.queue_size"], history=HistoryPolicy.KEEP_LAST,
+                               reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE)
+        self.create_subscription(Image, "image", lambda m: self._on_message("image", m), sensor_in)
+        self.create_subscription(CameraInfo, "camera_info", lambda m: self._on_message("camera_info", m), sensor_in)
+        if p["use_depth"]:
+            self.create_subscription(Image, "depth", lambda m: self._on_message("depth", m), sensor_in)
+
+        out = QoSProfile(depth=p["output.queue_depth"], history=HistoryPolicy.KEEP_LAST,
+                         reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+        self.pub_visible = self.create_publisher(Image, "visible_depth/image", out)
+        self.pub_visible_info = self.create_publisher(CameraInfo, "visible_depth/camera_info", out)
+        self.pub_amodal = self.create_publisher(Image, "amodal_depth/image", out)
+        self.pub_amodal_info = self.create_publisher(CameraInfo, "amodal_depth/camera_info", out)
+        self.pub_cloud = self.create_publisher(PointCloud2, "amodal_points", out)
+        self.pub_instances = None
+        if p["output.publish_instances"] and AmodalInstanceArray is not None:
+            self.pub_instances = self.create_publisher(AmodalInstanceArray, "amodal_instances", out)
+        elif AmodalInstanceArray is None:
+            self.get_logger().warn("amodal_depth_ros.msg is not built: the amodal_instances topic is disabled")
+        self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(p["diagnostics.period"], self._publish_diagnostics)
+
+        self._lock = threading.Condition()
+        self._pending: Matched | None = None
+        self._running = True
+        self._worker = threading.Thread(target=self._work, name="amodal_depth_worker", daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f"ready: image={self.resolve_topic_name('image')} camera_info={self.resolve_topic_name('camera_info')}"
+            + (f" depth={self.resolve_topic_name('depth')}" if p["use_depth"] else " (no depth topic)"))
+
+    # --- input side: cheap, never blocks on the pipeline ---------------------------------------
+    def _on_message(self, topic: str, msg) -> None:
+        if topic == "image":
+            self.stats.count_input()
+        matched = self.sync.add(topic, conv.stamp_to_ns(msg.header.stamp), msg)
+        self.stats.unmatched = self.sync.unmatched_images
+        if matched is None:
+            return
+        with self._lock:
+            if self._pending is not None:
+                self.stats.superseded += 1
+            self._pending = matched
+            self._lock.notify()
+
+    # --- worker --------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while self._pending is None and self._running:
+                    self._lock.wait()
+                if not self._running:
+                    return
+                matched, self._pending = self._pending, None
+            try:
+                self._process(matched)
+            except InputError as error:
+                self._reject(error.reason, str(error))
+            except Exception as error:  # a bug must not kill the node: report it and keep serving
+                self._reject("internal_error", f"{type(error).__name__}: {error}")
+
+    def _process(self, matched: Matched) -> None:
+        intrinsics = conv.camera_info_to_intrinsics(matched.camera_info)
+        rgb = conv.image_to_rgb(matched.image)
+        depth = conv.image_to_depth(matched.depth) if matched.depth is not None else None
+        frame = RGBDFrame(rgb=rgb, intrinsics=intrinsics, depth=depth, stamp_ns=matched.stamp_ns,
+                          frame_id=matched.image.header.frame_id)
+        result = self.pipeline(frame)
+        start = time.perf_counter()
+        header = matched.image.header  # stamp and frame_id come from the input, never "now"
+        info = matched.camera_info
+        info.header = header
+        self.pub_visible.publish(conv.depth_to_image(result.visible_depth, header))
+        self.pub_visible_info.publish(info)
+        self.pub_amodal.publish(conv.depth_to_image(result.amodal_depth, header))
+        self.pub_amodal_info.publish(info)
+        self.pub_cloud.publish(conv.cloud_to_msg(result.cloud, header))
+        if self.pub_instances is not None:
+            self.pub_instances.publish(conv.instances_to_msg(result.instances, header, intrinsics.width, intrinsics.height))
+        timings = dict(result.timings_ms, publish=(time.perf_counter() - start) * 1e3)
+        self.stats.count_output(timings)
+
+    def _reject(self, reason: str, message: str) -> None:
+        self.stats.count_rejected(reason, message)
+        now = time.monotonic()
+        if now - self._last_log.get(reason, -1e9) >= self.params["diagnostics.log_throttle"]:
+            self._last_log[reason] = now
+            self.get_logger().warn(f"frame dropped ({reason}): {message} [{self.stats.rejected[reason]} so far]")
+
+    # --- parameters and diagnostics ------------------------------------------------------------
+    def _parameters_changed(self, parameters) -> None:
+        updated = dict(self.params, **{p.name: p.value for p in parameters if p.name in self.params})
+        pipeline = AmodalDepthPipeline(updated)
+        self.params, self.pipeline = updated, pipeline
+        self.sync.slop_ns = int(updated["sync.slop"] * 1e9)
+        self.sync.camera_info_use_latest = updated["sync.camera_info_use_latest"]
+
+    def _publish_diagnostics(self) -> None:
+        array = DiagnosticArray()
+        array.header.stamp = self.get_clock().now().to_msg()
+        array.status = [self.stats.status(self.get_fully_qualified_name())]
+        self.pub_diagnostics.publish(array)
+
+    def destroy_node(self) -> None:
+        with self._lock:
+            self._running = False
+            self._lock.notify()
+        self._worker.join(timeout=5.0)
+        super().destroy_node()
+
+
+def main(argv: list[str] | None = None) -> int:
+    rclpy.init(args=argv if argv is not None else sys.argv)
+    try:
+        node = AmodalDepthNode()
+    except ValueError as error:
+        rclpy.logging.get_logger("amodal_depth_node").fatal(f"cannot start: {error}")
+        rclpy.try_shutdown()
+        return 2
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
