@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Each pytest session talks on its own DDS domain so parallel runs on one machine never cross.
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(1, 100)))
-# Shared-memory transport only: discovery on one machine is fast and reliable (see ROS notes).
-os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "SHM")
+# Large images and clouds need a bigger shared-memory segment than Fast DDS's default (see the file).
+os.environ.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(ROOT / "config" / "fastdds_large_data.xml"))
 
 
 class NodeProcess:

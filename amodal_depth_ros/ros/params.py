@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType, SetParametersResult
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -14,11 +14,17 @@ from ..core import config
 READ_ONLY = frozenset({"use_depth", "sync.queue_size", "output.queue_depth", "diagnostics.period"})
 
 
+_TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
+          float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
+
+
 def _descriptor(spec: config.ParamSpec) -> ParameterDescriptor:
     description = spec.description
     if spec.choices:
         description += f" One of: {', '.join(spec.choices)}."
-    descriptor = ParameterDescriptor(description=description, read_only=spec.name in READ_ONLY)
+    # An explicit type makes rclpy refuse e.g. `use_depth:=1` instead of silently retyping the parameter.
+    descriptor = ParameterDescriptor(description=description, read_only=spec.name in READ_ONLY,
+                                     type=_TYPES[type(spec.default)])
     if isinstance(spec.default, float):
         descriptor.floating_point_range = [FloatingPointRange(from_value=spec.low, to_value=spec.high, step=0.0)]
     elif isinstance(spec.default, int) and not isinstance(spec.default, bool):
@@ -33,9 +39,7 @@ def declare_pipeline_parameters(node: Node) -> dict[str, Any]:
         try:
             values[spec.name] = node.declare_parameter(spec.name, spec.default, _descriptor(spec)).value
         except (InvalidParameterValueException, InvalidParameterTypeException) as error:
-            given = node.get_parameter_overrides().get(spec.name)  # what the user passed, for the message
-            detail = f"got {given.value!r}" if given is not None else str(error)
-            raise ValueError(f"invalid value for parameter '{spec.name}': {detail}; expected {_expectation(spec)}") from None
+            raise ValueError(f"invalid value for parameter '{spec.name}' ({error}); expected {_expectation(spec)}") from None
     return config.validated(values)
 
 

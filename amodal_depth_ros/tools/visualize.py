@@ -1,0 +1,120 @@
+"""Images and files for looking at the node's outputs: shared by the demo and later tools (replay, eval).
+
+Every image helper takes and returns RGB order (the package convention); ``write_png`` converts to
+the BGR order cv2 writes. Everything is vectorised numpy/cv2.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import cv2
+import numpy as np
+
+from ..core.types import LayeredCloud
+
+COLORMAP = cv2.COLORMAP_TURBO
+
+
+def colormap_rgb(colormap: int = COLORMAP) -> np.ndarray:
+    """(256, 3) uint8 RGB lookup table of a cv2 colormap."""
+    ramp = np.arange(256, dtype=np.uint8).reshape(1, 256)
+    return cv2.cvtColor(cv2.applyColorMap(ramp, colormap), cv2.COLOR_BGR2RGB).reshape(256, 3)
+
+
+def colorize_depth(depth: np.ndarray, vmin: float, vmax: float, colormap: int = COLORMAP) -> np.ndarray:
+    """(H, W, 3) uint8 **RGB**: depth mapped linearly from [vmin, vmax] (clipped) to the colormap;
+    NaN / inf / non-positive depth is black."""
+    depth = np.asarray(depth, dtype=np.float32)
+    valid = np.isfinite(depth) & (depth > 0)
+    scale = 255.0 / max(vmax - vmin, 1e-6)
+    index = np.clip(np.rint((np.where(valid, depth, vmin) - vmin) * scale), 0, 255).astype(np.uint8)
+    out = colormap_rgb(colormap)[index]
+    out[~valid] = 0
+    return out
+
+
+def depth_range(*depths: np.ndarray, percentiles: tuple[float, float] = (1.0, 99.0)) -> tuple[float, float]:
+    """One (vmin, vmax) for several depth images so their colours compare; percentiles ignore outliers
+    such as a floor running off to the horizon."""
+    values = np.concatenate([d[np.isfinite(d) & (d > 0)].ravel() for d in depths])
+    if values.size == 0:
+        return 0.0, 1.0
+    lo, hi = np.percentile(values, percentiles)
+    return float(lo), float(max(hi, lo + 1e-3))
+
+
+def add_colorbar(image: np.ndarray, vmin: float, vmax: float, colormap: int = COLORMAP) -> np.ndarray:
+    """Copy of an RGB image with a colour bar and its range in metres drawn in the bottom-right corner
+    (inside the image, so its size stays that of the camera)."""
+    out = image.copy()
+    h, w = out.shape[:2]
+    bar_w, bar_h, pad = max(w // 3, 60), max(h // 40, 6), max(w // 100, 4)
+    text_scale = max(w / 1600.0, 0.3)
+    (text_w, text_h), baseline = cv2.getTextSize("00.00 m", cv2.FONT_HERSHEY_SIMPLEX, text_scale, 1)
+    x0, x1 = w - pad - bar_w, w - pad
+    y1 = h - pad
+    y0 = y1 - bar_h - text_h - baseline - pad
+    if x0 < 0 or y0 < 0:
+        return out  # image too small for a legend
+    out[y0 - pad:h, x0 - pad:w] //= 3  # dark backdrop keeps the labels readable on any scene
+    out[y1 - bar_h:y1, x0:x1] = colormap_rgb(colormap)[np.linspace(0, 255, bar_w).astype(np.uint8)][None]
+    for label, x in ((f"{vmin:.2f} m", x0), (f"{vmax:.2f} m", x1 - text_w)):
+        cv2.putText(out, label, (x, y1 - bar_h - baseline), cv2.FONT_HERSHEY_SIMPLEX, text_scale,
+                    (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def hidden_mask(visible: np.ndarray, amodal: np.ndarray, tolerance_m: float = 1e-4) -> np.ndarray:
+    """(H, W) bool: pixels where the amodal depth reports a hidden surface behind the visible one."""
+    return np.isfinite(visible) & np.isfinite(amodal) & (np.abs(amodal - visible) > tolerance_m)
+
+
+def hidden_overlay(rgb: np.ndarray, visible: np.ndarray, amodal: np.ndarray, vmin: float | None = None,
+                   vmax: float | None = None, alpha: float = 0.75) -> np.ndarray:
+    """(H, W, 3) uint8 **RGB**: the image darkened, and where a surface is hidden (amodal depth differs
+    from visible depth) tinted with the colormap colour of the hidden surface's depth, so the overlay
+    shows both where something is hidden and how far back it is. Default range: that of the hidden depths."""
+    mask = hidden_mask(visible, amodal)
+    if vmin is None or vmax is None:
+        vmin, vmax = depth_range(amodal[mask])
+    out = (np.asarray(rgb, dtype=np.float32) * 0.35).astype(np.uint8)
+    tint = colorize_depth(amodal[mask], vmin, vmax).astype(np.float32)
+    out[mask] = (alpha * tint + (1.0 - alpha) * rgb[mask].astype(np.float32)).astype(np.uint8)
+    return out
+
+
+def write_png(path: str | Path, rgb: np.ndarray) -> None:
+    if not cv2.imwrite(str(path), cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)):
+        raise OSError(f"could not write {path}")
+
+
+PLY_DTYPE = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1"),
+                      ("layer", "u1"), ("instance", "<u2")])
+_PLY_TYPES = {"<f4": "float", "u1": "uchar", "|u1": "uchar", "<u2": "ushort"}
+
+
+def write_ply(path: str | Path, cloud: LayeredCloud | Mapping[str, np.ndarray]) -> int:
+    """Binary little-endian PLY with x y z (float), red green blue layer (uchar), instance (ushort).
+
+    ``cloud`` is a ``LayeredCloud`` or the dict of ``conversions.cloud_from_msg`` (x, y, z, (N, 3)
+    rgb, layer, instance). Returns the number of points written.
+    """
+    if isinstance(cloud, LayeredCloud):
+        xyz, rgb, layer, instance = cloud.points, cloud.colors, cloud.layer, cloud.instance
+    else:
+        xyz = np.stack([cloud["x"], cloud["y"], cloud["z"]], axis=1)
+        rgb, layer, instance = cloud["rgb"], cloud["layer"], cloud["instance"]
+    n = len(xyz)
+    data = np.empty(n, PLY_DTYPE)
+    for axis, name in enumerate("xyz"):
+        data[name] = xyz[:, axis]
+    for channel, name in enumerate(("red", "green", "blue")):
+        data[name] = rgb[:, channel]
+    data["layer"], data["instance"] = layer, instance
+    properties = "".join(f"property {_PLY_TYPES[PLY_DTYPE[name].str]} {name}\n" for name in PLY_DTYPE.names)
+    header = f"ply\nformat binary_little_endian 1.0\nelement vertex {n}\n{properties}end_header\n"
+    with open(path, "wb") as f:
+        f.write(header.encode("ascii"))
+        data.tofile(f)
+    return n

@@ -1,0 +1,194 @@
+"""The node as a real process over real DDS: output content, bad input, QoS, parameters, backlog."""
+from __future__ import annotations
+
+import itertools
+import time
+
+import numpy as np
+import pytest
+
+from conftest import wait_for
+
+rclpy = pytest.importorskip("rclpy")
+from rclpy.qos import ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+
+from amodal_depth_ros.core.types import CameraIntrinsics  # noqa: E402
+from amodal_depth_ros.ros import conversions as conv  # noqa: E402
+from amodal_depth_ros.ros.client import CameraStreamClient  # noqa: E402
+from amodal_depth_ros.synthetic.scene import box_in_front_of_wall, render  # noqa: E402
+
+REMAPS = ["-r", "__ns:=/amodal", "-r", "image:=/camera/image", "-r", "camera_info:=/camera/camera_info",
+          "-r", "depth:=/camera/depth"]
+STAMPS = itertools.count(1_000_000_000_000, 10_000_000)
+W, H = 320, 240
+
+
+@pytest.fixture(scope="module")
+def scene():
+    objects, intr = box_in_front_of_wall(W, H)
+    return render(objects, intr)
+
+
+@pytest.fixture(scope="module")
+def node_and_client(rclpy_context, tmp_path_factory):
+    from conftest import ROOT, NodeProcess
+    node = NodeProcess(["--params-file", str(ROOT / "config" / "amodal_depth.yaml"), "-p", "diagnostics.period:=0.2",
+                        "-p", "diagnostics.log_throttle:=0.0", *REMAPS], tmp_path_factory.mktemp("node") / "node.log")
+    client = CameraStreamClient()
+    assert client.wait_connected(30.0), f"node did not connect; log:\n{node.log()}"
+    yield node, client
+    client.close()
+    node.stop()
+
+
+def send_until_output(client, rgb, depth, intr, tries=10, wait=2.0, **encodings):
+    """Best-effort inputs may lose the first frames after matching: resend with fresh stamps."""
+    for _ in range(tries):
+        stamp = next(STAMPS)
+        client.publish_frame(rgb, depth, intr, stamp, **encodings)
+        outputs = client.wait_outputs(stamp, wait)
+        if outputs is not None:
+            return stamp, outputs
+    raise AssertionError("no output from the node")
+
+
+def test_box_in_front_of_wall(node_and_client, scene):
+    node, client = node_and_client
+    stamp, out = send_until_output(client, scene.rgb, scene.depth, scene.intrinsics, frame_id="cam_optical")
+    m = out.messages
+    for key in ("visible_depth", "amodal_depth", "visible_info", "amodal_info", "cloud", "instances"):
+        assert conv.stamp_to_ns(m[key].header.stamp) == stamp and m[key].header.frame_id == "cam_optical"
+    assert m["visible_info"].k.tolist() == pytest.approx(scene.intrinsics.matrix().ravel().tolist())
+    visible = conv.image_to_depth(m["visible_depth"])
+    amodal = conv.image_to_depth(m["amodal_depth"])
+    assert m["visible_depth"].encoding == "32FC1"
+    assert np.allclose(visible, scene.depth, atol=1e-5)
+    box_id, wall_id = scene.id_of("box"), scene.id_of("wall")
+    behind_box = scene.visible_mask(box_id)
+    assert np.allclose(amodal[behind_box], 3.0, atol=0.02)                 # the hidden wall
+    assert np.allclose(amodal[~behind_box], scene.depth[~behind_box], atol=1e-5)
+
+    cloud = conv.cloud_from_msg(m["cloud"])
+    points = np.stack([cloud["x"], cloud["y"], cloud["z"]], axis=1)
+    assert np.isfinite(points).all() and m["cloud"].is_dense
+    hidden = points[cloud["layer"] == 1]
+    assert abs(len(hidden) - behind_box.sum()) <= 0.02 * behind_box.sum()
+    assert np.allclose(hidden[:, 2], 3.0, atol=0.02)
+    # The box's front face spans |x|, |y| <= 0.3 m at 1.5 m, so the wall behind it spans 0.6 m at 3 m.
+    pixel = 3.0 / scene.intrinsics.fx
+    assert np.abs(hidden[:, :2]).max() <= 0.6 + 2 * pixel
+    assert (cloud["layer"] == 0).sum() == np.isfinite(scene.depth).sum()
+
+    instances = {i.id: i for i in m["instances"].instances}
+    assert len(instances) == 2
+    box = next(i for i in instances.values() if i.visible_ratio == pytest.approx(1.0))
+    wall = next(i for i in instances.values() if i.id != box.id)
+    assert list(wall.occluded_by) == [box.id] and list(box.occluded_by) == []
+    assert wall.visible_ratio == pytest.approx(1 - behind_box.sum() / (W * H), abs=0.01)
+    crop = conv.image_to_depth(wall.amodal_depth)
+    mask = conv.image_to_mask(wall.amodal_mask)
+    assert crop.shape == mask.shape == (wall.bbox.height, wall.bbox.width)
+    assert np.allclose(crop[mask], 3.0, atol=0.02) and np.isnan(crop[~mask]).all()
+    assert wall_id != box_id
+
+
+def test_bgr8_and_16uc1_inputs(node_and_client, scene):
+    _, client = node_and_client
+    # publish_frame encodes the RGB array as bgr8 on the wire; the node must decode it back to RGB.
+    _, out = send_until_output(client, scene.rgb, scene.depth, scene.intrinsics,
+                               image_encoding="bgr8", depth_encoding="16UC1")
+    visible = conv.image_to_depth(out.messages["visible_depth"])
+    assert np.allclose(visible, scene.depth, atol=0.0006)                  # millimetre quantisation
+    cloud = conv.cloud_from_msg(out.messages["cloud"])
+    colors = cloud["rgb"][cloud["layer"] == 0]                             # row-major, every pixel has depth
+    assert np.array_equal(colors.reshape(H, W, 3), scene.rgb)              # back in RGB order
+
+
+def bad_image(scene, **changes) -> Image:
+    msg = conv.rgb_to_image(scene.rgb, Header(stamp=conv.ns_to_stamp(0), frame_id="cam"))
+    for key, value in changes.items():
+        setattr(msg, key, value)
+    return msg
+
+
+def test_bad_input_is_dropped_counted_and_logged(node_and_client, scene):
+    node, client = node_and_client
+    intr = scene.intrinsics
+    cases = {
+        "unsupported_encoding": dict(image=dict(encoding="yuv422")),
+        "truncated_data": dict(image=dict(data=bytes(100))),
+        "empty_image": dict(image=dict(width=0, height=0, step=0, data=b"")),
+        "bad_step": dict(image=dict(step=10)),
+        "size_mismatch": dict(intr=CameraIntrinsics(200.0, 200.0, 79.5, 59.5, 160, 120)),
+        "invalid_intrinsics": dict(k=[np.nan, 0, W / 2, 0, 200.0, H / 2, 0, 0, 1]),
+    }
+    for reason, case in cases.items():
+        stamp = next(STAMPS)
+        header = Header(stamp=conv.ns_to_stamp(stamp), frame_id="cam")
+        info = conv.intrinsics_to_camera_info(case.get("intr", intr), header)
+        if "k" in case:
+            info.k = [float(v) for v in case["k"]]
+        image = bad_image(scene, **case.get("image", {}))
+        image.header = header
+        # Several copies: inputs are best-effort, one of them must get through.
+        for _ in range(3):
+            client.pub_info.publish(info)
+            client.pub_depth.publish(conv.depth_to_image(scene.depth, header))
+            client.pub_image.publish(image)
+        assert wait_for(lambda: int(client.latest_diagnostic_values().get(f"rejected_{reason}", 0)) > 0, 10.0), \
+            f"{reason} not counted; diagnostics {client.latest_diagnostic_values()}\n{node.log()}"
+        assert reason in node.log()
+    assert node.alive()
+    # The node still produces correct output afterwards.
+    _, out = send_until_output(client, scene.rgb, scene.depth, scene.intrinsics)
+    assert np.allclose(conv.image_to_depth(out.messages["visible_depth"]), scene.depth, atol=1e-5)
+
+
+def test_latest_frame_wins_no_backlog(node_and_client, scene):
+    _, client = node_and_client
+    send_until_output(client, scene.rgb, scene.depth, scene.intrinsics)   # connection is warm
+    assert wait_for(lambda: int(client.latest_diagnostic_values().get("frames_out", 0)) > 0, 5.0)
+    before = client.latest_diagnostic_values()
+    stamps = [next(STAMPS) for _ in range(40)]
+    for stamp in stamps:                                                    # 100 Hz: faster than the pipeline
+        client.publish_frame(scene.rgb, scene.depth, scene.intrinsics, stamp)
+        time.sleep(0.01)
+    assert client.wait_outputs(stamps[-1], 20.0) is not None, "the newest frame must be processed"
+    frames_out = int(before["frames_out"])
+    assert wait_for(lambda: int(client.latest_diagnostic_values()["frames_out"]) > frames_out, 5.0)
+    after = client.latest_diagnostic_values()
+    received = int(after["frames_in"]) - int(before["frames_in"])          # best effort may lose some of a burst
+    processed = int(after["frames_out"]) - frames_out
+    assert received >= 5 and processed < received                          # skipped, not queued
+    assert int(after["dropped_superseded"]) > int(before["dropped_superseded"])
+
+
+def test_best_effort_peers_connect(node_and_client, scene):
+    client = CameraStreamClient(reliability=ReliabilityPolicy.BEST_EFFORT,
+                                output_reliability=ReliabilityPolicy.BEST_EFFORT, name="best_effort_client")
+    try:
+        assert client.wait_connected(30.0)
+        # Best effort may drop the 1 MB images of a few frames: retry with new stamps.
+        _, out = send_until_output(client, scene.rgb, scene.depth, scene.intrinsics, tries=20)
+        assert np.allclose(conv.image_to_depth(out.messages["amodal_depth"])[H // 2, W // 2], 3.0, atol=0.02)
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("segmentation.depth_jump:=5.0", "segmentation.depth_jump"),
+    ("amodal_depth.method:=magic", "one of"),
+    ("output.cloud_stride:=0", "output.cloud_stride"),
+])
+def test_invalid_parameters_refused_at_startup(rclpy_context, start_node, override, expected):
+    node = start_node("-p", override, *REMAPS)
+    assert node.wait_exit(30) == 2
+    assert expected in node.log() and "cannot start" in node.log()
+
+
+def test_missing_params_file_is_an_error(rclpy_context, start_node, tmp_path):
+    node = start_node(*REMAPS, params_file=tmp_path / "nope.yaml")
+    assert node.wait_exit(30) != 0
+    assert "nope.yaml" in node.log()

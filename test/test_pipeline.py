@@ -1,0 +1,154 @@
+"""Each ROS-free pipeline stage against scenes with known geometry."""
+import numpy as np
+import pytest
+
+from amodal_depth_ros.core import config
+from amodal_depth_ros.core.amodal_mask import convex_hull_mask
+from amodal_depth_ros.core.geometry import backproject, fit_inverse_depth_plane, normalized_coords
+from amodal_depth_ros.core.layers import amodal_depth_image, stack_hidden_surfaces
+from amodal_depth_ros.core.pipeline import AmodalDepthPipeline
+from amodal_depth_ros.core.types import AmodalInstance, CameraIntrinsics, InputError, RGBDFrame
+from amodal_depth_ros.synthetic.scene import box_in_front_of_wall, random_scene, render
+
+
+def test_backprojection_matches_analytic_plane():
+    intr = CameraIntrinsics(300.0, 310.0, 79.0, 59.0, 160, 120)
+    depth = np.full((120, 160), 2.0, np.float32)
+    points = backproject(depth, intr)
+    assert np.allclose(points[59, 79], [0.0, 0.0, 2.0], atol=1e-6)
+    assert np.allclose(points[0, 0], [-79.0 / 300.0 * 2.0, -59.0 / 310.0 * 2.0, 2.0], atol=1e-6)
+    assert np.isnan(backproject(np.full((120, 160), np.nan, np.float32), intr)).all()
+
+
+def test_inverse_depth_plane_fit_is_exact_for_a_tilted_plane():
+    intr = CameraIntrinsics(200.0, 200.0, 49.5, 39.5, 100, 80)
+    x, y = normalized_coords(intr)
+    xx, yy = np.meshgrid(x, y)
+    normal, offset = np.array([0.2, -0.5, 1.0]), 2.5            # plane n.X = d
+    depth = offset / (normal[0] * xx + normal[1] * yy + normal[2])
+    coef = fit_inverse_depth_plane(xx.ravel(), yy.ravel(), depth.ravel(), np.ones(depth.size))
+    assert np.allclose(coef, normal / offset, atol=1e-9)
+
+
+@pytest.mark.parametrize("bad", [dict(fx=np.nan), dict(fx=0.0), dict(fy=-1.0), dict(width=0)])
+def test_invalid_intrinsics_are_refused(bad):
+    values = dict(fx=100.0, fy=100.0, cx=10.0, cy=10.0, width=20, height=20) | bad
+    with pytest.raises(InputError) as error:
+        CameraIntrinsics(**values)
+    assert error.value.reason == "invalid_intrinsics"
+
+
+def test_frame_size_mismatch_is_refused():
+    intr = CameraIntrinsics(100.0, 100.0, 10.0, 10.0, 20, 20)
+    with pytest.raises(InputError) as error:
+        RGBDFrame(np.zeros((10, 20, 3), np.uint8), intr)
+    assert error.value.reason == "size_mismatch"
+
+
+def test_convex_hull_fills_a_notch():
+    mask = np.zeros((50, 50), bool)
+    mask[10:40, 10:40] = True
+    mask[20:30, 25:40] = False                                 # notch cut by an occluder
+    hull = convex_hull_mask(mask)
+    assert hull[20:30, 25:38].all() and not hull[:9].any()
+
+
+def box_scene_result(**params):
+    objects, intr = box_in_front_of_wall(320, 240)
+    frame = render(objects, intr)
+    return frame, AmodalDepthPipeline(params)(frame.to_rgbd_frame())
+
+
+def test_box_in_front_of_wall_end_to_end():
+    truth, result = box_scene_result()
+    wall_id, box_id = truth.id_of("wall"), truth.id_of("box")
+    # Segmentation: two instances that overlap the true visible masks almost exactly.
+    seg = result.segmentation
+    assert seg.ids.size == 2
+    overlaps = {}
+    for instance_id in seg.ids:
+        mask = seg.labels == instance_id
+        ious = {name_id: (mask & truth.visible_mask(name_id)).sum() / (mask | truth.visible_mask(name_id)).sum()
+                for name_id in (wall_id, box_id)}
+        best = max(ious, key=ious.get)
+        assert ious[best] > 0.97
+        overlaps[best] = int(instance_id)
+    # Occlusion: the box hides the wall and nothing hides the box.
+    assert result.occlusion.edges.tolist() == [[overlaps[box_id], overlaps[wall_id]]]
+    wall = next(i for i in result.instances if i.id == overlaps[wall_id])
+    box = next(i for i in result.instances if i.id == overlaps[box_id])
+    assert wall.occluded_by == (overlaps[box_id],) and box.occluded_by == ()
+    # Amodal mask of the wall covers what the box hides; its hidden depth is the wall's 3.0 m.
+    true_hidden = truth.amodal_mask(wall_id) & ~truth.visible_mask(wall_id)
+    assert (wall.amodal_mask & true_hidden).sum() / true_hidden.sum() > 0.98
+    assert np.allclose(wall.depth[wall.hidden_mask], 3.0, atol=0.01)
+    # Amodal depth image: wall depth behind the box, visible depth elsewhere.
+    assert np.allclose(result.amodal_depth[true_hidden], 3.0, atol=0.01)
+    outside = ~wall.hidden_mask
+    assert np.array_equal(result.amodal_depth[outside], result.visible_depth[outside], equal_nan=True)
+    assert np.allclose(result.visible_depth, truth.depth, atol=1e-6)
+    # Cloud: every visible pixel plus one layer-1 point per hidden pixel, all at z = 3 m.
+    cloud = result.cloud
+    assert len(cloud) == np.isfinite(truth.depth).sum() + wall.hidden_mask.sum()
+    hidden_points = cloud.points[cloud.layer == 1]
+    assert np.allclose(hidden_points[:, 2], 3.0, atol=0.01)
+    assert set(np.unique(cloud.instance[cloud.layer == 1])) == {overlaps[wall_id]}
+    assert np.isfinite(cloud.points).all()
+
+
+def test_cloud_stride_subsamples_both_layers():
+    _, full = box_scene_result()
+    _, strided = box_scene_result(**{"output.cloud_stride": 2})
+    for layer in (0, 1):
+        n_full, n_strided = (full.cloud.layer == layer).sum(), (strided.cloud.layer == layer).sum()
+        assert abs(n_strided - n_full / 4) <= 0.02 * n_full
+
+
+def test_layers_rank_hidden_surfaces_per_pixel():
+    shape = (4, 4)
+    visible = np.zeros(shape, bool)
+    amodal = np.zeros(shape, bool)
+    amodal[1, 1] = True
+    near = AmodalInstance(1, "object", 1.0, visible, amodal, (3,), np.where(amodal, 2.0, np.nan).astype(np.float32))
+    far = AmodalInstance(2, "object", 1.0, visible, amodal.copy(), (1,), np.where(amodal, 5.0, np.nan).astype(np.float32))
+    hidden = stack_hidden_surfaces([far, near], shape)
+    assert sorted(zip(hidden.depth.tolist(), hidden.layer.tolist())) == [(2.0, 1), (5.0, 2)]
+    image = amodal_depth_image(np.ones(shape, np.float32), hidden)
+    assert image[1, 1] == 2.0 and image[0, 0] == 1.0
+
+
+def test_random_scenes_occlusion_order_matches_ground_truth():
+    """On multi-layer scenes every detected occlusion edge is a true one (precision), most true ones are found."""
+    pipeline = AmodalDepthPipeline()
+    correct = found = 0
+    for seed in range(4):
+        objects, intr = random_scene(seed, 320, 240)
+        truth = render(objects, intr)
+        result = pipeline(truth.to_rgbd_frame())
+        labels = result.segmentation.labels
+        # Map each predicted instance to the true object it mostly covers.
+        mapping = {int(i): int(np.bincount(truth.instance_ids[labels == i]).argmax()) for i in result.segmentation.ids}
+        true_pairs = {tuple(p) for p in truth.occlusion_pairs.tolist()}
+        for front, back in result.occlusion.edges.tolist():
+            found += 1
+            correct += (mapping[front], mapping[back]) in true_pairs
+    assert found > 0 and correct / found >= 0.8
+
+
+def test_unknown_or_invalid_parameters_are_refused():
+    with pytest.raises(ValueError, match="segmentation.depth_jump"):
+        config.validated({"segmentation.depth_jump": 5.0})
+    with pytest.raises(ValueError, match="unknown parameter"):
+        config.validated({"segmentation.no_such_thing": 1})
+    with pytest.raises(ValueError, match="one of"):
+        config.validated({"amodal_depth.method": "magic"})
+    assert config.validated({"sync.slop": 0})["sync.slop"] == 0.0   # ints are fine for float parameters
+
+
+def test_missing_depth_is_an_input_error():
+    objects, intr = box_in_front_of_wall(64, 48)
+    frame = render(objects, intr).to_rgbd_frame()
+    frame.depth = None
+    with pytest.raises(InputError) as error:
+        AmodalDepthPipeline()(frame)
+    assert error.value.reason == "missing_depth"
