@@ -17,10 +17,10 @@ from std_msgs.msg import Header  # noqa: E402
 from amodal_depth_ros.core.types import CameraIntrinsics  # noqa: E402
 from amodal_depth_ros.ros import conversions as conv  # noqa: E402
 from amodal_depth_ros.ros.client import CameraStreamClient  # noqa: E402
+from amodal_depth_ros.ros.process import remap_args  # noqa: E402
 from amodal_depth_ros.synthetic.scene import box_in_front_of_wall, render  # noqa: E402
 
-REMAPS = ["-r", "__ns:=/amodal", "-r", "image:=/camera/image", "-r", "camera_info:=/camera/camera_info",
-          "-r", "depth:=/camera/depth"]
+REMAPS = remap_args()
 STAMPS = itertools.count(1_000_000_000_000, 10_000_000)
 W, H = 320, 240
 

@@ -12,7 +12,6 @@ import json
 import os
 import platform
 import random
-import subprocess
 import sys
 import time
 from importlib import metadata
@@ -27,6 +26,7 @@ import amodal_depth_ros
 
 from ..ros import conversions as conv
 from ..ros.client import CameraStreamClient, Outputs
+from ..ros.process import NodeProcess, remap_args
 from ..synthetic.scene import SyntheticFrame
 from ..synthetic.stream import SyntheticCamera
 from . import visualize as vis
@@ -70,34 +70,6 @@ def prepare_ros_environment() -> None:
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
     if not any(os.environ.get(var) for var in PROFILE_VARS):
         os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(config_file("fastdds_large_data.xml"))
-
-
-class NodeProcess:
-    def __init__(self, params: Path, log_path: Path):
-        self.log_path = log_path
-        self._log = open(log_path, "w")
-        remaps = ["__ns:=/amodal", "image:=/camera/image", "camera_info:=/camera/camera_info", "depth:=/camera/depth"]
-        command = [sys.executable, "-m", "amodal_depth_ros.ros.node", "--ros-args", "--params-file", str(params)]
-        env = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0")
-        self.proc = subprocess.Popen(command + [arg for r in remaps for arg in ("-r", r)], env=env,
-                                     stdout=self._log, stderr=subprocess.STDOUT)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def log_tail(self, lines: int = 20) -> str:
-        self._log.flush()
-        return "\n".join(self.log_path.read_text().splitlines()[-lines:])
-
-    def stop(self) -> None:
-        if self.alive():
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
 
 
 def wait_connected(client: CameraStreamClient, node: NodeProcess) -> str | None:
@@ -263,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"amodal-depth demo: {error}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    node = NodeProcess(params, args.out / "node.log")
+    node = NodeProcess(["--params-file", str(params), *remap_args()], args.out / "node.log")
     rclpy.init(args=[])
     client = CameraStreamClient()
     try:
