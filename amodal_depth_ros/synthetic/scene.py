@@ -62,6 +62,7 @@ class SyntheticFrame:
 @lru_cache(maxsize=8)
 def _pixel_rays(intr: CameraIntrinsics) -> tuple[np.ndarray, np.ndarray]:
     """(x, y) components, each (H, W), of the pixel rays (x, y, 1): a ray's hit parameter is its depth."""
+    # float64 on purpose (core.geometry.normalized_coords is float32): ground truth must be exact.
     x = np.broadcast_to((np.arange(intr.width) - intr.cx) / intr.fx, (intr.height, intr.width))
     y = np.broadcast_to(((np.arange(intr.height) - intr.cy) / intr.fy)[:, None], (intr.height, intr.width))
     return x, y
