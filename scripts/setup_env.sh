@@ -17,6 +17,16 @@ for tool in cmake gcc g++ make; do
   command -v "$tool" >/dev/null || { echo "missing build tool: $tool (Debian/Ubuntu: apt-get install cmake build-essential)"; exit 1; }
 done
 
+# open3d (ray casting of the synthetic meshes; point cloud peer in the benchmarks) loads libusb-1.0 at import.
+if ! ldconfig -p 2>/dev/null | grep -q "libusb-1.0.so.0"; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    step "system library libusb-1.0-0 (open3d needs it)"
+    apt-get install -y -q libusb-1.0-0 >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q libusb-1.0-0 >/dev/null; }
+  else
+    echo "missing system library libusb-1.0 (open3d needs it): Debian/Ubuntu: sudo apt-get install libusb-1.0-0"; exit 1
+  fi
+fi
+
 step "virtual environment in $VENV"
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 PY="$VENV/bin/python"

@@ -1,12 +1,21 @@
 """Amodal depth: the depth of each instance's hidden surface.
 
-Geometric baseline: fit a plane to the instance's visible surface, weighting points near the
-hidden part most (a box's face next to the occluder matters, its far side does not), and
-extrapolate it behind the occluder. A hidden surface cannot be in front of what hides it, so
-the result is kept at least ``min_gap`` behind the visible depth; pixels where the plane never
-reaches (it would be behind the camera) are dropped from the amodal mask.
+Every method here fills the hidden part of each instance (amodal mask minus visible mask) from the
+instance's own visible depth, inside the instance's bounding box. They differ only in how:
+
+- ``plane_fit`` (the node's geometric default): fit a plane to the visible surface, weighting points
+  near the hidden part most (a box's face next to the occluder matters, its far side does not), and
+  extrapolate it behind the occluder;
+- ``nearest``: copy the depth of the nearest visible pixel (evaluation baseline);
+- ``telea``: OpenCV's Telea inpainting of the visible depth (evaluation baseline).
+
+A hidden surface cannot be in front of what hides it, so every result is kept at least ``min_gap``
+behind the visible depth; hidden pixels that get no finite depth (a plane that would lie behind the
+camera) are dropped from the amodal mask.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -15,58 +24,108 @@ from .geometry import fit_inverse_depth_plane, normalized_coords
 from .types import AmodalInstance, OcclusionGraph, RGBDFrame, Segmentation
 
 
-class PlaneFitCompletion:
-    def __init__(self, boundary_band: float, min_gap: float):
-        self.boundary_band = boundary_band
+@dataclass
+class HiddenPart:
+    """One instance's hidden part, cropped to its amodal bounding box."""
+
+    box: tuple[slice, slice]
+    visible: np.ndarray        # (h, w) bool: visible pixels with a valid depth
+    hidden: np.ndarray         # (h, w) bool
+    depth: np.ndarray          # (h, w) float32 visible depth of the whole crop (other instances too)
+    xs: np.ndarray             # (w,) normalised ray x of the crop's columns
+    ys: np.ndarray             # (h,) normalised ray y of the crop's rows
+
+
+class HiddenSurfaceCompletion:
+    """Base of the fill strategies: per-instance bookkeeping, the crop and the ``min_gap`` rule."""
+
+    def __init__(self, min_gap: float):
         self.min_gap = min_gap
+
+    def fill(self, part: HiddenPart) -> np.ndarray:
+        """Depth (N,) of the hidden pixels in ``np.nonzero(part.hidden)`` order; NaN = no estimate."""
+        raise NotImplementedError
 
     def __call__(self, frame: RGBDFrame, depth: np.ndarray, segmentation: Segmentation,
                  occlusion: OcclusionGraph, amodal_masks: dict[int, np.ndarray]) -> list[AmodalInstance]:
+        x_n, y_n = normalized_coords(frame.intrinsics)
         instances = []
         for index, instance_id in enumerate(segmentation.ids.tolist()):
             visible = segmentation.labels == instance_id
-            amodal = amodal_masks[instance_id]
+            amodal = amodal_masks[instance_id] | visible
             own_depth = np.where(visible, depth, np.nan).astype(np.float32)
             hidden = amodal & ~visible
             if hidden.any():
-                amodal = self._complete(frame, depth, visible, hidden, own_depth) | visible
+                amodal = self._complete(visible, hidden, depth, own_depth, x_n, y_n) | visible
             instances.append(AmodalInstance(
                 id=instance_id, label=segmentation.class_name(index), score=float(segmentation.scores[index]),
                 visible_mask=visible, amodal_mask=amodal,
                 occluded_by=tuple(sorted(occlusion.occluders_of(instance_id).tolist())), depth=own_depth))
         return instances
 
-    def _complete(self, frame: RGBDFrame, depth: np.ndarray, visible: np.ndarray, hidden: np.ndarray,
-                  own_depth: np.ndarray) -> np.ndarray:
+    def _complete(self, visible: np.ndarray, hidden: np.ndarray, depth: np.ndarray, own_depth: np.ndarray,
+                  x_n: np.ndarray, y_n: np.ndarray) -> np.ndarray:
         """Write hidden-surface depth into ``own_depth``; return the hidden pixels that got a depth."""
         # Work inside the amodal bounding box only: instances are usually small against the image.
         rows = np.flatnonzero((visible | hidden).any(axis=1))
         cols = np.flatnonzero((visible | hidden).any(axis=0))
         box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-        vis, hid, dep = visible[box], hidden[box], depth[box]
-        distance = cv2.distanceTransform((~hid).view(np.uint8), cv2.DIST_L2, 3)
-        usable = vis & np.isfinite(dep)
-        near = usable & (distance < 4.0 * self.boundary_band)
-        fit_pixels = near if near.sum() >= 10 else usable
-        r, c = np.nonzero(fit_pixels)
-        x_n, y_n = normalized_coords(frame.intrinsics)
-        xs, ys = x_n[box[1]], y_n[box[0]]
-        hr, hc = np.nonzero(hid)
-        coef = fit_inverse_depth_plane(xs[c], ys[r], dep[r, c], np.exp(-distance[r, c] / self.boundary_band))
-        if coef is None:
-            if r.size == 0:
-                return np.zeros_like(hidden)
-            # Too few points for a plane: a fronto-parallel surface at the median nearby depth.
-            hidden_depth = np.full(hr.shape, np.median(dep[r, c]), np.float32)
-        else:
-            inverse = coef[0] * xs[hc] + coef[1] * ys[hr] + coef[2]
-            with np.errstate(divide="ignore"):
-                hidden_depth = np.where(inverse > 1e-6, 1.0 / inverse, np.nan).astype(np.float32)
+        dep = depth[box]
+        part = HiddenPart(box, visible[box] & np.isfinite(dep), hidden[box], dep, x_n[box[1]], y_n[box[0]])
+        result = np.zeros_like(hidden)
+        if not part.visible.any():
+            return result
+        hr, hc = np.nonzero(part.hidden)
+        hidden_depth = self.fill(part)
         in_front = dep[hr, hc]
         hidden_depth = np.where(np.isfinite(in_front), np.fmax(hidden_depth, in_front + self.min_gap), hidden_depth)
-        got = np.isfinite(hidden_depth)
-        own_box = own_depth[box]
-        own_box[hr[got], hc[got]] = hidden_depth[got]
-        result = np.zeros_like(hidden)
+        got = np.isfinite(hidden_depth) & (hidden_depth > 0)
+        own_depth[box][hr[got], hc[got]] = hidden_depth[got]
         result[box][hr[got], hc[got]] = True
         return result
+
+
+class PlaneFitCompletion(HiddenSurfaceCompletion):
+    def __init__(self, boundary_band: float, min_gap: float):
+        super().__init__(min_gap)
+        self.boundary_band = boundary_band
+
+    def fill(self, part: HiddenPart) -> np.ndarray:
+        distance = cv2.distanceTransform((~part.hidden).view(np.uint8), cv2.DIST_L2, 3)
+        near = part.visible & (distance < 4.0 * self.boundary_band)
+        r, c = np.nonzero(near if near.sum() >= 10 else part.visible)
+        hr, hc = np.nonzero(part.hidden)
+        coef = fit_inverse_depth_plane(part.xs[c], part.ys[r], part.depth[r, c],
+                                       np.exp(-distance[r, c] / self.boundary_band))
+        if coef is None:
+            # Too few points for a plane: a fronto-parallel surface at the median nearby depth.
+            return np.full(hr.shape, np.median(part.depth[r, c]), np.float32)
+        inverse = coef[0] * part.xs[hc] + coef[1] * part.ys[hr] + coef[2]
+        with np.errstate(divide="ignore"):
+            return np.where(inverse > 1e-6, 1.0 / inverse, np.nan).astype(np.float32)
+
+
+class NearestVisibleFill(HiddenSurfaceCompletion):
+    def fill(self, part: HiddenPart) -> np.ndarray:
+        # Labels of DIST_LABEL_PIXEL number the zero (= visible) pixels in row-major order.
+        _, labels = cv2.distanceTransformWithLabels((~part.visible).view(np.uint8), cv2.DIST_L2, 5,
+                                                    labelType=cv2.DIST_LABEL_PIXEL)
+        source = part.depth[part.visible]
+        return source[labels[part.hidden] - 1]
+
+
+class TeleaInpaintFill(HiddenSurfaceCompletion):
+    def __init__(self, radius: float, min_gap: float):
+        super().__init__(min_gap)
+        self.radius = radius
+
+    def fill(self, part: HiddenPart) -> np.ndarray:
+        # cv2.inpaint on float32 input returns garbage (OpenCV 4.x and 5.x), so the depth is quantised
+        # to the full uint16 range between the crop's nearest and farthest visible depth.
+        values = part.depth[part.visible]
+        low, step = float(values.min()), max(float(values.max() - values.min()), 1e-6) / 65535.0
+        # Everything but the instance's own visible depth is unknown, so nothing of the occluder leaks in.
+        known = np.zeros(part.depth.shape, np.uint16)
+        known[part.visible] = np.rint((values - low) / step).astype(np.uint16)
+        filled = cv2.inpaint(known, (~part.visible).view(np.uint8), self.radius, cv2.INPAINT_TELEA)
+        return (filled[part.hidden] * step + low).astype(np.float32)

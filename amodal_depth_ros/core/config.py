@@ -67,8 +67,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("occlusion.min_boundary", 8, "Boundary pixel pairs needed before one instance is said to occlude another.", 1, 100000),
     # Amodal completion.
     ParamSpec("amodal_mask.method", "convex_hull", "Amodal mask completion: 'convex_hull' = visible mask plus the part of its convex hull covered by instances in front.", choices=("convex_hull",)),
-    ParamSpec("amodal_depth.method", "plane_fit", "Hidden-surface depth: 'plane_fit' = weighted plane fitted to the visible surface near the occlusion, extrapolated.", choices=("plane_fit",)),
+    ParamSpec("amodal_depth.method", "plane_fit", "Hidden-surface depth: 'plane_fit' = weighted plane fitted to the visible surface near the occlusion, extrapolated; 'nearest' = depth of the nearest visible pixel; 'telea' = OpenCV Telea inpainting of the visible depth (the last two are evaluation baselines).", choices=("plane_fit", "nearest", "telea")),
     ParamSpec("amodal_depth.boundary_band", 25.0, "Pixels: visible points this close to the hidden part dominate the fit.", 1.0, 1000.0),
+    ParamSpec("amodal_depth.inpaint_radius", 5.0, "Pixels: neighbourhood of Telea inpainting ('telea' only).", 1.0, 100.0),
     ParamSpec("amodal_depth.min_gap", 0.01, "A hidden surface lies at least this far (m) behind the surface that hides it.", 0.0, 10.0),
 )
 

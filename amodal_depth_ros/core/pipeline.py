@@ -11,7 +11,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from . import config
-from .amodal_depth import PlaneFitCompletion
+from .amodal_depth import NearestVisibleFill, PlaneFitCompletion, TeleaInpaintFill
 from .amodal_mask import ConvexHullCompletion
 from .cloud import build_layered_cloud
 from .layers import amodal_depth_image, stack_hidden_surfaces
@@ -55,6 +55,8 @@ STAGE_FACTORIES: dict[str, dict[str, Callable[[dict[str, Any]], Any]]] = {
     "amodal_mask": {"convex_hull": lambda p: ConvexHullCompletion()},
     "amodal_depth": {
         "plane_fit": lambda p: PlaneFitCompletion(p["amodal_depth.boundary_band"], p["amodal_depth.min_gap"]),
+        "nearest": lambda p: NearestVisibleFill(p["amodal_depth.min_gap"]),
+        "telea": lambda p: TeleaInpaintFill(p["amodal_depth.inpaint_radius"], p["amodal_depth.min_gap"]),
     },
 }
 

@@ -15,12 +15,13 @@ from typing import Sequence
 
 import numpy as np
 
-from ..core.types import CameraIntrinsics, RGBDFrame
-from .shapes import (MIN_HIT_DISTANCE, Box, Cylinder, Rectangle, Shape, Sphere, Vec3, dot, look_at, rotation_x,
+from ..core.types import CameraIntrinsics
+from ..datasets.frame import GroundTruthFrame
+from .shapes import (MIN_HIT_DISTANCE, Box, Compound, Cylinder, Rectangle, Shape, Sphere, Vec3, dot, look_at, rotation_x,
                      rotation_y)
 
 DEFAULT_LIGHT = (-0.4, -1.0, -0.6)   # towards the light, optical frame: above, left, behind the camera
-_TEXTURE_WAVENUMBER = 2.0 * math.pi / 0.15   # surface pattern period of 15 cm
+PATTERNS = ("plaid", "stripes", "checker", "speckle")
 
 
 @dataclass(frozen=True)
@@ -29,34 +30,12 @@ class SceneObject:
     shape: Shape
     color: tuple[float, float, float]   # base RGB in [0, 1]
     texture: float = 0.1                # relative amplitude of the surface pattern, 0 = flat colour
+    pattern: str = "plaid"              # one of PATTERNS, on the object's own coordinates
+    period: float = 0.15                # of the pattern, metres
+    stuff: bool = False                 # room structure (wall, floor): not an evaluation target
 
     def transformed(self, rotation: np.ndarray, translation: np.ndarray) -> SceneObject:
         return replace(self, shape=self.shape.transformed(rotation, translation))
-
-
-@dataclass
-class SyntheticFrame:
-    """A rendered frame. Object ids are 1-based positions in ``names`` (0 = nothing)."""
-
-    rgb: np.ndarray               # (H, W, 3) uint8 RGB
-    depth: np.ndarray             # (H, W) float32 visible depth, NaN where no surface
-    instance_ids: np.ndarray      # (H, W) int32 visible object id, 0 = nothing
-    object_depths: np.ndarray     # (K, H, W) float32: object k+1's own first surface as if alone, else NaN
-    names: tuple[str, ...]
-    intrinsics: CameraIntrinsics
-    occlusion_pairs: np.ndarray   # (P, 2) int32 (occluder id, occluded id), sorted
-
-    def id_of(self, name: str) -> int:
-        return self.names.index(name) + 1
-
-    def visible_mask(self, object_id: int) -> np.ndarray:
-        return self.instance_ids == object_id
-
-    def amodal_mask(self, object_id: int) -> np.ndarray:
-        return np.isfinite(self.object_depths[object_id - 1])
-
-    def to_rgbd_frame(self, stamp_ns: int = 0, frame_id: str = "camera_optical_frame") -> RGBDFrame:
-        return RGBDFrame(self.rgb, self.intrinsics, self.depth, stamp_ns, frame_id)
 
 
 @lru_cache(maxsize=8)
@@ -91,15 +70,31 @@ def _screen_window(shape: Shape, intr: CameraIntrinsics) -> tuple[slice, slice] 
     return (slice(v0, v1), slice(u0, u1)) if u0 < u1 and v0 < v1 else None
 
 
-def _texture(local_points: Vec3) -> np.ndarray:
-    """Smooth plaid in [-1, 1] on the object's own coordinates: colour varies but stays deterministic."""
-    waves = (np.sin(p * np.float32(_TEXTURE_WAVENUMBER) + np.float32(phase))
-             for p, phase in zip(local_points, (0.0, 1.3, 2.1)))
+def _pieces(shape: Shape) -> list[Shape]:
+    """The non-compound shapes making up ``shape``, posed in its parent frame."""
+    if not isinstance(shape, Compound):
+        return [shape]
+    return [piece for part in shape.parts for piece in _pieces(part.transformed(shape.rotation, shape.centre))]
+
+
+def _texture(local_points: Vec3, pattern: str, period: float) -> np.ndarray:
+    """Surface pattern in [-1, 1] on the object's own coordinates: colour varies but stays deterministic.
+    float32 because numpy's float64 sin is an order of magnitude slower."""
+    k = np.float32(2.0 * math.pi / period)
+    x, y, z = local_points
+    if pattern == "stripes":
+        return np.sin(k * (x + np.float32(0.5) * y + np.float32(0.3) * z))
+    if pattern == "checker":   # softened so that edges do not alias
+        return np.tanh(np.float32(4.0) * np.sin(k * x) * np.sin(k * y) * np.sin(k * z + np.float32(0.7)))
+    if pattern == "speckle":   # incommensurate frequencies: looks irregular, costs three sines
+        return (np.sin(k * np.float32(2.3) * x + np.float32(3.1) * np.sin(k * y))
+                * np.sin(k * np.float32(1.7) * z + np.float32(2.0) * np.sin(k * np.float32(0.9) * x)))
+    waves = (np.sin(p * k + np.float32(phase)) for p, phase in zip(local_points, (0.0, 1.3, 2.1)))
     return sum(waves) / np.float32(3.0)
 
 
 def render(objects: Sequence[SceneObject], intrinsics: CameraIntrinsics, light_dir: Sequence[float] = DEFAULT_LIGHT,
-           ambient: float = 0.3, depth_noise_std: float = 0.0, seed: int | Sequence[int] = 0) -> SyntheticFrame:
+           ambient: float = 0.3, depth_noise_std: float = 0.0, seed: int | Sequence[int] = 0) -> GroundTruthFrame:
     """Ray-cast camera-frame ``objects`` from the origin. ``depth_noise_std`` (metres, Gaussian from
     ``seed``) perturbs only the visible ``depth``; the ground truth ``object_depths`` stays exact."""
     h, w = intrinsics.height, intrinsics.width
@@ -113,24 +108,29 @@ def render(objects: Sequence[SceneObject], intrinsics: CameraIntrinsics, light_d
     for k, (obj, win) in enumerate(zip(objects, windows)):
         if win is None:
             continue
-        t, normal = obj.shape.cast((0.0, 0.0, 0.0), (ray_x[win], ray_y[win], 1.0))
-        object_depths[k][win] = np.where(np.isfinite(t), t, np.nan)
-        # Z-buffer on the window (basic slices are views). Strict < keeps the earlier object on ties.
-        closer = t < nearest[win]
-        np.copyto(nearest[win], t, where=closer)
-        np.copyto(ids[win], k + 1, where=closer)
-        np.copyto(lambert[win], np.maximum(dot(normal, light), 0.0), where=closer)
+        # A compound is cast part by part, each in its own window: a table's thin legs cover few pixels.
+        for part in _pieces(obj.shape):
+            part_win = _screen_window(part, intrinsics)
+            if part_win is None:
+                continue
+            t, normal = part.cast((0.0, 0.0, 0.0), (ray_x[part_win], ray_y[part_win], 1.0))
+            np.fmin(object_depths[k][part_win], np.where(np.isfinite(t), t, np.nan), out=object_depths[k][part_win])
+            # Z-buffer on the window (basic slices are views). Strict < keeps the earlier object on ties.
+            closer = t < nearest[part_win]
+            np.copyto(nearest[part_win], t, where=closer)
+            np.copyto(ids[part_win], k + 1, where=closer)
+            np.copyto(lambert[part_win], np.maximum(dot(normal, light), 0.0), where=closer)
 
     # Albedo factor of the surface pattern, evaluated only where each object is seen. float32 also
     # because numpy's float64 sin is an order of magnitude slower.
-    pattern = np.ones((h, w), np.float32)
+    albedo = np.ones((h, w), np.float32)
     for k, (obj, win) in enumerate(zip(objects, windows)):
         mine = ids[win] == k + 1 if win is not None else None
         if mine is not None and mine.any():
             z = nearest[win][mine]
             points = tuple(p.astype(np.float32) for p in (ray_x[win][mine] * z, ray_y[win][mine] * z, z))
-            pattern[win][mine] = 1.0 + obj.texture * _texture(obj.shape.to_local(points))
-    shade = pattern * (ambient + (1.0 - ambient) * lambert) * np.float32(255.0)
+            albedo[win][mine] = 1.0 + obj.texture * _texture(obj.shape.to_local(points), obj.pattern, obj.period)
+    shade = albedo * (ambient + (1.0 - ambient) * lambert) * np.float32(255.0)
     palette = np.array([(0.0, 0.0, 0.0)] + [obj.color for obj in objects], np.float32)   # id 0: black background
     rgb = np.empty((h, w, 3), np.uint8)
     for c in range(3):   # per channel: (H, W) ops stay fast element-wise loops
@@ -139,8 +139,9 @@ def render(objects: Sequence[SceneObject], intrinsics: CameraIntrinsics, light_d
     depth = np.where(np.isfinite(nearest), nearest, np.nan).astype(np.float32)
     if depth_noise_std > 0:
         depth += np.random.default_rng(seed).normal(0.0, depth_noise_std, depth.shape).astype(np.float32)
-    return SyntheticFrame(rgb, depth, ids, object_depths, tuple(obj.name for obj in objects), intrinsics,
-                          _occlusion_pairs(ids, object_depths, windows))
+    return GroundTruthFrame(rgb, depth, ids, np.isfinite(object_depths), object_depths,
+                            tuple(obj.name for obj in objects), intrinsics, _occlusion_pairs(ids, object_depths, windows),
+                            np.array([obj.stuff for obj in objects], bool))
 
 
 def _occlusion_pairs(ids: np.ndarray, object_depths: np.ndarray,
@@ -172,11 +173,20 @@ class World:
     intrinsics: CameraIntrinsics
     eye: np.ndarray
     target: np.ndarray
+    roll: float = 0.0                              # camera roll about its optical axis, radians
+    light_dir: tuple[float, float, float] = DEFAULT_LIGHT
+    ambient: float = 0.3
 
     def view(self, eye_offset: Sequence[float] = (0.0, 0.0, 0.0)) -> list[SceneObject]:
         """The objects in the optical frame of the camera moved by ``eye_offset``, still aimed at ``target``."""
         rotation, translation = look_at(self.eye + np.asarray(eye_offset, float), self.target)
-        return [obj.transformed(rotation, translation) for obj in self.objects]
+        c, s = math.cos(self.roll), math.sin(self.roll)
+        roll = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+        return [obj.transformed(roll @ rotation, roll @ translation) for obj in self.objects]
+
+    def render(self, eye_offset: Sequence[float] = (0.0, 0.0, 0.0), depth_noise_std: float = 0.0,
+               seed: int | Sequence[int] = 0) -> GroundTruthFrame:
+        return render(self.view(eye_offset), self.intrinsics, self.light_dir, self.ambient, depth_noise_std, seed)
 
 
 def _random_solid(rng: np.random.Generator) -> tuple[str, Shape, float]:
@@ -235,8 +245,9 @@ def random_world(seed: int, width: int = 320, height: int = 240) -> World:
     floor = Rectangle(centre=(0.0, 0.0, (wall_z + floor_near) / 2), rotation=rotation_x(math.pi / 2),
                       half_size=(extent, (wall_z - floor_near) / 2))
     grey = rng.uniform(0.75, 0.9)
-    background = [SceneObject("wall", wall, (grey, grey, grey * rng.uniform(0.9, 1.0)), 0.05),
-                  SceneObject("floor", floor, colorsys.hsv_to_rgb(rng.uniform(0.05, 0.15), 0.4, 0.55), 0.15)]
+    background = [SceneObject("wall", wall, (grey, grey, grey * rng.uniform(0.9, 1.0)), 0.05, stuff=True),
+                  SceneObject("floor", floor, colorsys.hsv_to_rgb(rng.uniform(0.05, 0.15), 0.4, 0.55), 0.15,
+                              stuff=True)]
     target = np.mean([obj.shape.centre for obj in objects], axis=0)
     return World(background + objects, intr, eye, target)
 

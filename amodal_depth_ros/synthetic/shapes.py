@@ -13,6 +13,7 @@ axis, broadcast against it or handed to BLAS run several times slower.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field, replace
 import numpy as np
 
@@ -257,3 +258,273 @@ class Rectangle(Shape):
         inside = (np.abs(ox + t * dx) <= self.half_size[0]) & (np.abs(oy + t * dy) <= self.half_size[1])
         t = np.where((dz != 0) & (t > MIN_HIT_DISTANCE) & inside, t, np.inf)
         return t, (0.0, 0.0, 1.0)
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class Ellipsoid(Shape):
+    """Ellipsoid with semi-axes ``radii`` along the local x, y, z axes."""
+
+    radii: np.ndarray
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        radii = np.asarray(self.radii, float).reshape(3)
+        if not np.all(np.isfinite(radii) & (radii > 0)):
+            raise ValueError(f"ellipsoid radii must be positive, got {radii.tolist()}")
+        object.__setattr__(self, "radii", radii)
+
+    @property
+    def local_extent(self) -> np.ndarray:
+        return self.radii
+
+    def _cast_local(self, origins: Vec3, dirs: Vec3) -> tuple[np.ndarray, Vec3]:
+        # The map p -> p / radii takes the ellipsoid onto the unit sphere and keeps the ray parameter t.
+        o = tuple(c / r for c, r in zip(origins, self.radii))
+        d = tuple(c / r for c, r in zip(dirs, self.radii))
+        a = dot(d, d)
+        b = dot(o, d)
+        disc = b * b - a * (dot(o, o) - 1.0)
+        hit = disc >= 0
+        root = np.sqrt(np.where(hit, disc, 0.0))
+        t = np.where(hit, _nearest_positive((-b - root) / a, (-b + root) / a), np.inf)
+        # Gradient of |p / radii|^2, normalised (on the unit sphere image: scaled point / radii).
+        gradient = tuple(p / r for p, r in zip(_point_at(o, d, t), self.radii))
+        norm = np.sqrt(dot(gradient, gradient))
+        norm = np.where(norm > 0, norm, 1.0)
+        return t, tuple(g / norm for g in gradient)
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class Frustum(Shape):
+    """Capped cone frustum around the local y axis (y = down, like ``Cylinder``).
+
+    The bottom cap (radius ``radius_bottom``) lies at y = +half_height, the top cap (``radius_top``) at
+    y = -half_height; one of the radii may be 0 for a cone with its apex there.
+    """
+
+    radius_bottom: float
+    radius_top: float
+    half_height: float
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        rb, rt, h = float(self.radius_bottom), float(self.radius_top), float(self.half_height)
+        if not (np.isfinite([rb, rt, h]).all() and rb >= 0 and rt >= 0 and max(rb, rt) > 0 and h > 0):
+            raise ValueError(f"frustum radii must be >= 0 (not both 0) and the half height positive, "
+                             f"got {self.radius_bottom}, {self.radius_top}, {self.half_height}")
+
+    @property
+    def local_extent(self) -> np.ndarray:
+        r = max(self.radius_bottom, self.radius_top)
+        return np.array([r, self.half_height, r], float)
+
+    def _cast_local(self, origins: Vec3, dirs: Vec3) -> tuple[np.ndarray, Vec3]:
+        (ox, oy, oz), (dx, dy, dz) = origins, dirs
+        h = self.half_height
+        # Side wall: x^2 + z^2 = R(y)^2 with R(y) = mid + slope * y, |y| <= h (R >= 0 there, so the
+        # other nappe of the double cone lies outside the slab).
+        mid = 0.5 * (self.radius_bottom + self.radius_top)
+        slope = (self.radius_bottom - self.radius_top) / (2.0 * h)
+        r_origin, r_dir = mid + slope * oy, slope * dy
+        a = dx * dx + dz * dz - r_dir * r_dir
+        b = ox * dx + oz * dz - r_origin * r_dir
+        c = ox * ox + oz * oz - r_origin * r_origin
+        disc = b * b - a * c
+        side = disc >= 0
+        # Roots q / a and c / q with q = -(b + sign(b) sqrt(disc)): no cancellation, and a = 0 (rays
+        # parallel to a generatrix, a linear equation) leaves c / q as the one finite root.
+        q = -(b + np.copysign(np.sqrt(np.where(side, disc, 0.0)), b))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            roots = (q / a, c / q)
+        candidates = []
+        for t_side in roots:
+            within = side & np.isfinite(t_side) & (t_side > MIN_HIT_DISTANCE) & (np.abs(oy + t_side * dy) <= h)
+            candidates.append(np.where(within, t_side, np.inf))
+        dy_safe = np.where(dy == 0, 1.0, dy)
+        for y_cap, radius in ((-h, self.radius_top), (h, self.radius_bottom)):
+            if radius > 0:
+                t_cap = (y_cap - oy) / dy_safe
+                on_cap = (ox + t_cap * dx) ** 2 + (oz + t_cap * dz) ** 2 <= radius * radius
+                candidates.append(np.where((dy != 0) & (t_cap > MIN_HIT_DISTANCE) & on_cap, t_cap, np.inf))
+            else:   # a cone's apex: no cap
+                candidates.append(np.inf)
+        which, t = _arg_extreme(candidates, np.less)
+        px, py, pz = _point_at(origins, dirs, t)
+        # Side normal: gradient of x^2 + z^2 - R(y)^2 (up to a factor 2). It vanishes at a cone's apex,
+        # which gets the axis direction out of the cone instead.
+        ny = -slope * (mid + slope * py)
+        norm = np.sqrt(px * px + pz * pz + ny * ny)
+        apex = norm == 0
+        ny = np.where(apex, -np.sign(slope), ny)
+        norm = np.where(apex, 1.0, norm)
+        is_side, cap_normal_y = which < 2, np.where(which == 2, -1.0, 1.0)
+        return t, (np.where(is_side, px / norm, 0.0), np.where(is_side, ny / norm, cap_normal_y),
+                   np.where(is_side, pz / norm, 0.0))
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class Compound(Shape):
+    """Rigid union of ``parts`` posed in the compound's local frame (a table: top and legs); parts may overlap.
+
+    A ray's hit is the nearest hit over the parts. The local bounding box is symmetric about the local
+    origin, so centre the parts on it (as ``meshes`` does) to keep it, and the renderer's window, tight.
+    """
+
+    parts: tuple[Shape, ...]
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        parts = tuple(self.parts)
+        if not parts or not all(isinstance(part, Shape) for part in parts):
+            raise ValueError(f"a compound needs at least one part, all of them shapes, got {parts!r}")
+        object.__setattr__(self, "parts", parts)
+        corners = np.concatenate([part.corners() for part in parts])
+        object.__setattr__(self, "_extent", np.abs(corners).max(axis=0))
+        # Bounding spheres of the parts (around their bounding boxes), slightly inflated against rounding.
+        object.__setattr__(self, "_spheres", [(part.centre, (np.linalg.norm(part.local_extent) * (1 + 1e-6) + 1e-12) ** 2)
+                                              for part in parts])
+
+    @property
+    def local_extent(self) -> np.ndarray:
+        return self._extent
+
+    def _cast_local(self, origins: Vec3, dirs: Vec3) -> tuple[np.ndarray, Vec3]:
+        shape = np.broadcast_shapes(*(np.shape(c) for c in (*origins, *dirs)))
+        t = np.full(shape, np.inf)
+        normals = tuple(np.zeros(shape) for _ in range(3))
+        dir_norm2 = dot(dirs, dirs)
+        for part, (centre, radius2) in zip(self.parts, self._spheres):
+            # Only rays that can meet the part's bounding sphere are cast at it: a table leg covers a
+            # small share of the table's window. Such a ray starts inside the sphere, or heads towards
+            # its centre and passes it within the radius.
+            to_centre = tuple(c - o for c, o in zip(centre, origins))
+            along, distance2 = dot(to_centre, dirs), dot(to_centre, to_centre)
+            may_hit = (distance2 <= radius2) | ((along > 0) & (distance2 * dir_norm2 - along * along <= radius2 * dir_norm2))
+            may_hit = np.broadcast_to(may_hit, shape)
+            count = np.count_nonzero(may_hit)
+            if count == 0:
+                continue
+            if count > t.size // 2:   # gathering and scattering would cost more than it saves
+                t_part, n_part = part.cast(origins, dirs)
+                closer = t_part < t
+                np.copyto(t, t_part, where=closer)
+                for n, m in zip(normals, n_part):
+                    np.copyto(n, m, where=closer)
+                continue
+            gather = lambda c: c if np.ndim(c) == 0 else np.broadcast_to(c, shape)[may_hit]   # noqa: E731
+            t_part, n_part = part.cast(tuple(map(gather, origins)), tuple(map(gather, dirs)))
+            index = tuple(i[closer] for i in np.nonzero(may_hit)) if (closer := t_part < t[may_hit]).any() else None
+            if index is None:
+                continue
+            t[index] = t_part[closer]
+            for n, m in zip(normals, n_part):
+                n[index] = np.broadcast_to(m, t_part.shape)[closer]
+        return t, normals
+
+
+class _MeshRaycaster:
+    """Lazily built open3d ``RaycastingScene`` of one mesh's local geometry, shared by all its posed copies."""
+
+    builds = 0   # scenes built in this process, all meshes: lets tests see that copies do not rebuild
+
+    def __init__(self, vertices: np.ndarray, triangles: np.ndarray) -> None:
+        self.vertices, self.triangles = vertices, triangles
+        self.extent = np.abs(vertices).max(axis=0)
+        self._scene = None
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:   # pickling / deepcopy: the open3d scene is rebuilt on demand
+        return {"vertices": self.vertices, "triangles": self.triangles}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["vertices"], state["triangles"])
+
+    @property
+    def scene(self):
+        if self._scene is None:
+            with self._lock:
+                if self._scene is None:
+                    import open3d as o3d   # lazily: importing the shapes must not import open3d
+                    scene = o3d.t.geometry.RaycastingScene(nthreads=1)
+                    scene.add_triangles(o3d.core.Tensor(self.vertices.astype(np.float32)),
+                                        o3d.core.Tensor(self.triangles.astype(np.uint32)))
+                    self._tensor_from_numpy = o3d.core.Tensor.from_numpy
+                    type(self).builds += 1
+                    self._scene = scene
+        return self._scene
+
+    def cast(self, rays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``rays`` (N, 6) float32 -> (t_hit (N,) float32, primitive normals (N, 3) float32)."""
+        result = self.scene.cast_rays(self._tensor_from_numpy(rays), nthreads=1)
+        return result["t_hit"].numpy(), result["primitive_normals"].numpy()
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class TriangleMesh(Shape):
+    """Triangle mesh given in its local frame: ``vertices (V, 3)``, ``triangles (T, 3)`` vertex indices.
+
+    Ray cast by open3d (Embree) in float32, on one thread: depths are exact to about 1e-7 relative. Both
+    faces of a triangle are hit, so rays from inside a closed mesh meet its wall like with the solids.
+    The arrays are frozen (read-only); the ray casting structure is built on the first cast and shared
+    by every copy ``transformed`` makes. The local bounding box is symmetric about the local origin:
+    centre the vertices on it (``meshes`` does) to keep the renderer's window tight.
+    """
+
+    vertices: np.ndarray
+    triangles: np.ndarray
+    _raycaster: _MeshRaycaster | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        raycaster = self._raycaster
+        if raycaster is not None and raycaster.vertices is self.vertices and raycaster.triangles is self.triangles:
+            return   # a copy of a validated mesh (``transformed``): share its geometry and ray caster
+        vertices = np.array(self.vertices, float)
+        triangles = np.asarray(self.triangles)
+        if vertices.ndim != 2 or vertices.shape[1] != 3 or not np.isfinite(vertices).all():
+            raise ValueError(f"mesh vertices must be a finite (V, 3) array, got shape {vertices.shape}")
+        if triangles.ndim != 2 or triangles.shape[1] != 3 or len(triangles) == 0:
+            raise ValueError(f"mesh triangles must be a non-empty (T, 3) array, got shape {triangles.shape}")
+        if triangles.dtype.kind not in "iu":
+            raise ValueError(f"mesh triangles must hold integer vertex indices, got dtype {triangles.dtype}")
+        if triangles.min() < 0 or triangles.max() >= len(vertices):
+            raise ValueError(f"mesh triangle indices must lie in [0, {len(vertices)}), "
+                             f"got [{triangles.min()}, {triangles.max()}]")
+        triangles = triangles.astype(np.int64)
+        vertices.setflags(write=False)
+        triangles.setflags(write=False)
+        object.__setattr__(self, "vertices", vertices)
+        object.__setattr__(self, "triangles", triangles)
+        object.__setattr__(self, "_raycaster", _MeshRaycaster(vertices, triangles))
+
+    @property
+    def local_extent(self) -> np.ndarray:
+        return self._raycaster.extent
+
+    def _cast_local(self, origins: Vec3, dirs: Vec3) -> tuple[np.ndarray, Vec3]:
+        shape = np.broadcast_shapes(*(np.shape(c) for c in (*origins, *dirs)))
+        rays = np.empty(shape + (6,), np.float32)
+        for j, component in enumerate((*origins, *dirs)):
+            rays[..., j] = component
+        rays = rays.reshape(-1, 6)
+        t32, normals32 = self._raycaster.cast(rays)
+        t = t32.astype(float)
+        # open3d reports hits at t >= 0, a ray starting on the surface hits it at once: cast those rays
+        # again from a little further on (float32 cannot resolve MIN_HIT_DISTANCE itself).
+        for _ in range(3):
+            again = np.flatnonzero(t <= MIN_HIT_DISTANCE)
+            if again.size == 0:
+                break
+            sub = rays[again].astype(float)
+            scale = 1.0 + np.abs(sub[:, :3]).max(axis=1)
+            step = 1e-6 * scale / np.linalg.norm(sub[:, 3:], axis=1) + np.maximum(t[again], 0.0)
+            sub[:, :3] += step[:, None] * sub[:, 3:]
+            t_again, normals_again = self._raycaster.cast(np.ascontiguousarray(sub, np.float32))
+            t[again] = t_again + step
+            normals32[again] = normals_again
+        t = t.reshape(shape)
+        hit = np.isfinite(t)
+        normals = normals32.astype(float).reshape(shape + (3,))
+        norm = np.sqrt((normals * normals).sum(axis=-1))
+        scale = np.where(hit & (norm > 0), 1.0 / np.where(norm > 0, norm, 1.0), 0.0)
+        return t, tuple(normals[..., j] * scale for j in range(3))

@@ -13,11 +13,12 @@ from typing import Iterator
 import numpy as np
 
 from ..core.types import CameraIntrinsics
-from .scene import SceneObject, SyntheticFrame, random_world, render
+from ..datasets.frame import GroundTruthFrame
+from .scene import SceneObject, random_world
 
 
 class SyntheticCamera:
-    """Endless stream of ``SyntheticFrame``s; ``fps`` only sets the time base of motion and stamps."""
+    """Endless stream of ``GroundTruthFrame``s; ``fps`` only sets the time base of motion and stamps."""
 
     def __init__(self, seed: int = 0, width: int = 640, height: int = 480, fps: float = 10.0,
                  sway_m: float = 0.3, period_s: float = 8.0, depth_noise_std: float = 0.0):
@@ -47,9 +48,8 @@ class SyntheticCamera:
         """The scene in the optical frame of frame ``index``."""
         return self._world.view(self.eye_offset(index))
 
-    def frame(self, index: int) -> SyntheticFrame:
-        return render(self.objects(index), self.intrinsics, depth_noise_std=self.depth_noise_std,
-                      seed=(self.seed, index))
+    def frame(self, index: int) -> GroundTruthFrame:
+        return self._world.render(self.eye_offset(index), self.depth_noise_std, (self.seed, index))
 
-    def __iter__(self) -> Iterator[SyntheticFrame]:
+    def __iter__(self) -> Iterator[GroundTruthFrame]:
         return (self.frame(i) for i in itertools.count())

@@ -11,6 +11,8 @@ import sys
 
 SUBCOMMANDS = {
     "demo": "amodal_depth_ros.tools.demo",
+    "composites": "amodal_depth_ros.tools.composites",
+    "eval": "amodal_depth_ros.tools.eval",
 }
 
 

@@ -27,7 +27,7 @@ import amodal_depth_ros
 from ..ros import conversions as conv
 from ..ros.client import CameraStreamClient, Outputs
 from ..ros.process import NodeProcess, remap_args
-from ..synthetic.scene import SyntheticFrame
+from ..datasets.frame import GroundTruthFrame
 from ..synthetic.stream import SyntheticCamera
 from . import visualize as vis
 
@@ -136,7 +136,7 @@ def node_diagnostics(client: CameraStreamClient) -> tuple[dict[str, float], dict
     return {k: round(float(np.mean(v)), 2) for k, v in stages.items()}, last
 
 
-def ground_truth_errors(truth: SyntheticFrame, visible: np.ndarray, amodal: np.ndarray) -> dict[str, object]:
+def ground_truth_errors(truth: GroundTruthFrame, visible: np.ndarray, amodal: np.ndarray) -> dict[str, object]:
     """Visible depth against the renderer, and the node's hidden surfaces against the true nearest
     surface behind the visible one (the smallest object depth more than 1 cm beyond it)."""
     common = np.isfinite(visible) & np.isfinite(truth.depth)
@@ -153,7 +153,7 @@ def ground_truth_errors(truth: SyntheticFrame, visible: np.ndarray, amodal: np.n
     }
 
 
-def write_frame_outputs(out: Path, truth: SyntheticFrame, outputs: Outputs) -> dict[str, object]:
+def write_frame_outputs(out: Path, truth: GroundTruthFrame, outputs: Outputs) -> dict[str, object]:
     """Images and PLY of one returned frame (one colour range for all depth images); its summary entries."""
     msgs = outputs.messages
     visible, amodal = conv.image_to_depth(msgs["visible_depth"]), conv.image_to_depth(msgs["amodal_depth"])

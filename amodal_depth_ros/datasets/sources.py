@@ -1,0 +1,62 @@
+"""Ground-truth datasets named on the command line, each an iterable of ``GroundTruthFrame``s.
+
+    synthetic:0-499      procedural rooms, seeds 0..499 (``synthetic:500`` = seeds 0..499)
+    PATH                 a composite set written by ``amodal-depth composites`` (has index.json)
+    PATH                 a rosbag2 folder / .mcap / .db3 or a ROS 1 .bag carrying ground-truth topics
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from .frame import GroundTruthFrame
+
+_SEEDS = re.compile(r"^(?:(\d+)-)?(\d+)$")
+
+
+@dataclass
+class Dataset:
+    name: str                                        # short, file-name safe
+    description: str
+    count: int
+    frames: Callable[[], Iterator[GroundTruthFrame]]
+
+    def __iter__(self) -> Iterator[GroundTruthFrame]:
+        return self.frames()
+
+
+def parse_seeds(text: str) -> range:
+    """'0-499' -> range(0, 500); '500' -> range(0, 500)."""
+    match = _SEEDS.match(text.strip())
+    if not match:
+        raise ValueError(f"synthetic seeds must look like 'START-END' or 'COUNT', got {text!r}")
+    start, end = match.groups()
+    seeds = range(int(start), int(end) + 1) if start is not None else range(int(end))
+    if len(seeds) == 0:
+        raise ValueError(f"synthetic seed range {text!r} is empty")
+    return seeds
+
+
+def open_dataset(spec: str, width: int = 320, height: int = 240, depth_noise_std: float = 0.0) -> Dataset:
+    """The dataset ``spec`` names (see the module docstring); ValueError with the reason if it cannot."""
+    if spec.startswith("synthetic:"):
+        from ..synthetic.procedural import generate   # imported here: the generator is not needed otherwise
+
+        seeds = parse_seeds(spec.split(":", 1)[1])
+        return Dataset(f"synthetic_{seeds.start}-{seeds.stop - 1}",
+                       f"procedural rooms, seeds {seeds.start}..{seeds.stop - 1}, {width}x{height}", len(seeds),
+                       lambda: (generate(seed, width, height, depth_noise_std) for seed in seeds))
+    path = Path(spec)
+    if not path.exists():
+        raise ValueError(f"{spec}: no such file or folder (and not 'synthetic:SEEDS')")
+    if (path / "index.json").is_file():
+        from .composites import iter_composite_set, read_composite_set
+
+        files = read_composite_set(path)
+        return Dataset(path.name, f"composite set {path}", len(files), lambda: iter_composite_set(path))
+    from .bag import read_ground_truth_bag, count_ground_truth_frames
+
+    return Dataset(path.stem, f"ground-truth bag {path}", count_ground_truth_frames(path),
+                   lambda: read_ground_truth_bag(path))

@@ -1,0 +1,130 @@
+"""Run amodal mask and amodal depth methods on ground-truth frames and score them side by side.
+
+Stages are scored in isolation, as in the papers: depth methods get the true visible segmentation,
+occlusion graph and amodal masks (the protocol gives the amodal mask); mask methods get the true
+visible segmentation and occlusion graph. The configured pipeline is also scored end to end, from
+its own segmentation: each target is matched to the predicted instance whose visible mask overlaps
+it most (IoU >= 0.5); an unmatched target counts with coverage 0 and mask IoU 0.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from ..core import config
+from ..core.amodal_mask import ConvexHullCompletion
+from ..core.pipeline import STAGE_FACTORIES, AmodalDepthPipeline, AmodalDepthStage, AmodalMaskStage
+from ..core.types import AmodalInstance, OcclusionGraph, Segmentation
+from ..datasets.frame import GroundTruthFrame
+from .metrics import ResultTable, mask_iou, score_amodal_mask, score_object_depth
+
+BASELINE_DEPTH_METHODS = ("nearest", "telea", "plane_fit")
+END_TO_END = "pipeline"
+MATCH_IOU = 0.5
+
+
+def visible_only(segmentation: Segmentation, occlusion: OcclusionGraph) -> dict[int, np.ndarray]:
+    """The "no completion" mask baseline: the amodal mask is the visible mask."""
+    return {int(i): segmentation.labels == i for i in segmentation.ids}
+
+
+@dataclass
+class Methods:
+    depth: dict[str, AmodalDepthStage]
+    mask: dict[str, AmodalMaskStage]
+    pipeline: AmodalDepthPipeline | None = None   # scored end to end as END_TO_END
+
+
+def build_methods(params: dict[str, Any] | None = None, depth: Iterable[str] = BASELINE_DEPTH_METHODS,
+                  end_to_end: bool = True) -> Methods:
+    """The baselines plus the stages the (validated) parameters configure."""
+    p = config.validated(params or {})
+    depth_names = list(dict.fromkeys([*depth, p["amodal_depth.method"]]))
+    masks: dict[str, AmodalMaskStage] = {"visible_only": visible_only, "convex_hull": ConvexHullCompletion()}
+    configured_mask = p["amodal_mask.method"]
+    masks.setdefault(configured_mask, STAGE_FACTORIES["amodal_mask"][configured_mask](p))
+    return Methods(depth={name: STAGE_FACTORIES["amodal_depth"][name](p) for name in depth_names}, mask=masks,
+                   pipeline=AmodalDepthPipeline(p) if end_to_end else None)
+
+
+def targets(truth: GroundTruthFrame, min_visible: int = 20) -> list[int]:
+    """Ids of the objects scored: not room structure, visible somewhere, hidden somewhere."""
+    visible_counts = np.bincount(truth.instance_ids.ravel(), minlength=len(truth.names) + 1)
+    return [i for i in truth.object_ids if not truth.stuff[i - 1] and visible_counts[i] >= min_visible
+            and truth.hidden_mask(i).any()]
+
+
+@dataclass
+class FramePredictions:
+    """What every method predicted for one frame's targets: for the pictures of the report."""
+
+    truth: GroundTruthFrame
+    targets: list[int]
+    depth: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)   # method -> id -> (H, W) depth
+    mask: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)    # method -> id -> (H, W) bool
+
+
+def evaluate_frame(truth: GroundTruthFrame, methods: Methods, table: ResultTable,
+                   min_pixels: int = 20) -> FramePredictions:
+    ids = targets(truth)
+    out = FramePredictions(truth, ids)
+    if not ids:
+        return out
+    segmentation, occlusion, frame = truth.segmentation(), truth.occlusion(), truth.to_rgbd_frame()
+    true_masks = truth.true_amodal_masks()
+    for name, stage in methods.depth.items():
+        by_id = {inst.id: inst for inst in stage(frame, truth.depth, segmentation, occlusion, true_masks)}
+        out.depth[name] = {i: by_id[i].depth for i in ids}
+    for name, stage in methods.mask.items():
+        predicted = stage(segmentation, occlusion)
+        out.mask[name] = {i: predicted[i] for i in ids}
+    if methods.pipeline is not None:
+        matched = match_instances(methods.pipeline(frame).instances, truth, ids)
+        empty_depth, empty_mask = np.full(truth.depth.shape, np.nan, np.float32), np.zeros(truth.depth.shape, bool)
+        out.depth[END_TO_END] = {i: inst.depth if inst else empty_depth for i, inst in matched.items()}
+        out.mask[END_TO_END] = {i: inst.amodal_mask if inst else empty_mask for i, inst in matched.items()}
+    _score(out, table, min_pixels)
+    return out
+
+
+def match_instances(predicted: list[AmodalInstance], truth: GroundTruthFrame,
+                    ids: list[int]) -> dict[int, AmodalInstance | None]:
+    """Greedy one-to-one matching of targets to predicted instances by visible-mask IoU >= MATCH_IOU."""
+    pairs = sorted(((mask_iou(inst.visible_mask, truth.visible_mask(i)), i, k)
+                    for i in ids for k, inst in enumerate(predicted)), reverse=True)
+    matched: dict[int, AmodalInstance | None] = dict.fromkeys(ids)
+    used: set[int] = set()
+    for iou, i, k in pairs:
+        if iou < MATCH_IOU:
+            break
+        if matched[i] is None and k not in used:
+            matched[i], used = predicted[k], used | {k}
+    return matched
+
+
+def _score(predictions: FramePredictions, table: ResultTable, min_pixels: int) -> None:
+    truth = predictions.truth
+    for i in predictions.targets:
+        visible, amodal, gt = truth.visible_mask(i), truth.amodal_mask(i), truth.object_depths[i - 1]
+        for name, by_id in predictions.depth.items():
+            score = score_object_depth(by_id[i], gt, truth.depth, visible, amodal, min_pixels)
+            if score is not None:
+                table.add_depth(name, score)
+        for name, by_id in predictions.mask.items():
+            mask_score = score_amodal_mask(by_id[i], amodal, visible)
+            if mask_score is not None:
+                table.add_mask(name, mask_score)
+
+
+def evaluate(frames: Iterable[GroundTruthFrame], methods: Methods, min_pixels: int = 20,
+             keep: Callable[[int, FramePredictions], bool] = lambda index, predictions: False
+             ) -> tuple[ResultTable, list[FramePredictions]]:
+    """Score every frame; ``keep(index, predictions)`` picks the frames whose predictions are returned."""
+    table, kept = ResultTable(), []
+    for index, truth in enumerate(frames):
+        predictions = evaluate_frame(truth, methods, table, min_pixels)
+        if keep(index, predictions):
+            kept.append(predictions)
+    return table, kept
