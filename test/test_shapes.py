@@ -204,6 +204,25 @@ def test_compound_is_the_nearest_of_its_parts():
     np.testing.assert_allclose(n, expected_n, atol=1e-12)
     assert len(np.unique(nearest[np.isfinite(t)])) >= 4   # several parts seen
     assert not n[np.isinf(t)].any()
+    # The renderer's call: a 2-D window of rays from one point, as component arrays.
+    x, y = np.meshgrid(np.linspace(-0.3, 0.3, 50), np.linspace(-0.2, 0.25, 40))
+    t2, n2 = compound.cast((0.0, 0.0, 0.0), (x, y, 1.0))
+    flat = np.stack([x.ravel(), y.ravel(), np.ones(x.size)], axis=1)
+    t_ref = np.min([p.intersect(None, flat)[0] for p in posed], axis=0)
+    assert t2.shape == (40, 50) and np.isfinite(t2).sum() > 300
+    np.testing.assert_allclose(t2.ravel(), t_ref, rtol=0, atol=1e-12)
+    assert all(np.shape(c) == (40, 50) for c in n2)
+    # Rays from everywhere, in every direction, also from inside parts (the top and legs overlap).
+    rng = np.random.default_rng(0)
+    origins = compound.centre + rng.uniform(-0.7, 0.7, (3000, 3))
+    dirs = rng.normal(size=(3000, 3))
+    t, n = compound.intersect(origins, dirs)
+    results = [p.intersect(origins, dirs) for p in posed]
+    part_t = np.stack([r[0] for r in results])
+    np.testing.assert_allclose(t, part_t.min(axis=0), rtol=0, atol=1e-12)
+    nearest = part_t.argmin(axis=0)
+    np.testing.assert_allclose(n, np.stack([r[1] for r in results])[nearest, np.arange(len(dirs))], atol=1e-12)
+    assert np.isfinite(t).mean() > 0.1 and np.isinf(t).any()
 
 
 def test_compound_box_contains_the_parts_and_moves_with_it():

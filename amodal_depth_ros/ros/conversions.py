@@ -336,3 +336,25 @@ def instances_to_msg(instances: Sequence[AmodalInstance], header: Header | None,
     msg.width, msg.height = int(width), int(height)
     msg.instances = [instance_to_msg(inst, header, instance_cls) for inst in instances]
     return msg
+
+
+def instances_from_msg(msg: Any) -> list[AmodalInstance]:
+    """Full-frame ``AmodalInstance``s of an ``AmodalInstanceArray`` (the inverse of ``instances_to_msg``)."""
+    shape = (int(msg.height), int(msg.width))
+    instances = []
+    for item in msg.instances:
+        x, y, w, h = item.bbox.x_offset, item.bbox.y_offset, item.bbox.width, item.bbox.height
+        if x + w > shape[1] or y + h > shape[0]:
+            raise InputError("size_mismatch", f"instance {item.id}: bbox {x},{y} {w}x{h} leaves the {shape[1]}x{shape[0]} frame")
+        crop = (slice(y, y + h), slice(x, x + w))
+        visible, amodal = np.zeros(shape, bool), np.zeros(shape, bool)
+        depth = np.full(shape, np.nan, np.float32)
+        for target, image in ((visible, item.visible_mask), (amodal, item.amodal_mask)):
+            if w and h:
+                target[crop] = image_to_mask(image)
+        if w and h:
+            depth[crop] = image_to_depth(item.amodal_depth)
+        instances.append(AmodalInstance(id=int(item.id), label=item.label, score=float(item.score),
+                                        visible_mask=visible, amodal_mask=amodal,
+                                        occluded_by=tuple(int(i) for i in item.occluded_by), depth=depth))
+    return instances

@@ -404,22 +404,27 @@ class Compound(Shape):
             count = np.count_nonzero(may_hit)
             if count == 0:
                 continue
-            if count > t.size // 2:   # gathering and scattering would cost more than it saves
+            if count > t.size * 2:   # gathering and scattering would cost more than it saves
                 t_part, n_part = part.cast(origins, dirs)
                 closer = t_part < t
                 np.copyto(t, t_part, where=closer)
                 for n, m in zip(normals, n_part):
                     np.copyto(n, m, where=closer)
                 continue
-            gather = lambda c: c if np.ndim(c) == 0 else np.broadcast_to(c, shape)[may_hit]   # noqa: E731
-            t_part, n_part = part.cast(tuple(map(gather, origins)), tuple(map(gather, dirs)))
-            index = tuple(i[closer] for i in np.nonzero(may_hit)) if (closer := t_part < t[may_hit]).any() else None
-            if index is None:
+            t_part, n_part = part.cast(_gather(origins, may_hit), _gather(dirs, may_hit))
+            closer = t_part < t[may_hit]
+            if not closer.any():
                 continue
+            index = tuple(i[closer] for i in np.nonzero(may_hit))
             t[index] = t_part[closer]
             for n, m in zip(normals, n_part):
                 n[index] = np.broadcast_to(m, t_part.shape)[closer]
         return t, normals
+
+
+def _gather(v: Vec3, mask: np.ndarray) -> Vec3:
+    """The components of ``v`` (broadcast to ``mask``'s shape) where ``mask`` holds, as 1-D arrays; scalars stay."""
+    return tuple(c if np.ndim(c) == 0 else np.broadcast_to(c, mask.shape)[mask] for c in v)
 
 
 class _MeshRaycaster:

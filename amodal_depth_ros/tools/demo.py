@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 import amodal_depth_ros
 
+from ..resources import package_path
 from ..ros import conversions as conv
 from ..ros.client import CameraStreamClient, Outputs
 from ..ros.process import NodeProcess, remap_args
@@ -49,19 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_file(name: str) -> Path:
-    """A file of the package's config/: in the source checkout, else in the installed share dir."""
-    checkout = Path(amodal_depth_ros.__file__).resolve().parents[1] / "config" / name
-    if checkout.is_file():
-        return checkout
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        installed = Path(get_package_share_directory("amodal_depth_ros")) / "config" / name
-        if installed.is_file():
-            return installed
-    except (ImportError, LookupError, OSError, ValueError):  # no ament index, or the package is not in it
-        pass
-    raise FileNotFoundError(f"config/{name} is neither in the checkout ({checkout.parent}) nor in an installed "
-                            "share/amodal_depth_ros; pass the file explicitly")
+    """A file of the package's config/ (checkout or installed share)."""
+    return package_path("config", name)
 
 
 def prepare_ros_environment() -> None:
