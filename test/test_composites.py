@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from amodal_depth_ros.core.types import CameraIntrinsics
-from amodal_depth_ros.datasets.composites import (HIDDEN_RATIO, build_composites, find_targets, generated,
-                                                  iter_composite_set, read_composite_set, write_composite_set)
+from amodal_depth_ros.datasets.composite_set import iter_composite_set, read_composite_set, write_composite_set
+from amodal_depth_ros.datasets.composites import HIDDEN_RATIO, build_composites, find_targets, generated
 from amodal_depth_ros.datasets.rgbd_folder import RGBDSample, load_rgbd_folder
 from amodal_depth_ros.synthetic.scene import random_scene, render
 from amodal_depth_ros.tools import composites as tool

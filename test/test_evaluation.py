@@ -3,7 +3,6 @@ import json
 
 import cv2
 import numpy as np
-import pytest
 
 from amodal_depth_ros.core import config
 from amodal_depth_ros.core.pipeline import STAGE_FACTORIES

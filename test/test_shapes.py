@@ -294,7 +294,7 @@ def test_transformed_mesh_copies_share_the_raycaster():
     translation = np.array([0.1, -0.1, 2.5]) - rotation @ mesh.centre   # the moved centre stays in view
     moved, moved_box = mesh.transformed(rotation, translation), box.transformed(rotation, translation)
     assert moved._raycaster is mesh._raycaster and moved.vertices is mesh.vertices
-    (t1, n1), (t2, n2) = moved.intersect(None, dirs), moved_box.intersect(None, dirs)
+    (t1, _), (t2, _) = moved.intersect(None, dirs), moved_box.intersect(None, dirs)
     assert _MeshRaycaster.builds == builds   # no rebuild for the copy
     bigger = Box(half_extents=(0.5 + 1e-4,) * 3, centre=moved_box.centre, rotation=moved_box.rotation)
     smaller = Box(half_extents=(0.5 - 1e-4,) * 3, centre=moved_box.centre, rotation=moved_box.rotation)

@@ -52,7 +52,7 @@ def open_dataset(spec: str, width: int = 320, height: int = 240, depth_noise_std
     if not path.exists():
         raise ValueError(f"{spec}: no such file or folder (and not 'synthetic:SEEDS')")
     if (path / "index.json").is_file():
-        from .composites import iter_composite_set, read_composite_set
+        from .composite_set import iter_composite_set, read_composite_set
 
         files = read_composite_set(path)
         return Dataset(path.name, f"composite set {path}", len(files), lambda: iter_composite_set(path))

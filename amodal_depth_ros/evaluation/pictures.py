@@ -4,7 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..tools.visualize import colorize_depth, depth_range
+from ..visualize import colorize_depth, depth_range
 from .harness import FramePredictions
 
 ERROR_RANGE_M = (0.0, 0.3)   # colour scale of the absolute-error maps

@@ -13,6 +13,7 @@ SUBCOMMANDS = {
     "demo": "amodal_depth_ros.tools.demo",
     "composites": "amodal_depth_ros.tools.composites",
     "eval": "amodal_depth_ros.tools.eval",
+    "generate": "amodal_depth_ros.tools.generate",
 }
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..datasets.composites import build_composites, write_composite_set
+from ..datasets.composite_set import write_composite_set
+from ..datasets.composites import build_composites
 from ..datasets.rgbd_folder import load_rgbd_folder
 
 

@@ -30,7 +30,7 @@ from ..ros.client import CameraStreamClient, Outputs
 from ..ros.process import NodeProcess, remap_args
 from ..datasets.frame import GroundTruthFrame
 from ..synthetic.stream import SyntheticCamera
-from . import visualize as vis
+from .. import visualize as vis
 
 BASE_STAMP_NS = 1_700_000_000 * 10**9   # fixed epoch: stamps, and so outputs, are the same on every run
 NODE_NAME = "/amodal/amodal_depth_node"

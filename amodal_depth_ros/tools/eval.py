@@ -24,7 +24,7 @@ from ..datasets.sources import open_dataset
 from ..evaluation.harness import BASELINE_DEPTH_METHODS, build_methods, evaluate
 from ..evaluation.metrics import format_table
 from ..evaluation.pictures import bar_chart, comparison
-from . import visualize as vis
+from .. import visualize as vis
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -11,7 +11,7 @@ from typing import Mapping
 import cv2
 import numpy as np
 
-from ..core.types import LayeredCloud
+from .core.types import LayeredCloud
 
 COLORMAP = cv2.COLORMAP_TURBO
 
