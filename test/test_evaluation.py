@@ -51,9 +51,12 @@ def test_on_a_tilted_wall_only_the_plane_fit_is_exact():
     assert hidden_error(truth, depth_stage("telea"), wall).mean() > 0.02
 
 
+GEOMETRIC = {"amodal_mask.method": "convex_hull", "amodal_depth.method": "plane_fit"}
+
+
 def test_harness_scores_the_tilted_wall():
     truth = tilted_wall_behind_box()
-    table, kept = evaluate([truth], build_methods(end_to_end=True), keep=lambda i, p: True)
+    table, kept = evaluate([truth], build_methods(GEOMETRIC, end_to_end=True), keep=lambda i, p: True)
     depth = table.summary()["depth"]
     assert depth["plane_fit"]["all"]["objects"] == 1               # the wall; the box is not hidden
     assert depth["plane_fit"]["all"]["aligned"]["abs_rel"] < 1e-3
@@ -96,8 +99,9 @@ def test_eval_command_on_synthetic_frames(tmp_path, capsys):
     out = tmp_path / "synthetic_0-1"
     report = json.loads((out / "results.json").read_text())
     assert report["frames"] == 2
-    assert set(report["depth"]) == {"nearest", "telea", "plane_fit", END_TO_END}
-    assert set(report["mask"]) == {"visible_only", "convex_hull", END_TO_END}
+    # the baselines and the configured (default: learned, shipped) stages
+    assert set(report["depth"]) == {"nearest", "telea", "plane_fit", "spade", END_TO_END}
+    assert set(report["mask"]) == {"visible_only", "convex_hull", "learned", END_TO_END}
     assert report["depth"]["nearest"]["all"]["objects"] > 0
     assert 0.0 < report["depth"]["nearest"]["all"]["aligned"]["abs_rel"] < 0.5
     assert "plane_fit" in (out / "table.txt").read_text()

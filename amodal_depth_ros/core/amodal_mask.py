@@ -13,7 +13,8 @@ from .types import OcclusionGraph, Segmentation
 
 
 class ConvexHullCompletion:
-    def __call__(self, segmentation: Segmentation, occlusion: OcclusionGraph) -> dict[int, np.ndarray]:
+    def __call__(self, segmentation: Segmentation, occlusion: OcclusionGraph,
+                 depth: np.ndarray | None = None) -> dict[int, np.ndarray]:
         labels = segmentation.labels
         masks: dict[int, np.ndarray] = {}
         for instance_id in segmentation.ids.tolist():

@@ -53,9 +53,14 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("diagnostics.period", 1.0, "Seconds between /diagnostics messages.", 0.1, 60.0),
     ParamSpec("diagnostics.log_throttle", 5.0, "Seconds between repeated log lines about the same kind of bad input.", 0.0, 3600.0),
     # Visible depth.
-    ParamSpec("visible_depth.source", "topic", "Where visible depth comes from: 'topic' = the aligned depth image.", choices=("topic",)),
+    ParamSpec("visible_depth.source", "topic", "Where visible depth comes from: 'topic' = the aligned depth image (needs use_depth: true); 'monocular' = a Depth Anything V2 network run on the colour image (monocular.* parameters), for cameras without depth or to fill the depth image's holes.", choices=("topic", "monocular")),
     ParamSpec("visible_depth.min_depth", 0.1, "Depth readings nearer than this (m) are treated as unknown.", 0.0, 100.0),
     ParamSpec("visible_depth.max_depth", 10.0, "Depth readings farther than this (m) are treated as unknown.", 0.1, 1000.0),
+    ParamSpec("monocular.checkpoint", "", "Depth Anything V2 weights file (.pth, official layout) used when visible_depth.source is 'monocular'. Nothing is downloaded: get the checkpoint yourself (e.g. depth_anything_v2_vits.pth, or depth_anything_v2_metric_hypersim_vits.pth for metric indoor depth). A file that cannot be loaded stops the node at startup.",),
+    ParamSpec("monocular.encoder", "", "Encoder size of monocular.checkpoint: '' = inferred from the checkpoint's tensor shapes; 'vits', 'vitb' or 'vitl' = required size (a checkpoint of another size is refused).", choices=("", "vits", "vitb", "vitl")),
+    ParamSpec("monocular.metric_max_depth", 0.0, "0 = monocular.checkpoint is a relative model (inverse depth up to scale and shift, aligned to the depth topic on every frame, so it needs use_depth: true); > 0 = it is a metric model predicting metres up to this depth: 20 for the indoor (Hypersim) checkpoints, 80 for the outdoor (Virtual KITTI) ones.", 0.0, 1000.0),
+    ParamSpec("monocular.input_size", 518, "Pixels: the image is resized so that its short side is about this long (a multiple of 14) before the network; smaller is faster and coarser (518 = the size the models were trained at).", 140, 1540),
+    ParamSpec("monocular.fill_only", True, "With a depth topic: true = keep the sensor's reading where it is valid (within visible_depth.min_depth / max_depth) and use the network only for the holes; false = use the network's depth everywhere (a relative model still aligned to the sensor). Without a depth topic the network's depth is used everywhere."),
     # Segmentation.
     ParamSpec("segmentation.method", "geometric", "Instance segmentation: 'geometric' = training-free, class-agnostic, from depth discontinuities, concave creases and colour edges.", choices=("geometric",)),
     ParamSpec("segmentation.depth_jump", 0.04, "Relative depth step between neighbouring pixels that separates two surfaces (0.04 = 4 cm at 1 m).", 0.001, 1.0),
@@ -66,8 +71,11 @@ PARAMS: tuple[ParamSpec, ...] = (
     # Occlusion order.
     ParamSpec("occlusion.min_boundary", 8, "Boundary pixel pairs needed before one instance is said to occlude another.", 1, 100000),
     # Amodal completion.
-    ParamSpec("amodal_mask.method", "convex_hull", "Amodal mask completion: 'convex_hull' = visible mask plus the part of its convex hull covered by instances in front.", choices=("convex_hull",)),
-    ParamSpec("amodal_depth.method", "plane_fit", "Hidden-surface depth: 'plane_fit' = weighted plane fitted to the visible surface near the occlusion, extrapolated; 'nearest' = depth of the nearest visible pixel; 'telea' = OpenCV Telea inpainting of the visible depth (the last two are evaluation baselines).", choices=("plane_fit", "nearest", "telea")),
+    ParamSpec("amodal_mask.method", "learned", "Amodal mask completion: 'learned' = the amodal mask network, instances peeled front to back; 'convex_hull' = visible mask plus the part of its convex hull covered by instances in front (the fallback when the weights cannot be loaded).", choices=("learned", "convex_hull")),
+    ParamSpec("amodal_mask.weights", "", "Weights file of the amodal mask network; empty = the weights shipped with the package.",),
+    ParamSpec("amodal_depth.method", "spade", "Hidden-surface depth: 'spade' = the SPADE amodal depth network, instances peeled front to back, aligned to the observed depth by scale and shift on the visible part; 'plane_fit' = weighted plane fitted to the visible surface near the occlusion, extrapolated (the fallback when the weights cannot be loaded); 'nearest' = depth of the nearest visible pixel; 'telea' = OpenCV Telea inpainting of the visible depth (the last two are evaluation baselines).", choices=("spade", "plane_fit", "nearest", "telea")),
+    ParamSpec("amodal_depth.weights", "", "Weights file of the SPADE amodal depth network; empty = the weights shipped with the package.",),
+    ParamSpec("inference.device", "auto", "Where the networks run: 'auto' = CUDA when available, else CPU.", choices=("auto", "cpu", "cuda")),
     ParamSpec("amodal_depth.boundary_band", 25.0, "Pixels: visible points this close to the hidden part dominate the fit.", 1.0, 1000.0),
     ParamSpec("amodal_depth.inpaint_radius", 5.0, "Pixels: neighbourhood of Telea inpainting ('telea' only).", 1.0, 100.0),
     ParamSpec("amodal_depth.min_gap", 0.01, "A hidden surface lies at least this far (m) behind the surface that hides it.", 0.0, 10.0),
@@ -89,7 +97,16 @@ def validated(values: dict[str, Any]) -> dict[str, Value]:
     for name, value in values.items():
         merged[name] = SPECS[name].validate(value)
     if merged["visible_depth.source"] == "topic" and not merged["use_depth"]:
-        raise ValueError("visible_depth.source 'topic' needs use_depth: true (there is no monocular depth model yet)")
+        raise ValueError("visible_depth.source 'topic' needs use_depth: true; "
+                         "use visible_depth.source: monocular for cameras without depth")
+    if merged["visible_depth.source"] == "monocular":
+        if not merged["monocular.checkpoint"]:
+            raise ValueError("visible_depth.source 'monocular' needs monocular.checkpoint: the path of a "
+                             "Depth Anything V2 .pth file (nothing is downloaded)")
+        if not merged["use_depth"] and merged["monocular.metric_max_depth"] == 0.0:
+            raise ValueError("use_depth: false with a relative monocular model (monocular.metric_max_depth: 0) has no "
+                             "metric scale: use a metric checkpoint and set monocular.metric_max_depth (20 indoor, "
+                             "80 outdoor), or set use_depth: true so the relative depth is aligned to the depth topic")
     return merged
 
 

@@ -10,6 +10,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
+from ..models.errors import ModelLoadError
 from . import config
 from .amodal_depth import NearestVisibleFill, PlaneFitCompletion, TeleaInpaintFill
 from .amodal_mask import ConvexHullCompletion
@@ -34,7 +35,8 @@ class OcclusionStage(Protocol):
 
 
 class AmodalMaskStage(Protocol):
-    def __call__(self, segmentation: Segmentation, occlusion: OcclusionGraph) -> dict[int, np.ndarray]: ...
+    def __call__(self, segmentation: Segmentation, occlusion: OcclusionGraph,
+                 depth: np.ndarray) -> dict[int, np.ndarray]: ...
 
 
 class AmodalDepthStage(Protocol):
@@ -42,23 +44,62 @@ class AmodalDepthStage(Protocol):
                  occlusion: OcclusionGraph, amodal_masks: dict[int, np.ndarray]) -> list[AmodalInstance]: ...
 
 
+def _learned() -> Any:
+    """The learned stages, imported on first use: torch is only needed when they are configured."""
+    from ..models import stages
+    return stages
+
+
+def _monocular(p: dict[str, Any]) -> Any:
+    """Depth Anything V2 visible depth. No fallback: a checkpoint that cannot be loaded raises ModelLoadError
+    naming monocular.checkpoint (the node refuses to start). torch is imported here, only when configured."""
+    path = p["monocular.checkpoint"]
+    try:
+        import torch
+
+        from ..models.monocular import MonocularDepth
+    except ImportError as exc:
+        raise ModelLoadError(f"visible_depth.source 'monocular' needs PyTorch, which cannot be imported: {exc}") from exc
+    device = p["inference.device"]
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError("inference.device is 'cuda' but torch sees no CUDA device")
+    try:
+        return MonocularDepth.from_checkpoint(
+            path, encoder=p["monocular.encoder"] or None, metric_max_depth=p["monocular.metric_max_depth"] or None,
+            device=device, input_size=p["monocular.input_size"], fill_only=p["monocular.fill_only"],
+            min_depth=p["visible_depth.min_depth"], max_depth=p["visible_depth.max_depth"])
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"monocular.checkpoint '{path}' cannot be loaded: {exc}") from exc
+
+
 # Stage name -> method name -> factory taking the validated parameter dict. New models register here.
 STAGE_FACTORIES: dict[str, dict[str, Callable[[dict[str, Any]], Any]]] = {
     "visible_depth": {
         "topic": lambda p: DepthFromTopic(p["visible_depth.min_depth"], p["visible_depth.max_depth"]),
+        "monocular": lambda p: _monocular(p),
     },
     "segmentation": {
         "geometric": lambda p: GeometricSegmenter(p["segmentation.depth_jump"], p["segmentation.concavity"],
                                                   p["segmentation.crease_scale"], p["segmentation.color_edge"],
                                                   p["segmentation.min_area"]),
     },
-    "amodal_mask": {"convex_hull": lambda p: ConvexHullCompletion()},
+    "amodal_mask": {
+        "convex_hull": lambda p: ConvexHullCompletion(),
+        "learned": lambda p: _learned().LearnedAmodalMask(p["amodal_mask.weights"], p["inference.device"]),
+    },
     "amodal_depth": {
+        "spade": lambda p: _learned().SpadeAmodalDepth(p["amodal_depth.weights"], p["amodal_depth.min_gap"],
+                                                       p["inference.device"]),
         "plane_fit": lambda p: PlaneFitCompletion(p["amodal_depth.boundary_band"], p["amodal_depth.min_gap"]),
         "nearest": lambda p: NearestVisibleFill(p["amodal_depth.min_gap"]),
         "telea": lambda p: TeleaInpaintFill(p["amodal_depth.inpaint_radius"], p["amodal_depth.min_gap"]),
     },
 }
+
+# What serves when a learned stage cannot be loaded (no torch, missing or corrupt weights).
+FALLBACKS = {"amodal_mask": "convex_hull", "amodal_depth": "plane_fit"}
 
 STAGE_NAMES = ("visible_depth", "segmentation", "occlusion", "amodal_mask", "amodal_depth", "cloud")
 
@@ -70,9 +111,19 @@ class AmodalDepthPipeline:
         self.visible_depth: VisibleDepthStage = STAGE_FACTORIES["visible_depth"][p["visible_depth.source"]](p)
         self.segmentation: SegmentationStage = STAGE_FACTORIES["segmentation"][p["segmentation.method"]](p)
         self.occlusion: OcclusionStage = BoundaryDepthOrder(p["segmentation.depth_jump"], p["occlusion.min_boundary"])
-        self.amodal_mask: AmodalMaskStage = STAGE_FACTORIES["amodal_mask"][p["amodal_mask.method"]](p)
-        self.amodal_depth: AmodalDepthStage = STAGE_FACTORIES["amodal_depth"][p["amodal_depth.method"]](p)
+        self.fallbacks: list[str] = []   # why a configured stage was replaced by its fallback
+        self.amodal_mask: AmodalMaskStage = self._build("amodal_mask", p)
+        self.amodal_depth: AmodalDepthStage = self._build("amodal_depth", p)
         self.cloud_stride = int(p["output.cloud_stride"])
+
+    def _build(self, stage: str, p: dict[str, Any]) -> Any:
+        method = p[f"{stage}.method"]
+        try:
+            return STAGE_FACTORIES[stage][method](p)
+        except (ModelLoadError, ImportError) as exc:
+            fallback = FALLBACKS[stage]
+            self.fallbacks.append(f"{stage}.method '{method}' unavailable, using '{fallback}': {exc}")
+            return STAGE_FACTORIES[stage][fallback](p)
 
     def __call__(self, frame: RGBDFrame) -> PipelineResult:
         timings: dict[str, float] = {}
@@ -85,7 +136,7 @@ class AmodalDepthPipeline:
         timings["segmentation"], t = (clock() - t) * 1e3, clock()
         occlusion = self.occlusion(segmentation, depth)
         timings["occlusion"], t = (clock() - t) * 1e3, clock()
-        masks = self.amodal_mask(segmentation, occlusion)
+        masks = self.amodal_mask(segmentation, occlusion, depth)
         timings["amodal_mask"], t = (clock() - t) * 1e3, clock()
         instances = self.amodal_depth(frame, depth, segmentation, occlusion, masks)
         timings["amodal_depth"], t = (clock() - t) * 1e3, clock()

@@ -25,7 +25,8 @@ END_TO_END = "pipeline"
 MATCH_IOU = 0.5
 
 
-def visible_only(segmentation: Segmentation, occlusion: OcclusionGraph) -> dict[int, np.ndarray]:
+def visible_only(segmentation: Segmentation, occlusion: OcclusionGraph,
+                 depth: np.ndarray | None = None) -> dict[int, np.ndarray]:
     """The "no completion" mask baseline: the amodal mask is the visible mask."""
     return {int(i): segmentation.labels == i for i in segmentation.ids}
 
@@ -45,6 +46,7 @@ def build_methods(params: dict[str, Any] | None = None, depth: Iterable[str] = B
     masks: dict[str, AmodalMaskStage] = {"visible_only": visible_only, "convex_hull": ConvexHullCompletion()}
     configured_mask = p["amodal_mask.method"]
     masks.setdefault(configured_mask, STAGE_FACTORIES["amodal_mask"][configured_mask](p))
+    # Configured learned stages load here: a missing or corrupt weights file is an error, not a fallback.
     return Methods(depth={name: STAGE_FACTORIES["amodal_depth"][name](p) for name in depth_names}, mask=masks,
                    pipeline=AmodalDepthPipeline(p) if end_to_end else None)
 
@@ -78,7 +80,7 @@ def evaluate_frame(truth: GroundTruthFrame, methods: Methods, table: ResultTable
         by_id = {inst.id: inst for inst in stage(frame, truth.depth, segmentation, occlusion, true_masks)}
         out.depth[name] = {i: by_id[i].depth for i in ids}
     for name, stage in methods.mask.items():
-        predicted = stage(segmentation, occlusion)
+        predicted = stage(segmentation, occlusion, truth.depth)
         out.mask[name] = {i: predicted[i] for i in ids}
     if methods.pipeline is not None:
         matched = match_instances(methods.pipeline(frame).instances, truth, ids)

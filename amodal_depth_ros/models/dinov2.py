@@ -75,7 +75,8 @@ class DinoVisionTransformer(nn.Module):
         self.patch_embed = PatchEmbed(dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, grid * grid + 1, dim))
-        self.mask_token = nn.Parameter(torch.zeros(1, dim))      # training only; kept so official checkpoints load strictly
+        # Only used in training (masked tokens); kept so that official checkpoints load with strict=True.
+        self.mask_token = nn.Parameter(torch.zeros(1, dim))
         self.blocks = nn.ModuleList(Block(dim, heads) for _ in range(depth))
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
@@ -94,7 +95,8 @@ class DinoVisionTransformer(nn.Module):
         patches = patches.permute(0, 2, 3, 1).reshape(1, gh * gw, -1)
         return torch.cat((cls, patches), dim=1).to(self.pos_embed.dtype)
 
-    def get_intermediate_layers(self, x: torch.Tensor, layers: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def get_intermediate_layers(self, x: torch.Tensor,
+                                layers: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(patch tokens (B, N, D), class token (B, D)) after the final norm, for each block index in ``layers``."""
         gh, gw = x.shape[-2] // PATCH, x.shape[-1] // PATCH
         x = self.patch_embed(x)

@@ -25,6 +25,12 @@ class NodeStats:
         self._window_in = 0
         self._window_out = 0
         self._window_rejected = 0
+        # stage -> why its configured (learned) method is not running; non-empty keeps the level at WARN.
+        self.fallbacks: dict[str, str] = {}
+
+    def set_fallbacks(self, fallbacks: dict[str, str]) -> None:
+        with self._lock:
+            self.fallbacks = dict(fallbacks)
 
     def count_input(self) -> None:
         with self._lock:
@@ -64,12 +70,16 @@ class NodeStats:
                 values[f"stage_ms_{stage}"] = f"{total / max(self._stage_count, 1):.2f}"
             if self.last_error:
                 values["last_error"] = self.last_error
+            values.update({f"fallback_{stage}": why for stage, why in sorted(self.fallbacks.items())})
             if self._window_rejected:
                 level, message = DiagnosticStatus.WARN, f"{self._window_rejected} bad input frame(s) dropped"
             elif self._window_in == 0:
                 level, message = DiagnosticStatus.WARN, "no input images"
             else:
                 level, message = DiagnosticStatus.OK, "processing"
+            if self.fallbacks:   # the learned model the user configured is not running: never OK
+                level = DiagnosticStatus.WARN
+                message += f"; fallback in use for {', '.join(sorted(self.fallbacks))} (see fallback_* values)"
             self._window_start, self._window_in, self._window_out, self._window_rejected = now, 0, 0, 0
             self._stage_sums.clear()
             self._stage_count = 0

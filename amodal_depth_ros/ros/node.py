@@ -13,11 +13,13 @@ import time
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
+from ..core import config
 from ..core.pipeline import AmodalDepthPipeline
 from ..core.types import InputError, RGBDFrame
 from . import conversions as conv
@@ -30,16 +32,30 @@ try:
 except ImportError:  # interfaces not built: run without the instance topic rather than not at all
     AmodalInstanceArray = None
 
+# Parameters only the node reads: changing them at runtime needs no new pipeline (no model reload).
+NODE_ONLY_PREFIXES = ("sync.", "diagnostics.", "output.publish_instances")
+
+
+def fallback_stages(pipeline: AmodalDepthPipeline) -> dict[str, str]:
+    """Stage name -> why its configured method was replaced (pipeline.fallbacks entries read
+    "<stage>.method '<method>' unavailable, using '<fallback>': <reason>")."""
+    return {message.split(".", 1)[0] if "." in message else f"stage{i}": message
+            for i, message in enumerate(pipeline.fallbacks)}
+
 
 class AmodalDepthNode(Node):
     def __init__(self, **kwargs):
         super().__init__("amodal_depth_node", **kwargs)
         self.params = declare_pipeline_parameters(self)
+        # ValueError (bad combination, or a monocular checkpoint that cannot be loaded) stops the node: main().
         self.pipeline = AmodalDepthPipeline(self.params)
-        self.add_on_set_parameters_callback(validate_update)
+        self._prepared: AmodalDepthPipeline | None = None   # built by the on-set callback, swapped in post-set
+        self.add_on_set_parameters_callback(self._check_parameters)
         self.add_post_set_parameters_callback(self._parameters_changed)
         p = self.params
         self.stats = NodeStats()
+        self._logged_fallbacks: set[str] = set()
+        self._report_fallbacks()
         self.sync = StampSynchronizer(p["sync.slop"], p["sync.queue_size"], p["use_depth"], p["sync.camera_info_use_latest"])
         self._last_log: dict[str, float] = {}
 
@@ -70,9 +86,13 @@ class AmodalDepthNode(Node):
         self._running = True
         self._worker = threading.Thread(target=self._work, name="amodal_depth_worker", daemon=True)
         self._worker.start()
+        source = p["visible_depth.source"]
+        if source == "monocular":
+            source += f" ({p['monocular.checkpoint']})"
         self.get_logger().info(
             f"ready: image={self.resolve_topic_name('image')} camera_info={self.resolve_topic_name('camera_info')}"
-            + (f" depth={self.resolve_topic_name('depth')}" if p["use_depth"] else " (no depth topic)"))
+            + (f" depth={self.resolve_topic_name('depth')}" if p["use_depth"] else " (no depth topic)")
+            + f", visible depth from {source}")
 
     # --- input side: cheap, never blocks on the pipeline ---------------------------------------
     def _on_message(self, topic: str, msg) -> None:
@@ -133,12 +153,43 @@ class AmodalDepthNode(Node):
             self.get_logger().warn(f"frame dropped ({reason}): {message} [{self.stats.rejected[reason]} so far]")
 
     # --- parameters and diagnostics ------------------------------------------------------------
+    def _report_fallbacks(self) -> None:
+        """Learned stages replaced by their fallback: an ERROR line once per message, WARN in /diagnostics."""
+        fallbacks = fallback_stages(self.pipeline)
+        self.stats.set_fallbacks(fallbacks)
+        for message in fallbacks.values():
+            if message not in self._logged_fallbacks:
+                self._logged_fallbacks.add(message)
+                self.get_logger().error(f"learned model not running, fallback in use: {message}")
+
+    def _check_parameters(self, parameters) -> SetParametersResult:
+        """on-set callback: each value against its spec, then the combination, then the new pipeline is built
+        (a monocular checkpoint that cannot be loaded refuses the change; the running pipeline stays)."""
+        result = validate_update(parameters)
+        if not result.successful:
+            return result
+        changed = {p.name: p.value for p in parameters if p.name in self.params}
+        updated = dict(self.params, **changed)
+        self._prepared = None
+        try:
+            if any(not name.startswith(NODE_ONLY_PREFIXES) for name in changed):
+                self._prepared = AmodalDepthPipeline(updated)
+            else:
+                config.validated(updated)
+        except ValueError as error:
+            return SetParametersResult(successful=False, reason=str(error))
+        return SetParametersResult(successful=True)
+
     def _parameters_changed(self, parameters) -> None:
-        updated = dict(self.params, **{p.name: p.value for p in parameters if p.name in self.params})
-        pipeline = AmodalDepthPipeline(updated)
-        self.params, self.pipeline = updated, pipeline
-        self.sync.slop_ns = int(updated["sync.slop"] * 1e9)
-        self.sync.camera_info_use_latest = updated["sync.camera_info_use_latest"]
+        changed = {p.name: p.value for p in parameters if p.name in self.params}
+        if self._prepared is not None:
+            self.pipeline, self._prepared = self._prepared, None
+            self.params = dict(self.pipeline.params)
+            self._report_fallbacks()
+        else:
+            self.params = config.validated(dict(self.params, **changed))
+        self.sync.slop_ns = int(self.params["sync.slop"] * 1e9)
+        self.sync.camera_info_use_latest = self.params["sync.camera_info_use_latest"]
 
     def _publish_diagnostics(self) -> None:
         array = DiagnosticArray()
@@ -158,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     rclpy.init(args=argv if argv is not None else sys.argv)
     try:
         node = AmodalDepthNode()
-    except ValueError as error:
+    except ValueError as error:   # bad parameters, or a monocular checkpoint that cannot be loaded (ModelLoadError)
         rclpy.logging.get_logger("amodal_depth_node").fatal(f"cannot start: {error}")
         rclpy.try_shutdown()
         return 2

@@ -14,6 +14,7 @@ SUBCOMMANDS = {
     "composites": "amodal_depth_ros.tools.composites",
     "eval": "amodal_depth_ros.tools.eval",
     "generate": "amodal_depth_ros.tools.generate",
+    "train": "amodal_depth_ros.tools.train",
 }
 
 

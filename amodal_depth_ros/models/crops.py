@@ -1,0 +1,86 @@
+"""Object-centred crops: what the learned amodal stages see of one instance, and how results go back.
+
+Inputs are geometry first (masks and depth, no colour) so that models trained on synthetic rooms
+transfer to real RGB-D frames. Depth is made scale-free: ``log(z / z0)`` with ``z0`` the median
+visible depth of the instance. The "front" depth is the surface directly in front of the instance:
+the observed depth, except where instances in front of it are themselves completed (peeled), where
+it is the deepest completed surface that still lies in front. All crops are square, ``size`` pixels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+CROP_SIZE = 48
+LOG_RANGE = 1.5        # log depth ratios are clipped to +-this (a factor of 4.5 around z0)
+INPUT_CHANNELS = 5     # visible, occluder, front depth, front depth valid, border (outside the image)
+
+
+@dataclass
+class CropBox:
+    """A square window (may extend past the image) and the resize factor to the crop."""
+
+    top: int
+    left: int
+    side: int
+    size: int
+
+    @classmethod
+    def around(cls, mask: np.ndarray, grow: float, size: int = CROP_SIZE) -> CropBox:
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        h, w = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+        side = int(np.ceil(max(h, w) * (1.0 + 2.0 * grow))) + 2
+        centre_r, centre_c = (rows[0] + rows[-1]) / 2.0, (cols[0] + cols[-1]) / 2.0
+        return cls(int(round(centre_r - side / 2.0)), int(round(centre_c - side / 2.0)), side, size)
+
+    def take(self, image: np.ndarray, fill: float, interpolation: int = cv2.INTER_NEAREST) -> np.ndarray:
+        """The window of ``image`` (padded with ``fill`` outside it) resized to size x size."""
+        h, w = image.shape[:2]
+        r0, c0, r1, c1 = self.top, self.left, self.top + self.side, self.left + self.side
+        window = np.full((self.side, self.side), fill, np.float32)
+        rr0, cc0, rr1, cc1 = max(r0, 0), max(c0, 0), min(r1, h), min(c1, w)
+        if rr0 < rr1 and cc0 < cc1:
+            window[rr0 - r0:rr1 - r0, cc0 - c0:cc1 - c0] = image[rr0:rr1, cc0:cc1]
+        return cv2.resize(window, (self.size, self.size), interpolation=interpolation)
+
+    def put(self, crop: np.ndarray, shape: tuple[int, int]) -> tuple[tuple[slice, slice], np.ndarray]:
+        """The crop resized back to the window, clipped to an image of ``shape``: (image slices, values)."""
+        h, w = shape
+        window = cv2.resize(crop.astype(np.float32), (self.side, self.side), interpolation=cv2.INTER_LINEAR)
+        r0, c0 = self.top, self.left
+        rr0, cc0, rr1, cc1 = max(r0, 0), max(c0, 0), min(r0 + self.side, h), min(c0 + self.side, w)
+        return (slice(rr0, rr1), slice(cc0, cc1)), window[rr0 - r0:rr1 - r0, cc0 - c0:cc1 - c0]
+
+
+def front_depth(depth: np.ndarray, ancestor_depths: list[np.ndarray]) -> np.ndarray:
+    """Observed depth with the completed surfaces of the instances in front peeled in: per pixel the
+    deepest of them (they all lie in front of the instance), else the observed depth."""
+    if not ancestor_depths:
+        return depth
+    deepest = np.fmax.reduce(np.stack(ancestor_depths), axis=0)
+    return np.where(np.isfinite(deepest), np.fmax(deepest, depth), depth).astype(np.float32)
+
+
+def reference_depth(depth: np.ndarray, visible: np.ndarray) -> float | None:
+    """z0: the median valid depth of the visible part; None if it has none."""
+    values = depth[visible & np.isfinite(depth) & (depth > 0)]
+    return float(np.median(values)) if values.size else None
+
+
+def log_ratio(depth: np.ndarray, z0: float) -> tuple[np.ndarray, np.ndarray]:
+    """(clipped log(depth / z0) with 0 where unknown, valid mask) as float32."""
+    valid = np.isfinite(depth) & (depth > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = np.where(valid, np.log(np.where(valid, depth, 1.0) / z0), 0.0)
+    return np.clip(value, -LOG_RANGE, LOG_RANGE).astype(np.float32), valid.astype(np.float32)
+
+
+def object_inputs(box: CropBox, visible: np.ndarray, occluder: np.ndarray, front: np.ndarray,
+                  z0: float) -> np.ndarray:
+    """(INPUT_CHANNELS, size, size) float32 network input of one instance."""
+    inside = np.ones(visible.shape, np.float32)
+    value, valid = log_ratio(front, z0)
+    return np.stack([box.take(visible.astype(np.float32), 0.0), box.take(occluder.astype(np.float32), 0.0),
+                     box.take(value, 0.0), box.take(valid, 0.0), 1.0 - box.take(inside, 0.0)])

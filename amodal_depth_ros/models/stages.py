@@ -1,0 +1,173 @@
+"""The learned amodal stages: amodal masks and SPADE amodal depth, with iterative peeling.
+
+Instances are completed in passes front to back (``peeling_levels``): an instance's occluders are
+the completed amodal masks of everything in front of it, and the depth in front of its hidden part
+is the completed surface directly in front, not the front-most visible one. Objects behind objects
+behind objects thus see their real occluders (Jo et al.: iterative estimation for deep occlusions).
+All instances of one pass run as one batch.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..core.types import AmodalInstance, OcclusionGraph, RGBDFrame, Segmentation
+from .amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
+from .crops import CropBox, front_depth, object_inputs, reference_depth
+from .errors import ModelLoadError
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+MASK_GROW, DEPTH_GROW = 0.75, 0.15   # crop margins: the hidden extent is unknown to the mask net
+
+
+def select_device(name: str) -> torch.device:
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ModelLoadError("inference.device is 'cuda' but torch sees no CUDA device")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def load_weights(net: torch.nn.Module, path: str | Path, kind: str) -> torch.nn.Module:
+    """Load a checkpoint written by ``amodal-depth train`` into ``net``; ModelLoadError says what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"{kind} weights {path} do not exist")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:   # torch raises many types for truncated / foreign files
+        raise ModelLoadError(f"{kind} weights {path} are unreadable ({type(exc).__name__}: {exc})") from exc
+    state = checkpoint.get("model") if isinstance(checkpoint, dict) and "model" in checkpoint else checkpoint
+    if not isinstance(state, dict):
+        raise ModelLoadError(f"{kind} weights {path} hold no state dict")
+    try:
+        net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    except (RuntimeError, AttributeError) as exc:
+        raise ModelLoadError(f"{kind} weights {path} do not fit the {type(net).__name__} network: "
+                             f"{str(exc).splitlines()[0]}") from exc
+    return net.eval()
+
+
+def peeling_levels(ids: list[int], occlusion: OcclusionGraph) -> list[list[int]]:
+    """Passes of instance ids: an instance comes one pass after the deepest of its occluders.
+    Occluders outside ``ids`` count as pass 0; cycles (contradictory evidence) are cut."""
+    known = set(ids)
+    level: dict[int, int] = {}
+
+    def depth_of(i: int, trail: frozenset) -> int:
+        if i in level:
+            return level[i]
+        fronts = [a for a in occlusion.occluders_of(i).tolist() if a in known and a not in trail]
+        level[i] = 1 + max((depth_of(a, trail | {a}) for a in fronts), default=-1)
+        return level[i]
+
+    for i in ids:
+        depth_of(i, frozenset({i}))
+    passes: list[list[int]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
+    for i in ids:
+        passes[level[i]].append(i)
+    return passes
+
+
+def _occluders(i: int, occlusion: OcclusionGraph, masks: dict[int, np.ndarray], shape) -> np.ndarray:
+    """Union of the (completed) amodal masks of every instance in front of ``i``."""
+    union = np.zeros(shape, bool)
+    for a in occlusion.ancestors_of(i):
+        if a in masks:
+            union |= masks[a]
+    return union
+
+
+class LearnedAmodalMask:
+    def __init__(self, weights: str | Path, device: str = "auto"):
+        self.device = select_device(device)
+        self.net = load_weights(AmodalMaskNet(), weights or WEIGHTS_DIR / "amodal_mask.pt", "amodal mask").to(self.device)
+
+    @torch.no_grad()
+    def __call__(self, segmentation: Segmentation, occlusion: OcclusionGraph, depth: np.ndarray) -> dict[int, np.ndarray]:
+        labels = segmentation.labels
+        masks = {int(i): labels == i for i in segmentation.ids}
+        for ids in peeling_levels(list(masks), occlusion)[1:]:   # pass 0: nothing in front, amodal = visible
+            jobs = []
+            for i in ids:
+                occluder = _occluders(i, occlusion, masks, labels.shape) & ~masks[i]
+                z0 = reference_depth(depth, masks[i])
+                if z0 is None or not occluder.any():
+                    continue
+                box = CropBox.around(masks[i], MASK_GROW)
+                jobs.append((i, occluder, box, object_inputs(box, masks[i], occluder, depth, z0)))
+            if not jobs:
+                continue
+            logits = self.net(torch.from_numpy(np.stack([j[3] for j in jobs])).to(self.device)).float().cpu().numpy()
+            for (i, occluder, box, _), logit in zip(jobs, logits):
+                window, prob = box.put(1.0 / (1.0 + np.exp(-logit)), labels.shape)
+                hidden = np.zeros(labels.shape, bool)
+                hidden[window] = prob > 0.5
+                # PCNet-M: only pixels under occluders can be hidden parts; elsewhere the visible mask stands.
+                masks[i] = masks[i] | (hidden & occluder)
+        return masks
+
+
+class SpadeAmodalDepth:
+    def __init__(self, weights: str | Path, min_gap: float, device: str = "auto"):
+        self.device = select_device(device)
+        self.net = load_weights(SpadeAmodalDepthNet(), weights or WEIGHTS_DIR / "amodal_depth.pt",
+                                "amodal depth").to(self.device)
+        self.min_gap = min_gap
+
+    @torch.no_grad()
+    def __call__(self, frame: RGBDFrame, depth: np.ndarray, segmentation: Segmentation,
+                 occlusion: OcclusionGraph, amodal_masks: dict[int, np.ndarray]) -> list[AmodalInstance]:
+        labels, shape = segmentation.labels, segmentation.labels.shape
+        visible = {int(i): labels == i for i in segmentation.ids}
+        amodal = {i: amodal_masks[i] | visible[i] for i in visible}
+        own = {i: np.where(visible[i], depth, np.nan).astype(np.float32) for i in visible}
+        for ids in peeling_levels(list(visible), occlusion):
+            jobs = []
+            for i in ids:
+                hidden = amodal[i] & ~visible[i]
+                z0 = reference_depth(depth, visible[i])
+                if z0 is None or not hidden.any():
+                    continue
+                ancestors = [a for a in occlusion.ancestors_of(i) if a in own]
+                occluder = _occluders(i, occlusion, amodal, shape) & ~visible[i]
+                front = front_depth(depth, [own[a] for a in ancestors])
+                box = CropBox.around(amodal[i], DEPTH_GROW)
+                jobs.append((i, hidden, front, z0, box, object_inputs(box, visible[i], occluder, front, z0),
+                             box.take(amodal[i].astype(np.float32), 0.0)))
+            if not jobs:
+                continue
+            x = torch.from_numpy(np.stack([j[5] for j in jobs])).to(self.device)
+            a = torch.from_numpy(np.stack([j[6] for j in jobs])).to(self.device)
+            ratios = self.net(x, a).float().cpu().numpy()
+            for (i, hidden, front, z0, box, _, _), ratio in zip(jobs, ratios):
+                own[i] = self._hidden_depth(i, ratio, box, z0, hidden, front, visible[i], depth, own[i])
+        # Hidden pixels that got no depth (no visible depth to anchor them) leave the amodal mask.
+        amodal = {i: visible[i] | (amodal[i] & np.isfinite(own[i])) for i in visible}
+        return [AmodalInstance(id=i, label=segmentation.class_name(k), score=float(segmentation.scores[k]),
+                               visible_mask=visible[i], amodal_mask=amodal[i],
+                               occluded_by=tuple(sorted(occlusion.occluders_of(i).tolist())), depth=own[i])
+                for k, i in enumerate(visible)]
+
+    def _hidden_depth(self, i: int, ratio: np.ndarray, box: CropBox, z0: float, hidden: np.ndarray,
+                      front: np.ndarray, visible: np.ndarray, depth: np.ndarray, own: np.ndarray) -> np.ndarray:
+        window, values = box.put(ratio, hidden.shape)
+        predicted = np.full(hidden.shape, np.nan, np.float32)
+        predicted[window] = z0 * np.exp(values)
+        # Scale and shift on the visible part (Amodal Depth Anything): the network's shape, the sensor's metric.
+        fit = visible & np.isfinite(depth) & np.isfinite(predicted)
+        if fit.sum() >= 10:
+            p, d = predicted[fit].astype(np.float64), depth[fit].astype(np.float64)
+            var = p.var()
+            scale = float(((p - p.mean()) * (d - d.mean())).mean() / var) if var > 1e-12 else 1.0
+            if not 0.2 < scale < 5.0:   # a degenerate fit would bend the hidden part wildly: keep the shift only
+                scale = 1.0
+            shift = float(d.mean() - scale * p.mean())
+            predicted = (scale * predicted + shift).astype(np.float32)
+        result = own.copy()
+        hid = hidden & np.isfinite(predicted) & (predicted > 0)
+        # A hidden surface cannot lie in front of what hides it.
+        result[hid] = np.fmax(predicted[hid], front[hid] + self.min_gap)
+        return result

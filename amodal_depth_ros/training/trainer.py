@@ -1,0 +1,164 @@
+"""Train the amodal mask network and the SPADE amodal depth network on procedural rooms.
+
+Samples are rendered once into a cache (in parallel processes, seeded per frame), then both networks
+train on it jointly: mask loss = binary cross-entropy, weighted towards the pixels under occluders
+(where the answer is not simply the visible mask); depth loss = L1 of the log depth ratio on the
+hidden part plus a tenth of it on the visible part. Checkpoints hold both networks, the optimiser,
+the step and the random state, so ``resume`` continues exactly.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..models.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
+from ..synthetic.procedural import generate
+from .samples import SampleBatch, frame_samples
+
+
+@dataclass
+class TrainConfig:
+    out: str = "out/train"
+    train_seeds: tuple[int, int] = (10_000, 14_000)   # [start, stop): disjoint from eval seeds 0..9999
+    val_seeds: tuple[int, int] = (1_000_000, 1_000_200)
+    width: int = 320
+    height: int = 240
+    steps: int = 6000
+    batch: int = 64
+    lr: float = 2e-3
+    seed: int = 0
+    workers: int = 2
+    checkpoint_every: int = 500
+    device: str = "auto"
+
+
+def _render_samples(args: tuple[int, int, int, bool]) -> SampleBatch | None:
+    seed, width, height, noise = args
+    return frame_samples(generate(seed, width, height), np.random.default_rng([seed, 7]), noise)
+
+
+def build_cache(path: Path, seeds: tuple[int, int], cfg: TrainConfig, noise: bool, desc: str) -> SampleBatch:
+    """Samples of frames ``range(*seeds)``, rendered in ``cfg.workers`` processes; cached in ``path``."""
+    if path.is_file():
+        with np.load(path) as data:
+            if tuple(data["seeds"]) == tuple(seeds):
+                return SampleBatch(*(data[f] for f in SampleBatch.FIELDS))
+    jobs = [(seed, cfg.width, cfg.height, noise) for seed in range(*seeds)]
+    if cfg.workers <= 1:
+        parts = [b for b in map(_render_samples, tqdm(jobs, desc=desc, unit="frame")) if b is not None]
+    else:
+        with get_context("spawn").Pool(cfg.workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            parts = [b for b in tqdm(pool.imap(_render_samples, jobs, chunksize=8), total=len(jobs), desc=desc,
+                                     unit="frame") if b is not None]
+    samples = SampleBatch.concatenate(parts)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, seeds=np.array(seeds), **{f: getattr(samples, f) for f in SampleBatch.FIELDS})
+    os.replace(tmp, path)
+    return samples
+
+
+def _tensors(samples: SampleBatch, index: np.ndarray, device: torch.device) -> list[torch.Tensor]:
+    return [torch.from_numpy(getattr(samples, f)[index].astype(np.float32)).to(device) for f in SampleBatch.FIELDS]
+
+
+def losses(mask_net: AmodalMaskNet, depth_net: SpadeAmodalDepthNet, batch: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    mask_in, mask_target, depth_in, amodal, target, valid = batch
+    visible_m, occluder_m = mask_in[:, 0], mask_in[:, 1]
+    weight = 0.1 + occluder_m                     # the decision only matters under occluders
+    mask_loss = (F.binary_cross_entropy_with_logits(mask_net(mask_in), mask_target, reduction="none") * weight).sum() \
+        / weight.sum()
+    error = (depth_net(depth_in, amodal) - target).abs() * valid
+    hidden = valid * (1 - depth_in[:, 0])
+    depth_loss = (error * (hidden + 0.1 * (valid - hidden))).sum() / (hidden.sum() + 0.1 * (valid - hidden).sum() + 1)
+    with torch.no_grad():
+        hidden_l1 = (error * hidden).sum() / hidden.sum().clamp(min=1)
+        del visible_m
+    return {"mask": mask_loss, "depth": depth_loss, "hidden_l1": hidden_l1}
+
+
+@torch.no_grad()
+def validate(mask_net: AmodalMaskNet, depth_net: SpadeAmodalDepthNet, samples: SampleBatch,
+             device: torch.device) -> dict[str, float]:
+    """Occluded-part mask IoU and mean |log ratio| error on hidden pixels (~ relative depth error)."""
+    mask_net.eval(), depth_net.eval()
+    inter = union = 0.0
+    err = count = 0.0
+    for start in range(0, len(samples), 256):
+        batch = _tensors(samples, np.arange(start, min(start + 256, len(samples))), device)
+        mask_in, mask_target, depth_in, amodal, target, valid = batch
+        occluder = mask_in[:, 1] > 0.5
+        pred = (mask_net(mask_in) > 0) & occluder
+        truth = (mask_target > 0.5) & occluder
+        inter += float((pred & truth).sum())
+        union += float((pred | truth).sum())
+        hidden = valid * (1 - depth_in[:, 0])
+        err += float(((depth_net(depth_in, amodal) - target).abs() * hidden).sum())
+        count += float(hidden.sum())
+    mask_net.train(), depth_net.train()
+    return {"occluded_iou": inter / max(union, 1.0), "hidden_log_l1": err / max(count, 1.0)}
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> dict:
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = torch.device("cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+    torch.manual_seed(cfg.seed)
+    train_set = build_cache(out / "train_cache.npz", cfg.train_seeds, cfg, True, "rendering training frames")
+    val_set = build_cache(out / "val_cache.npz", cfg.val_seeds, cfg, True, "rendering validation frames")
+    mask_net, depth_net = AmodalMaskNet().to(device), SpadeAmodalDepthNet().to(device)
+    params = list(mask_net.parameters()) + list(depth_net.parameters())
+    optimiser = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: min(1.0, (s + 1) / 200) * 0.5 * (1 + math.cos(math.pi * min(s / cfg.steps, 1.0))))
+    rng = np.random.default_rng(cfg.seed)
+    step, history = 0, []
+    checkpoint_path = out / "checkpoint.pt"
+    if resume and checkpoint_path.is_file():
+        state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        mask_net.load_state_dict(state["mask_net"]), depth_net.load_state_dict(state["depth_net"])
+        optimiser.load_state_dict(state["optimiser"]), schedule.load_state_dict(state["schedule"])
+        rng.bit_generator.state, step, history = state["rng"], state["step"], state["history"]
+        torch.set_rng_state(state["torch_rng"])
+
+    def save() -> None:
+        tmp = checkpoint_path.with_suffix(".tmp")
+        torch.save({"mask_net": mask_net.state_dict(), "depth_net": depth_net.state_dict(),
+                    "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(), "rng": rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state(), "step": step, "history": history, "config": asdict(cfg)}, tmp)
+        os.replace(tmp, checkpoint_path)
+
+    start = time.perf_counter()
+    progress = tqdm(total=cfg.steps, initial=step, desc="training", unit="step")
+    while step < cfg.steps:
+        batch = _tensors(train_set, rng.integers(0, len(train_set), cfg.batch), device)
+        loss = losses(mask_net, depth_net, batch)
+        optimiser.zero_grad(set_to_none=True)
+        (loss["mask"] + loss["depth"]).backward()
+        optimiser.step(), schedule.step()
+        step += 1
+        progress.update()
+        progress.set_postfix(mask=f"{loss['mask'].item():.3f}", depth=f"{loss['depth'].item():.4f}")
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            metrics = validate(mask_net, depth_net, val_set, device)
+            history.append({"step": step, **{k: float(v) for k, v in loss.items()}, **metrics})
+            progress.write(json.dumps(history[-1]))
+            save()
+    progress.close()
+    for name, net in (("amodal_mask.pt", mask_net), ("amodal_depth.pt", depth_net)):
+        torch.save({"model": {k: v.cpu() for k, v in net.state_dict().items()},
+                    "meta": {"config": asdict(cfg), "steps": step, "validation": history[-1] if history else {}}},
+                   out / name)
+    summary = {"config": asdict(cfg), "train_samples": len(train_set), "val_samples": len(val_set), "device": str(device),
+               "seconds": round(time.perf_counter() - start, 1), "history": history}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

@@ -1,0 +1,139 @@
+"""Learned amodal stages: crops, peeling order, weights loading and fallbacks, stage invariants, training."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from amodal_depth_ros.core.pipeline import AmodalDepthPipeline
+from amodal_depth_ros.core.types import OcclusionGraph
+from amodal_depth_ros.models.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
+from amodal_depth_ros.models.crops import CROP_SIZE, INPUT_CHANNELS, CropBox, front_depth
+from amodal_depth_ros.models.errors import ModelLoadError
+from amodal_depth_ros.models.stages import WEIGHTS_DIR, LearnedAmodalMask, SpadeAmodalDepth, load_weights, peeling_levels
+from amodal_depth_ros.synthetic.procedural import generate
+from amodal_depth_ros.tools import cli
+from amodal_depth_ros.training.samples import frame_samples
+
+
+@pytest.fixture(scope="module")
+def random_weights(tmp_path_factory):
+    """Weight files of untrained networks in the format `amodal-depth train` writes."""
+    folder = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    for name, net in (("mask.pt", AmodalMaskNet()), ("depth.pt", SpadeAmodalDepthNet())):
+        torch.save({"model": net.state_dict(), "meta": {}}, folder / name)
+    return folder
+
+
+def test_crop_round_trip_and_image_border():
+    yy, xx = np.mgrid[0:120, 0:160].astype(np.float32)
+    field = 1.0 + 0.01 * xx + 0.02 * yy
+    mask = np.zeros((120, 160), bool)
+    mask[40:80, 60:100] = True
+    box = CropBox.around(mask, 0.25)
+    crop = box.take(field, np.nan, interpolation=1)   # bilinear
+    assert crop.shape == (CROP_SIZE, CROP_SIZE)
+    window, back = box.put(crop, field.shape)
+    assert np.abs(back - field[window]).max() < 0.05
+    corner = np.zeros((120, 160), bool)
+    corner[:10, :10] = True
+    edge_box = CropBox.around(corner, 1.0)
+    taken = edge_box.take(np.ones((120, 160), np.float32), 0.0)
+    assert edge_box.top < 0 and edge_box.left < 0
+    assert taken[0, 0] == 0.0 and taken[-1, -1] == 1.0   # outside the image: the fill value
+
+
+def test_peeling_levels_follow_occlusion_chains_and_cut_cycles():
+    chain = OcclusionGraph(np.array([[1, 2], [2, 3], [5, 3]], np.int32), np.ones(3, np.int32))
+    assert peeling_levels([1, 2, 3, 4, 5], chain) == [[1, 4, 5], [2], [3]]
+    cycle = OcclusionGraph(np.array([[1, 2], [2, 1]], np.int32), np.ones(2, np.int32))
+    levels = peeling_levels([1, 2], cycle)
+    assert sorted(sum(levels, [])) == [1, 2] and len(levels) == 2
+
+
+def test_front_depth_peels_in_the_deepest_surface_in_front():
+    observed = np.full((2, 3), 1.0, np.float32)
+    a = np.array([[np.nan, 2.0, 2.0], [np.nan, np.nan, np.nan]], np.float32)
+    b = np.array([[np.nan, 1.5, 3.0], [np.nan, np.nan, 0.5]], np.float32)
+    assert np.array_equal(front_depth(observed, [a, b]), [[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]])
+    assert front_depth(observed, []) is observed
+
+
+def test_weight_files_missing_truncated_or_foreign_are_clear_errors(random_weights, tmp_path):
+    with pytest.raises(ModelLoadError, match="do not exist"):
+        load_weights(AmodalMaskNet(), tmp_path / "none.pt", "amodal mask")
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes((random_weights / "mask.pt").read_bytes()[:1000])
+    with pytest.raises(ModelLoadError, match="unreadable"):
+        load_weights(AmodalMaskNet(), truncated, "amodal mask")
+    with pytest.raises(ModelLoadError, match="do not fit the AmodalMaskNet"):
+        load_weights(AmodalMaskNet(), random_weights / "depth.pt", "amodal mask")
+
+
+def test_pipeline_falls_back_to_geometry_when_weights_cannot_load(tmp_path):
+    pipeline = AmodalDepthPipeline({"amodal_mask.weights": str(tmp_path / "missing.pt"),
+                                    "amodal_depth.weights": str(tmp_path / "missing.pt")})
+    assert type(pipeline.amodal_mask).__name__ == "ConvexHullCompletion"
+    assert type(pipeline.amodal_depth).__name__ == "PlaneFitCompletion"
+    assert len(pipeline.fallbacks) == 2 and "missing.pt do not exist" in pipeline.fallbacks[0]
+    truth = generate(1, 160, 120)
+    assert pipeline(truth.to_rgbd_frame()).instances   # and it still works
+
+
+def test_learned_stages_keep_their_promises_even_untrained(random_weights):
+    truth = generate(4, 160, 120)
+    seg, occlusion = truth.segmentation(), truth.occlusion()
+    masks = LearnedAmodalMask(random_weights / "mask.pt", "cpu")(seg, occlusion, truth.depth)
+    for i in seg.ids.tolist():
+        visible = truth.visible_mask(i)
+        assert not (visible & ~masks[i]).any()
+        in_front = np.zeros_like(visible)
+        for a in occlusion.ancestors_of(i):
+            in_front |= masks[a]
+        assert not (masks[i] & ~visible & ~in_front).any()   # hidden parts only under occluders (PCNet-M)
+    stage = SpadeAmodalDepth(random_weights / "depth.pt", 0.01, "cpu")
+    instances = stage(truth.to_rgbd_frame(), truth.depth, seg, occlusion, truth.true_amodal_masks())
+    completed = 0
+    for inst in instances:
+        assert np.array_equal(inst.depth[inst.visible_mask], truth.depth[inst.visible_mask], equal_nan=True)
+        hidden = inst.hidden_mask
+        completed += int(hidden.sum())
+        assert np.isfinite(inst.depth[hidden]).all() and (inst.depth[hidden] >= truth.depth[hidden] + 0.01 - 1e-6).all()
+    assert completed > 100
+
+
+def test_training_samples_match_the_ground_truth():
+    truth = generate(10_001, 160, 120)
+    batch = frame_samples(truth, np.random.default_rng(0), noise=False)
+    assert batch is not None and batch.mask_inputs.shape[1:] == (INPUT_CHANNELS, CROP_SIZE, CROP_SIZE)
+    visible, target = batch.mask_inputs[:, 0] > 0.5, batch.mask_targets > 0.5
+    assert (visible <= target).all()                       # the amodal mask contains the visible one
+    assert (batch.depth_valid <= batch.depth_amodal).all()
+    assert (batch.depth_valid.sum(axis=(1, 2)) > 0).all()
+
+
+def test_training_learns_and_resumes(tmp_path):
+    args = ["train", "--out", str(tmp_path), "--train-seeds", "10000-10011", "--val-seeds", "1000000-1000003",
+            "--batch", "16", "--workers", "1", "--checkpoint-every", "15", "--lr", "0.003", "--width", "160",
+            "--height", "120"]
+    assert cli.main(args + ["--steps", "15"]) == 0
+    assert cli.main(args + ["--steps", "30", "--resume"]) == 0
+    history = json.loads((tmp_path / "summary.json").read_text())["history"]
+    assert [h["step"] for h in history] == [15, 30]
+    assert history[-1]["depth"] < history[0]["depth"] * 1.05 or history[-1]["mask"] < history[0]["mask"]
+    load_weights(AmodalMaskNet(), tmp_path / "amodal_mask.pt", "amodal mask")
+    load_weights(SpadeAmodalDepthNet(), tmp_path / "amodal_depth.pt", "amodal depth")
+
+
+def test_training_refuses_eval_seeds(tmp_path, capsys):
+    assert cli.main(["train", "--out", str(tmp_path), "--train-seeds", "0-99"]) == 2
+    assert "held out" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not (WEIGHTS_DIR / "amodal_depth.pt").is_file(), reason="no weights shipped yet")
+def test_shipped_weights_load_by_default():
+    pipeline = AmodalDepthPipeline()
+    assert pipeline.fallbacks == []
+    assert type(pipeline.amodal_mask).__name__ == "LearnedAmodalMask"
+    assert type(pipeline.amodal_depth).__name__ == "SpadeAmodalDepth"
