@@ -51,11 +51,12 @@ def build_methods(params: dict[str, Any] | None = None, depth: Iterable[str] = B
                    pipeline=AmodalDepthPipeline(p) if end_to_end else None)
 
 
-def targets(truth: GroundTruthFrame, min_visible: int = 20) -> list[int]:
-    """Ids of the objects scored: not room structure, visible somewhere, hidden somewhere."""
+def targets(truth: GroundTruthFrame, min_visible: int = 20, include_stuff: bool = False) -> list[int]:
+    """Ids of the objects scored: visible somewhere, hidden somewhere, and not room structure
+    unless ``include_stuff`` (training wants walls and floors too: the node completes them)."""
     visible_counts = np.bincount(truth.instance_ids.ravel(), minlength=len(truth.names) + 1)
-    return [i for i in truth.object_ids if not truth.stuff[i - 1] and visible_counts[i] >= min_visible
-            and truth.hidden_mask(i).any()]
+    return [i for i in truth.object_ids if (include_stuff or not truth.stuff[i - 1])
+            and visible_counts[i] >= min_visible and truth.hidden_mask(i).any()]
 
 
 @dataclass

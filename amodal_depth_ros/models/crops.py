@@ -35,15 +35,27 @@ class CropBox:
         centre_r, centre_c = (rows[0] + rows[-1]) / 2.0, (cols[0] + cols[-1]) / 2.0
         return cls(int(round(centre_r - side / 2.0)), int(round(centre_c - side / 2.0)), side, size)
 
+    def _bounds(self, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        """The part of the window inside an image of ``shape``: (row0, col0, row1, col1) in the image."""
+        return (max(self.top, 0), max(self.left, 0), min(self.top + self.side, shape[0]),
+                min(self.left + self.side, shape[1]))
+
     def take(self, image: np.ndarray, fill: float, interpolation: int = cv2.INTER_NEAREST) -> np.ndarray:
-        """The window of ``image`` (padded with ``fill`` outside it) resized to size x size."""
-        h, w = image.shape[:2]
-        r0, c0, r1, c1 = self.top, self.left, self.top + self.side, self.left + self.side
+        """The window of ``image`` (any numeric or bool dtype; ``fill`` outside it) resized to size x size
+        float32. Only the window is touched: cost independent of the image size."""
+        r0, c0, r1, c1 = self._bounds(image.shape)
         window = np.full((self.side, self.side), fill, np.float32)
-        rr0, cc0, rr1, cc1 = max(r0, 0), max(c0, 0), min(r1, h), min(c1, w)
-        if rr0 < rr1 and cc0 < cc1:
-            window[rr0 - r0:rr1 - r0, cc0 - c0:cc1 - c0] = image[rr0:rr1, cc0:cc1]
+        if r0 < r1 and c0 < c1:
+            window[r0 - self.top:r1 - self.top, c0 - self.left:c1 - self.left] = image[r0:r1, c0:c1]
         return cv2.resize(window, (self.size, self.size), interpolation=interpolation)
+
+    def take_outside(self, shape: tuple[int, int]) -> np.ndarray:
+        """size x size float32: 1 where the crop shows pixels beyond the image border."""
+        r0, c0, r1, c1 = self._bounds(shape)
+        window = np.ones((self.side, self.side), np.float32)
+        if r0 < r1 and c0 < c1:
+            window[r0 - self.top:r1 - self.top, c0 - self.left:c1 - self.left] = 0.0
+        return cv2.resize(window, (self.size, self.size), interpolation=cv2.INTER_NEAREST)
 
     def put(self, crop: np.ndarray, shape: tuple[int, int]) -> tuple[tuple[slice, slice], np.ndarray]:
         """The crop resized back to the window, clipped to an image of ``shape``: (image slices, values)."""
@@ -80,7 +92,5 @@ def log_ratio(depth: np.ndarray, z0: float) -> tuple[np.ndarray, np.ndarray]:
 def object_inputs(box: CropBox, visible: np.ndarray, occluder: np.ndarray, front: np.ndarray,
                   z0: float) -> np.ndarray:
     """(INPUT_CHANNELS, size, size) float32 network input of one instance."""
-    inside = np.ones(visible.shape, np.float32)
-    value, valid = log_ratio(front, z0)
-    return np.stack([box.take(visible.astype(np.float32), 0.0), box.take(occluder.astype(np.float32), 0.0),
-                     box.take(value, 0.0), box.take(valid, 0.0), 1.0 - box.take(inside, 0.0)])
+    value, valid = log_ratio(box.take(front, np.nan), z0)   # nearest sampling commutes with the log
+    return np.stack([box.take(visible, 0.0), box.take(occluder, 0.0), value, valid, box.take_outside(visible.shape)])

@@ -103,10 +103,8 @@ class LearnedAmodalMask:
             logits = self.net(torch.from_numpy(np.stack([j[3] for j in jobs])).to(self.device)).float().cpu().numpy()
             for (i, occluder, box, _), logit in zip(jobs, logits):
                 window, prob = box.put(1.0 / (1.0 + np.exp(-logit)), labels.shape)
-                hidden = np.zeros(labels.shape, bool)
-                hidden[window] = prob > 0.5
                 # PCNet-M: only pixels under occluders can be hidden parts; elsewhere the visible mask stands.
-                masks[i] = masks[i] | (hidden & occluder)
+                masks[i][window] |= (prob > 0.5) & occluder[window]
         return masks
 
 
@@ -153,21 +151,20 @@ class SpadeAmodalDepth:
 
     def _hidden_depth(self, i: int, ratio: np.ndarray, box: CropBox, z0: float, hidden: np.ndarray,
                       front: np.ndarray, visible: np.ndarray, depth: np.ndarray, own: np.ndarray) -> np.ndarray:
+        """Write the hidden part's depth into ``own`` (inside the crop window only) and return it."""
         window, values = box.put(ratio, hidden.shape)
-        predicted = np.full(hidden.shape, np.nan, np.float32)
-        predicted[window] = z0 * np.exp(values)
+        predicted = z0 * np.exp(values)
+        observed = depth[window]
         # Scale and shift on the visible part (Amodal Depth Anything): the network's shape, the sensor's metric.
-        fit = visible & np.isfinite(depth) & np.isfinite(predicted)
+        fit = visible[window] & np.isfinite(observed)
         if fit.sum() >= 10:
-            p, d = predicted[fit].astype(np.float64), depth[fit].astype(np.float64)
+            p, d = predicted[fit].astype(np.float64), observed[fit].astype(np.float64)
             var = p.var()
             scale = float(((p - p.mean()) * (d - d.mean())).mean() / var) if var > 1e-12 else 1.0
             if not 0.2 < scale < 5.0:   # a degenerate fit would bend the hidden part wildly: keep the shift only
                 scale = 1.0
-            shift = float(d.mean() - scale * p.mean())
-            predicted = (scale * predicted + shift).astype(np.float32)
-        result = own.copy()
-        hid = hidden & np.isfinite(predicted) & (predicted > 0)
+            predicted = (scale * predicted + float(d.mean() - scale * p.mean())).astype(np.float32)
+        hid = hidden[window] & np.isfinite(predicted) & (predicted > 0)
         # A hidden surface cannot lie in front of what hides it.
-        result[hid] = np.fmax(predicted[hid], front[hid] + self.min_gap)
-        return result
+        own[window][hid] = np.fmax(predicted[hid], front[window][hid] + self.min_gap)
+        return own

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
           f"hidden |log ratio| {last.get('hidden_log_l1', float('nan')):.4f}")
     if args.install:
         WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
-        for name in ("amodal_mask.pt", "amodal_depth.pt"):
+        for name in ("amodal_mask.pt", "amodal_depth.pt", "MODEL_CARD.md"):
             shutil.copyfile(Path(cfg.out) / name, WEIGHTS_DIR / name)
         print(f"installed the weights in {WEIGHTS_DIR}")
     return 0

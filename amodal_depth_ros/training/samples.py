@@ -1,7 +1,7 @@
 """Training samples of the learned amodal stages, cut from ground-truth frames exactly as the stages
 cut their inputs at run time (``models.crops``, ``models.stages``), so training and inference agree.
 
-Per target object: a mask sample (crop around the visible part, occluders = true amodal masks of
+Per object with a hidden part (walls and floors included: the node completes them too): a mask sample (crop around the visible part, occluders = true amodal masks of
 everything in front, target = true amodal mask) and a depth sample (crop around the true amodal
 mask, front depth peeled with the true surfaces in front, target = true log depth ratio).
 The observed depth gets Kinect-like noise so that models trained on rendered depth accept sensors.
@@ -52,7 +52,7 @@ def frame_samples(truth: GroundTruthFrame, rng: np.random.Generator, noise: bool
     depth = sensor_noise(truth.depth, rng) if noise else truth.depth
     occlusion = truth.occlusion()
     rows = []
-    for i in targets(truth):
+    for i in targets(truth, include_stuff=True):
         visible, amodal = truth.visible_mask(i), truth.amodal_mask(i)
         z0 = reference_depth(depth, visible)
         if z0 is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
@@ -23,6 +24,7 @@ from tqdm import tqdm
 
 from ..models.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
 from ..synthetic.procedural import generate
+from ..models.crops import CROP_SIZE as CROP
 from .samples import SampleBatch, frame_samples
 
 
@@ -73,8 +75,7 @@ def _tensors(samples: SampleBatch, index: np.ndarray, device: torch.device) -> l
 
 def losses(mask_net: AmodalMaskNet, depth_net: SpadeAmodalDepthNet, batch: list[torch.Tensor]) -> dict[str, torch.Tensor]:
     mask_in, mask_target, depth_in, amodal, target, valid = batch
-    visible_m, occluder_m = mask_in[:, 0], mask_in[:, 1]
-    weight = 0.1 + occluder_m                     # the decision only matters under occluders
+    weight = 0.1 + mask_in[:, 1]                  # the decision only matters under occluders
     mask_loss = (F.binary_cross_entropy_with_logits(mask_net(mask_in), mask_target, reduction="none") * weight).sum() \
         / weight.sum()
     error = (depth_net(depth_in, amodal) - target).abs() * valid
@@ -82,7 +83,6 @@ def losses(mask_net: AmodalMaskNet, depth_net: SpadeAmodalDepthNet, batch: list[
     depth_loss = (error * (hidden + 0.1 * (valid - hidden))).sum() / (hidden.sum() + 0.1 * (valid - hidden).sum() + 1)
     with torch.no_grad():
         hidden_l1 = (error * hidden).sum() / hidden.sum().clamp(min=1)
-        del visible_m
     return {"mask": mask_loss, "depth": depth_loss, "hidden_l1": hidden_l1}
 
 
@@ -150,7 +150,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         progress.set_postfix(mask=f"{loss['mask'].item():.3f}", depth=f"{loss['depth'].item():.4f}")
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             metrics = validate(mask_net, depth_net, val_set, device)
-            history.append({"step": step, **{k: float(v) for k, v in loss.items()}, **metrics})
+            history.append({"step": step, **{k: float(v.detach()) for k, v in loss.items()}, **metrics})
             progress.write(json.dumps(history[-1]))
             save()
     progress.close()
@@ -158,7 +158,38 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         torch.save({"model": {k: v.cpu() for k, v in net.state_dict().items()},
                     "meta": {"config": asdict(cfg), "steps": step, "validation": history[-1] if history else {}}},
                    out / name)
-    summary = {"config": asdict(cfg), "train_samples": len(train_set), "val_samples": len(val_set), "device": str(device),
+    summary = {"argv": ["amodal-depth", *sys.argv[1:]] if sys.argv and sys.argv[0].endswith("amodal-depth") else [],
+               "config": asdict(cfg), "train_samples": len(train_set), "val_samples": len(val_set), "device": str(device),
                "seconds": round(time.perf_counter() - start, 1), "history": history}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "MODEL_CARD.md").write_text(model_card(summary, mask_net, depth_net))
     return summary
+
+
+def model_card(summary: dict, mask_net: torch.nn.Module, depth_net: torch.nn.Module) -> str:
+    """What was trained, on what, how, and how it validated: travels with the weights."""
+    cfg, last = summary["config"], (summary["history"][-1] if summary["history"] else {})
+    count = lambda net: sum(p.numel() for p in net.parameters())   # noqa: E731
+    train_seeds, val_seeds = cfg["train_seeds"], cfg["val_seeds"]
+    return f"""# Amodal mask and SPADE amodal depth networks
+
+Trained by this package's own command:
+
+    {" ".join(summary.get("argv", []))}
+
+- **amodal_mask.pt**: `AmodalMaskNet` (U-Net, {count(mask_net):,} parameters), input a {CROP}x{CROP} crop around
+  the visible part: visible mask, occluder mask (completed amodal masks of the instances in front),
+  log depth ratio to the median visible depth and its validity, image border. Output: amodal mask
+  logits; only pixels under occluders can become hidden parts.
+- **amodal_depth.pt**: `SpadeAmodalDepthNet` (encoder + SPADE decoder, {count(depth_net):,} parameters), the same
+  inputs around the amodal mask plus the amodal mask; SPADE conditioning on amodal mask, visible mask
+  and visible log depth. Output: log depth ratio; aligned by scale and shift on the visible part.
+- **Data**: procedural rooms (`amodal_depth_ros.synthetic.procedural`), {cfg["width"]}x{cfg["height"]},
+  training seeds {train_seeds[0]}..{train_seeds[1] - 1} ({summary["train_samples"]} object samples), validation seeds
+  {val_seeds[0]}..{val_seeds[1] - 1} ({summary["val_samples"]} samples); depth with structured-light noise. Evaluation
+  seeds 0..9999 and real-image composites are never trained on. No external data or weights.
+- **Training**: {cfg["steps"]} steps of batch {cfg["batch"]}, AdamW lr {cfg["lr"]} (cosine), seed {cfg["seed"]},
+  {summary["device"]}, {summary["seconds"]:.0f} s, torch {torch.__version__}.
+- **Validation** (last checkpoint): occluded-part mask IoU {last.get("occluded_iou", float("nan")):.3f},
+  mean |log depth ratio error| on hidden pixels {last.get("hidden_log_l1", float("nan")):.4f}.
+"""
