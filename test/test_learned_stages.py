@@ -137,3 +137,22 @@ def test_shipped_weights_load_by_default():
     assert pipeline.fallbacks == []
     assert type(pipeline.amodal_mask).__name__ == "LearnedAmodalMask"
     assert type(pipeline.amodal_depth).__name__ == "SpadeAmodalDepth"
+
+
+def test_composite_sets_add_real_image_samples(tmp_path):
+    from amodal_depth_ros.datasets.composite_set import write_composite_set
+    from amodal_depth_ros.datasets.composites import build_composites
+    from amodal_depth_ros.datasets.rgbd_folder import RGBDSample
+    from amodal_depth_ros.synthetic.scene import random_scene, render
+    from amodal_depth_ros.training.trainer import composite_samples
+
+    frames = [render(*random_scene(seed, 160, 120)) for seed in (0, 1)]
+    sources = [RGBDSample(f"f{i}", f.rgb, f.depth, f.intrinsics) for i, f in enumerate(frames)]
+    items = list(build_composites(sources, per_frame=3, seed=0))
+    assert items
+    write_composite_set(tmp_path / "set", items, "test", 0, previews=0)
+    batches = composite_samples((str(tmp_path / "set"),), seed=0)
+    assert sum(len(b) for b in batches) == len(items)        # one target per composite
+    for batch in batches:
+        occluder = batch.mask_inputs[:, 1] > 0.5
+        assert occluder.any() and ((batch.mask_targets > 0.5) >= (batch.mask_inputs[:, 0] > 0.5)).all()

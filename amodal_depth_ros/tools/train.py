@@ -28,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         value = getattr(d, name)
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value, help=f"(default: {value})")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device, help="(default: auto)")
+    parser.add_argument("--composites", action="append", default=[], metavar="DIR",
+                        help="a composite set to add to the training data (repeatable; never the evaluation set)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     parser.add_argument("--install", action="store_true", help="copy the trained weights into the package")
 
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     cfg = TrainConfig(**{**values, "train_seeds": (train_seeds.start, train_seeds.stop),
-                         "val_seeds": (val_seeds.start, val_seeds.stop)})
+                         "val_seeds": (val_seeds.start, val_seeds.stop), "composites": tuple(args.composites)})
     summary = train(cfg, resume=args.resume)
     last = summary["history"][-1] if summary["history"] else {}
     print(f"trained {cfg.steps} steps on {summary['train_samples']} samples in {summary['seconds']} s ({summary['device']}); "

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ..datasets.composite_set import iter_composite_set
 from ..models.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
 from ..synthetic.procedural import generate
 from ..models.crops import CROP_SIZE as CROP
@@ -42,6 +43,7 @@ class TrainConfig:
     workers: int = 2
     checkpoint_every: int = 500
     device: str = "auto"
+    composites: tuple[str, ...] = ()   # composite sets (`amodal-depth composites`) added to the training data
 
 
 def _render_samples(args: tuple[int, int, int, bool]) -> SampleBatch | None:
@@ -67,6 +69,14 @@ def build_cache(path: Path, seeds: tuple[int, int], cfg: TrainConfig, noise: boo
     np.savez(tmp, seeds=np.array(seeds), **{f: getattr(samples, f) for f in SampleBatch.FIELDS})
     os.replace(tmp, path)
     return samples
+
+
+def composite_samples(folders: tuple[str, ...], seed: int) -> list[SampleBatch]:
+    """Samples of real-image composites; their depth is a real sensor's, so no noise is added."""
+    rng = np.random.default_rng(seed)
+    frames = (frame for folder in folders for frame in iter_composite_set(Path(folder)))
+    return [b for b in (frame_samples(f, rng, noise=False) for f in tqdm(frames, desc="composites", unit="frame"))
+            if b is not None]
 
 
 def _tensors(samples: SampleBatch, index: np.ndarray, device: torch.device) -> list[torch.Tensor]:
@@ -114,6 +124,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     device = torch.device("cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
     torch.manual_seed(cfg.seed)
     train_set = build_cache(out / "train_cache.npz", cfg.train_seeds, cfg, True, "rendering training frames")
+    if cfg.composites:
+        train_set = SampleBatch.concatenate([train_set, *composite_samples(cfg.composites, cfg.seed)])
     val_set = build_cache(out / "val_cache.npz", cfg.val_seeds, cfg, True, "rendering validation frames")
     mask_net, depth_net = AmodalMaskNet().to(device), SpadeAmodalDepthNet().to(device)
     params = list(mask_net.parameters()) + list(depth_net.parameters())
