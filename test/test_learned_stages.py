@@ -76,7 +76,8 @@ def test_pipeline_falls_back_to_geometry_when_weights_cannot_load(tmp_path):
                                     "amodal_depth.weights": str(tmp_path / "missing.pt")})
     assert type(pipeline.amodal_mask).__name__ == "ConvexHullCompletion"
     assert type(pipeline.amodal_depth).__name__ == "PlaneFitCompletion"
-    assert len(pipeline.fallbacks) == 2 and "missing.pt do not exist" in pipeline.fallbacks[0]
+    assert set(pipeline.fallbacks) == {"amodal_mask", "amodal_depth"}
+    assert "missing.pt do not exist" in pipeline.fallbacks["amodal_mask"]
     truth = generate(1, 160, 120)
     assert pipeline(truth.to_rgbd_frame()).instances   # and it still works
 
@@ -134,7 +135,7 @@ def test_training_refuses_eval_seeds(tmp_path, capsys):
 @pytest.mark.skipif(not (WEIGHTS_DIR / "amodal_depth.pt").is_file(), reason="no weights shipped yet")
 def test_shipped_weights_load_by_default():
     pipeline = AmodalDepthPipeline()
-    assert pipeline.fallbacks == []
+    assert pipeline.fallbacks == {}
     assert type(pipeline.amodal_mask).__name__ == "LearnedAmodalMask"
     assert type(pipeline.amodal_depth).__name__ == "SpadeAmodalDepth"
 

@@ -111,7 +111,7 @@ class AmodalDepthPipeline:
         self.visible_depth: VisibleDepthStage = STAGE_FACTORIES["visible_depth"][p["visible_depth.source"]](p)
         self.segmentation: SegmentationStage = STAGE_FACTORIES["segmentation"][p["segmentation.method"]](p)
         self.occlusion: OcclusionStage = BoundaryDepthOrder(p["segmentation.depth_jump"], p["occlusion.min_boundary"])
-        self.fallbacks: list[str] = []   # why a configured stage was replaced by its fallback
+        self.fallbacks: dict[str, str] = {}   # stage -> why its configured method was replaced by the fallback
         self.amodal_mask: AmodalMaskStage = self._build("amodal_mask", p)
         self.amodal_depth: AmodalDepthStage = self._build("amodal_depth", p)
         self.cloud_stride = int(p["output.cloud_stride"])
@@ -122,7 +122,7 @@ class AmodalDepthPipeline:
             return STAGE_FACTORIES[stage][method](p)
         except (ModelLoadError, ImportError) as exc:
             fallback = FALLBACKS[stage]
-            self.fallbacks.append(f"{stage}.method '{method}' unavailable, using '{fallback}': {exc}")
+            self.fallbacks[stage] = f"{stage}.method '{method}' unavailable, using '{fallback}': {exc}"
             return STAGE_FACTORIES[stage][fallback](p)
 
     def __call__(self, frame: RGBDFrame) -> PipelineResult:

@@ -35,7 +35,7 @@ class CropBox:
         centre_r, centre_c = (rows[0] + rows[-1]) / 2.0, (cols[0] + cols[-1]) / 2.0
         return cls(int(round(centre_r - side / 2.0)), int(round(centre_c - side / 2.0)), side, size)
 
-    def _bounds(self, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    def bounds(self, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
         """The part of the window inside an image of ``shape``: (row0, col0, row1, col1) in the image."""
         return (max(self.top, 0), max(self.left, 0), min(self.top + self.side, shape[0]),
                 min(self.left + self.side, shape[1]))
@@ -43,7 +43,7 @@ class CropBox:
     def take(self, image: np.ndarray, fill: float, interpolation: int = cv2.INTER_NEAREST) -> np.ndarray:
         """The window of ``image`` (any numeric or bool dtype; ``fill`` outside it) resized to size x size
         float32. Only the window is touched: cost independent of the image size."""
-        r0, c0, r1, c1 = self._bounds(image.shape)
+        r0, c0, r1, c1 = self.bounds(image.shape)
         window = np.full((self.side, self.side), fill, np.float32)
         if r0 < r1 and c0 < c1:
             window[r0 - self.top:r1 - self.top, c0 - self.left:c1 - self.left] = image[r0:r1, c0:c1]
@@ -51,7 +51,7 @@ class CropBox:
 
     def take_outside(self, shape: tuple[int, int]) -> np.ndarray:
         """size x size float32: 1 where the crop shows pixels beyond the image border."""
-        r0, c0, r1, c1 = self._bounds(shape)
+        r0, c0, r1, c1 = self.bounds(shape)
         window = np.ones((self.side, self.side), np.float32)
         if r0 < r1 and c0 < c1:
             window[r0 - self.top:r1 - self.top, c0 - self.left:c1 - self.left] = 0.0

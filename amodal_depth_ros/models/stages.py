@@ -131,8 +131,10 @@ class SpadeAmodalDepth:
                     continue
                 ancestors = [a for a in occlusion.ancestors_of(i) if a in own]
                 occluder = _occluders(i, occlusion, amodal, shape) & ~visible[i]
-                front = front_depth(depth, [own[a] for a in ancestors])
                 box = CropBox.around(amodal[i], DEPTH_GROW)
+                r0, c0, r1, c1 = box.bounds(shape)
+                front = depth.copy()   # peeled only inside the crop: that is all the network sees
+                front[r0:r1, c0:c1] = front_depth(depth[r0:r1, c0:c1], [own[a][r0:r1, c0:c1] for a in ancestors])
                 jobs.append((i, hidden, front, z0, box, object_inputs(box, visible[i], occluder, front, z0),
                              box.take(amodal[i].astype(np.float32), 0.0)))
             if not jobs:

@@ -17,30 +17,19 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, Image
 
 from ..core import config
 from ..core.pipeline import AmodalDepthPipeline
-from ..core.types import InputError, RGBDFrame
+from ..core.types import InputError
 from . import conversions as conv
+from . import outputs
 from .diagnostics import NodeStats
 from .params import declare_pipeline_parameters, validate_update
 from .sync import Matched, StampSynchronizer
 
-try:
-    from amodal_depth_ros.msg import AmodalInstanceArray
-except ImportError:  # interfaces not built: run without the instance topic rather than not at all
-    AmodalInstanceArray = None
-
 # Parameters only the node reads: changing them at runtime needs no new pipeline (no model reload).
 NODE_ONLY_PREFIXES = ("sync.", "diagnostics.", "output.publish_instances")
-
-
-def fallback_stages(pipeline: AmodalDepthPipeline) -> dict[str, str]:
-    """Stage name -> why its configured method was replaced (pipeline.fallbacks entries read
-    "<stage>.method '<method>' unavailable, using '<fallback>': <reason>")."""
-    return {message.split(".", 1)[0] if "." in message else f"stage{i}": message
-            for i, message in enumerate(pipeline.fallbacks)}
 
 
 class AmodalDepthNode(Node):
@@ -68,15 +57,10 @@ class AmodalDepthNode(Node):
 
         out = QoSProfile(depth=p["output.queue_depth"], history=HistoryPolicy.KEEP_LAST,
                          reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
-        self.pub_visible = self.create_publisher(Image, "visible_depth/image", out)
-        self.pub_visible_info = self.create_publisher(CameraInfo, "visible_depth/camera_info", out)
-        self.pub_amodal = self.create_publisher(Image, "amodal_depth/image", out)
-        self.pub_amodal_info = self.create_publisher(CameraInfo, "amodal_depth/camera_info", out)
-        self.pub_cloud = self.create_publisher(PointCloud2, "amodal_points", out)
-        self.pub_instances = None
-        if p["output.publish_instances"] and AmodalInstanceArray is not None:
-            self.pub_instances = self.create_publisher(AmodalInstanceArray, "amodal_instances", out)
-        elif AmodalInstanceArray is None:
+        topics = [t for t in outputs.OUTPUT_TYPES if t != "amodal_instances" or p["output.publish_instances"]]
+        self.publishers_by_topic = {t: self.create_publisher(outputs.OUTPUT_TYPES[t], t, out) for t in topics}
+        self.pub_instances = self.publishers_by_topic.get("amodal_instances")
+        if "amodal_instances" not in outputs.OUTPUT_TYPES:
             self.get_logger().warn("amodal_depth_ros.msg is not built: the amodal_instances topic is disabled")
         self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(p["diagnostics.period"], self._publish_diagnostics)
@@ -125,23 +109,10 @@ class AmodalDepthNode(Node):
                 self._reject("internal_error", f"{type(error).__name__}: {error}")
 
     def _process(self, matched: Matched) -> None:
-        intrinsics = conv.camera_info_to_intrinsics(matched.camera_info)
-        rgb = conv.image_to_rgb(matched.image)
-        depth = conv.image_to_depth(matched.depth) if matched.depth is not None else None
-        frame = RGBDFrame(rgb=rgb, intrinsics=intrinsics, depth=depth, stamp_ns=matched.stamp_ns,
-                          frame_id=matched.image.header.frame_id)
-        result = self.pipeline(frame)
+        result = self.pipeline(outputs.frame_of(matched))
         start = time.perf_counter()
-        header = matched.image.header  # stamp and frame_id come from the input, never "now"
-        info = matched.camera_info
-        info.header = header
-        self.pub_visible.publish(conv.depth_to_image(result.visible_depth, header))
-        self.pub_visible_info.publish(info)
-        self.pub_amodal.publish(conv.depth_to_image(result.amodal_depth, header))
-        self.pub_amodal_info.publish(info)
-        self.pub_cloud.publish(conv.cloud_to_msg(result.cloud, header))
-        if self.pub_instances is not None:
-            self.pub_instances.publish(conv.instances_to_msg(result.instances, header, intrinsics.width, intrinsics.height))
+        for topic, msg in outputs.output_messages(result, matched, self.pub_instances is not None).items():
+            self.publishers_by_topic[topic].publish(msg)
         timings = dict(result.timings_ms, publish=(time.perf_counter() - start) * 1e3)
         self.stats.count_output(timings)
 
@@ -155,9 +126,8 @@ class AmodalDepthNode(Node):
     # --- parameters and diagnostics ------------------------------------------------------------
     def _report_fallbacks(self) -> None:
         """Learned stages replaced by their fallback: an ERROR line once per message, WARN in /diagnostics."""
-        fallbacks = fallback_stages(self.pipeline)
-        self.stats.set_fallbacks(fallbacks)
-        for message in fallbacks.values():
+        self.stats.set_fallbacks(self.pipeline.fallbacks)
+        for message in self.pipeline.fallbacks.values():
             if message not in self._logged_fallbacks:
                 self._logged_fallbacks.add(message)
                 self.get_logger().error(f"learned model not running, fallback in use: {message}")

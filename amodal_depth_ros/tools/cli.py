@@ -15,6 +15,7 @@ SUBCOMMANDS = {
     "eval": "amodal_depth_ros.tools.eval",
     "generate": "amodal_depth_ros.tools.generate",
     "train": "amodal_depth_ros.tools.train",
+    "replay": "amodal_depth_ros.tools.replay",
 }
 
 
