@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "generate": "amodal_depth_ros.tools.generate",
     "train": "amodal_depth_ros.tools.train",
     "replay": "amodal_depth_ros.tools.replay",
+    "play": "amodal_depth_ros.tools.play",
 }
 
 
