@@ -118,3 +118,50 @@ def write_ply(path: str | Path, cloud: LayeredCloud | Mapping[str, np.ndarray]) 
         f.write(header.encode("ascii"))
         data.tofile(f)
     return n
+
+
+LAYER_RGB = np.array([(0, 0, 0), (255, 0, 200), (255, 160, 0), (0, 220, 255), (120, 255, 0)], np.uint8)
+
+
+def orbit_view(points: np.ndarray, yaw_deg: float, pitch_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """(R, t) of a camera that has moved around the cloud's median point by ``yaw`` (about the optical y
+    axis) and ``pitch`` (about x), still looking at it: p_new = R @ p + t."""
+    centre = np.median(points, axis=0)
+    yaw, pitch = np.radians(yaw_deg), np.radians(pitch_deg)
+    ry = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
+    rx = np.array([[1, 0, 0], [0, np.cos(pitch), -np.sin(pitch)], [0, np.sin(pitch), np.cos(pitch)]])
+    rotation = rx @ ry
+    return rotation, centre - rotation @ centre
+
+
+def render_points(points: np.ndarray, colors: np.ndarray, intr, rotation: np.ndarray, translation: np.ndarray,
+                  radius: int = 1, background: int = 24) -> np.ndarray:
+    """(H, W, 3) RGB view of a coloured point cloud through pinhole ``intr`` after the motion (R, t):
+    square splats of (2 * radius + 1) pixels, the nearest point wins every pixel (a z-buffer by sorting)."""
+    p = points.astype(np.float64) @ rotation.T + translation
+    front = p[:, 2] > 0.05
+    p, colors = p[front], colors[front]
+    u = np.rint(intr.fx * p[:, 0] / p[:, 2] + intr.cx).astype(np.int64)
+    v = np.rint(intr.fy * p[:, 1] / p[:, 2] + intr.cy).astype(np.int64)
+    offsets = np.arange(-radius, radius + 1)
+    du, dv = (a.ravel() for a in np.meshgrid(offsets, offsets))
+    uu, vv = (u[:, None] + du[None]).ravel(), (v[:, None] + dv[None]).ravel()
+    z = np.repeat(p[:, 2], du.size)
+    source = np.repeat(np.arange(len(p)), du.size)
+    inside = (uu >= 0) & (uu < intr.width) & (vv >= 0) & (vv < intr.height)
+    pixel, z, source = vv[inside] * intr.width + uu[inside], z[inside], source[inside]
+    order = np.lexsort((z, pixel))                     # by pixel, nearest first
+    first = np.unique(pixel[order], return_index=True)[1]
+    image = np.full((intr.height * intr.width, 3), background, np.uint8)
+    image[pixel[order][first]] = colors[source[order][first]]
+    return image.reshape(intr.height, intr.width, 3)
+
+
+def cloud_view(cloud: LayeredCloud, intr, yaw_deg: float = 35.0, pitch_deg: float = -15.0) -> np.ndarray:
+    """The completed cloud seen from beside the camera: seen points in their (dimmed) colour, hidden
+    points highlighted by layer (1 magenta, 2 orange, 3 cyan, 4+ green)."""
+    colors = (cloud.colors.astype(np.float32) * 0.55).astype(np.uint8)
+    hidden = cloud.layer > 0
+    colors[hidden] = LAYER_RGB[np.clip(cloud.layer[hidden], 1, len(LAYER_RGB) - 1)]
+    rotation, translation = orbit_view(cloud.points[~hidden] if (~hidden).any() else cloud.points, yaw_deg, pitch_deg)
+    return render_points(cloud.points, colors, intr, rotation, translation)

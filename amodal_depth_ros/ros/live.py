@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -35,8 +36,9 @@ class LiveSummary:
 
 
 class LiveReplay(Node):
-    def __init__(self, bag_in: Path, bag_out: Path, topics: ReplayTopics, storage: str = "mcap"):
-        super().__init__("amodal_depth_live_replay")
+    def __init__(self, bag_in: Path, bag_out: Path, topics: ReplayTopics, storage: str = "mcap",
+                 context: Context | None = None):
+        super().__init__("amodal_depth_live_replay", context=context)
         self.bag_in, self.topics = Path(bag_in), topics
         available = topics_of(self.bag_in)
         self.inputs = [t for t in (topics.image, topics.camera_info, topics.depth) if t]
@@ -54,7 +56,7 @@ class LiveReplay(Node):
         self.stamps: dict[int, set[str]] = {}
         self.recorders = [self.create_subscription(cls, f"{prefix}/{name}", self._recorder(f"{prefix}/{name}"), qos_out)
                           for name, cls in OUTPUT_TYPES.items()]
-        self.executor_ = SingleThreadedExecutor()
+        self.executor_ = SingleThreadedExecutor(context=self.context)
         self.executor_.add_node(self)
 
     def _recorder(self, topic: str) -> Callable[[Any], None]:

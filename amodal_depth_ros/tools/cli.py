@@ -17,6 +17,7 @@ SUBCOMMANDS = {
     "train": "amodal_depth_ros.tools.train",
     "replay": "amodal_depth_ros.tools.replay",
     "play": "amodal_depth_ros.tools.play",
+    "pictures": "amodal_depth_ros.tools.pictures",
 }
 
 

@@ -54,10 +54,11 @@ def run(args: argparse.Namespace) -> int:
         ros_args += ["-p", "use_depth:=false"] if not topics.depth else []
         log = Path(tempfile.gettempdir()) / "amodal_depth_play_node.log"
         node = NodeProcess(ros_args + [a for r in remaps for a in ("-r", r)], log)
-    rclpy.init()
+    context = rclpy.Context()   # our own: callers (tests, tools) may hold the default context
+    rclpy.init(args=[], context=context)
     player = None
     try:
-        player = LiveReplay(args.bag_in, args.bag_out, topics)
+        player = LiveReplay(args.bag_in, args.bag_out, topics, context=context)
         if not player.wait_connected(args.connect_timeout):
             why = f"; node log: {node.log_tail(5)}" if node else ""
             print(f"amodal-depth play: no node subscribed to {player.inputs} and publishing in {args.namespace} "
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if player is not None:
             player.close()
-        rclpy.try_shutdown()
+        rclpy.try_shutdown(context=context)
         if node is not None:
             node.stop()
     report = summary.as_dict()
