@@ -28,9 +28,9 @@ def recorded(tmp_path_factory):
     return path, frames
 
 
-def outputs_by_stamp(path):
+def outputs_by_stamp(path, names=OUT_TOPICS):
     out = {}
-    for topic, _, msg in read_messages(path, [f"/amodal/{t}" for t in OUT_TOPICS]):
+    for topic, _, msg in read_messages(path, [f"/amodal/{t}" for t in names]):
         out.setdefault(conv.stamp_to_ns(msg.header.stamp), {})[topic.removeprefix("/amodal/")] = msg
     return out
 
@@ -137,3 +137,17 @@ def test_play_refuses_a_missing_topic(recorded, tmp_path, capsys):
     path, _ = recorded
     assert cli.main(["play", str(path), str(tmp_path / "o"), "--image-topic", "/nope", "--connect-timeout", "1"]) == 2
     assert "missing topic" in capsys.readouterr().err
+
+
+def test_colorized_depth_topics_on_request(recorded, tmp_path):
+    from amodal_depth_ros.visualize import colorize_depth
+
+    path, _ = recorded
+    replay(path, tmp_path / "out", config.validated({**GEOMETRIC, "output.colorized": True, "output.colorize_max": 4.0}))
+    messages = next(iter(outputs_by_stamp(tmp_path / "out", ("visible_depth/image", "visible_depth/colorized",
+                                                                  "amodal_depth/colorized")).values()))
+    visible = conv.image_to_depth(messages["visible_depth/image"])
+    assert messages["visible_depth/colorized"].encoding == "rgb8"
+    assert np.array_equal(conv.image_to_rgb(messages["visible_depth/colorized"]), colorize_depth(visible, 0.3, 4.0))
+    assert "amodal_depth/colorized" in messages
+

@@ -50,6 +50,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("output.queue_depth", 2, "History depth of the (reliable) publishers; small so that slow subscribers never build a backlog.", 1, 100),
     ParamSpec("output.cloud_stride", 1, "Keep every n-th pixel in both directions in the completed point cloud.", 1, 16),
     ParamSpec("output.publish_instances", True, "Publish the AmodalInstanceArray with per-instance masks and hidden depth."),
+    ParamSpec("output.colorized", False, "Also publish visible_depth/colorized and amodal_depth/colorized (rgb8, turbo colour map) for quick viewing."),
+    ParamSpec("output.colorize_min", 0.3, "Depth (m) shown as the first colour of the colorized images.", 0.0, 100.0),
+    ParamSpec("output.colorize_max", 5.0, "Depth (m) shown as the last colour of the colorized images.", 0.01, 1000.0),
     ParamSpec("diagnostics.period", 1.0, "Seconds between /diagnostics messages.", 0.1, 60.0),
     ParamSpec("diagnostics.log_throttle", 5.0, "Seconds between repeated log lines about the same kind of bad input.", 0.0, 3600.0),
     # Visible depth.

@@ -57,8 +57,10 @@ class AmodalDepthNode(Node):
 
         out = QoSProfile(depth=p["output.queue_depth"], history=HistoryPolicy.KEEP_LAST,
                          reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+        types = dict(outputs.OUTPUT_TYPES, **outputs.COLORIZED_TYPES)
         topics = [t for t in outputs.OUTPUT_TYPES if t != "amodal_instances" or p["output.publish_instances"]]
-        self.publishers_by_topic = {t: self.create_publisher(outputs.OUTPUT_TYPES[t], t, out) for t in topics}
+        topics += list(outputs.COLORIZED_TYPES) if p["output.colorized"] else []
+        self.publishers_by_topic = {t: self.create_publisher(types[t], t, out) for t in topics}
         self.pub_instances = self.publishers_by_topic.get("amodal_instances")
         if "amodal_instances" not in outputs.OUTPUT_TYPES:
             self.get_logger().warn("amodal_depth_ros.msg is not built: the amodal_instances topic is disabled")
@@ -111,7 +113,8 @@ class AmodalDepthNode(Node):
     def _process(self, matched: Matched) -> None:
         result = self.pipeline(outputs.frame_of(matched))
         start = time.perf_counter()
-        for topic, msg in outputs.output_messages(result, matched, self.pub_instances is not None).items():
+        colorize = outputs.colorize_range(self.params) if "amodal_depth/colorized" in self.publishers_by_topic else None
+        for topic, msg in outputs.output_messages(result, matched, self.pub_instances is not None, colorize).items():
             self.publishers_by_topic[topic].publish(msg)
         timings = dict(result.timings_ms, publish=(time.perf_counter() - start) * 1e3)
         self.stats.count_output(timings)

@@ -8,6 +8,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from ..core.pipeline import AmodalDepthPipeline, PipelineResult
 from ..core.types import RGBDFrame
+from ..visualize import colorize_depth
 from . import conversions as conv
 from .sync import Matched
 
@@ -22,6 +23,8 @@ OUTPUT_TYPES: dict[str, type] = {
     "amodal_depth/image": Image, "amodal_depth/camera_info": CameraInfo, "amodal_points": PointCloud2}
 if AmodalInstanceArray is not None:
     OUTPUT_TYPES["amodal_instances"] = AmodalInstanceArray
+# Optional (output.colorized): rgb8 renderings of the two depth images for quick viewing.
+COLORIZED_TYPES: dict[str, type] = {"visible_depth/colorized": Image, "amodal_depth/colorized": Image}
 
 
 def frame_of(matched: Matched) -> RGBDFrame:
@@ -33,8 +36,10 @@ def frame_of(matched: Matched) -> RGBDFrame:
                      frame_id=matched.image.header.frame_id)
 
 
-def output_messages(result: PipelineResult, matched: Matched, instances: bool = True) -> dict[str, Any]:
-    """Output topic -> message; every header is the input image's (stamp and frame_id, never "now")."""
+def output_messages(result: PipelineResult, matched: Matched, instances: bool = True,
+                    colorize: tuple[float, float] | None = None) -> dict[str, Any]:
+    """Output topic -> message; every header is the input image's (stamp and frame_id, never "now").
+    ``colorize`` = (min, max) metres adds the COLORIZED_TYPES images."""
     header = matched.image.header
     info = matched.camera_info
     info.header = header   # camera_info goes out beside each depth image, with the image's header
@@ -46,9 +51,18 @@ def output_messages(result: PipelineResult, matched: Matched, instances: bool = 
                 "amodal_points": conv.cloud_to_msg(result.cloud, header)}
     if instances and "amodal_instances" in OUTPUT_TYPES:
         messages["amodal_instances"] = conv.instances_to_msg(result.instances, header, intr.width, intr.height)
+    if colorize is not None:
+        for name, depth in (("visible_depth", result.visible_depth), ("amodal_depth", result.amodal_depth)):
+            messages[f"{name}/colorized"] = conv.rgb_to_image(colorize_depth(depth, *colorize), header)
     return messages
 
 
-def process(pipeline: AmodalDepthPipeline, matched: Matched, instances: bool = True) -> tuple[PipelineResult, dict[str, Any]]:
+def colorize_range(params: dict[str, Any]) -> tuple[float, float] | None:
+    return (params["output.colorize_min"], params["output.colorize_max"]) if params["output.colorized"] else None
+
+
+def process(pipeline: AmodalDepthPipeline, matched: Matched) -> tuple[PipelineResult, dict[str, Any]]:
+    """The pipeline and its output messages as the pipeline's parameters ask for them."""
+    p = pipeline.params
     result = pipeline(frame_of(matched))
-    return result, output_messages(result, matched, instances)
+    return result, output_messages(result, matched, p["output.publish_instances"], colorize_range(p))

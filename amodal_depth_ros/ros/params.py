@@ -11,7 +11,8 @@ from rclpy.parameter import Parameter
 from ..core import config
 
 # Changing these means new subscriptions or publishers: fixed for the life of the node.
-READ_ONLY = frozenset({"use_depth", "sync.queue_size", "output.queue_depth", "diagnostics.period"})
+READ_ONLY = frozenset({"use_depth", "sync.queue_size", "output.queue_depth", "output.publish_instances", "output.colorized",
+                       "diagnostics.period"})
 
 
 _TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,

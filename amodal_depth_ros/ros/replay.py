@@ -83,7 +83,7 @@ def replay(bag_in: Path, bag_out: Path, params: dict[str, Any], topics: ReplayTo
                 continue
             bag_time = image_times.pop(matched.stamp_ns, bag_time)
             try:
-                result, messages = process(pipeline, matched, params.get("output.publish_instances", True))
+                result, messages = process(pipeline, matched)
             except InputError as error:
                 summary.rejected[error.reason] = summary.rejected.get(error.reason, 0) + 1
                 continue
