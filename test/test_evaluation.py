@@ -99,9 +99,8 @@ def test_eval_command_on_synthetic_frames(tmp_path, capsys):
     out = tmp_path / "synthetic_0-1"
     report = json.loads((out / "results.json").read_text())
     assert report["frames"] == 2
-    # the baselines and the configured (default: learned, shipped) stages
-    assert set(report["depth"]) == {"nearest", "telea", "plane_fit", "spade", END_TO_END}
-    assert set(report["mask"]) == {"visible_only", "convex_hull", "learned", END_TO_END}
+    assert set(report["depth"]) == {"nearest", "telea", "plane_fit", END_TO_END}
+    assert set(report["mask"]) == {"visible_only", "convex_hull", END_TO_END}
     assert report["depth"]["nearest"]["all"]["objects"] > 0
     assert 0.0 < report["depth"]["nearest"]["all"]["aligned"]["abs_rel"] < 0.5
     assert "plane_fit" in (out / "table.txt").read_text()

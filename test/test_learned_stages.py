@@ -72,7 +72,8 @@ def test_weight_files_missing_truncated_or_foreign_are_clear_errors(random_weigh
 
 
 def test_pipeline_falls_back_to_geometry_when_weights_cannot_load(tmp_path):
-    pipeline = AmodalDepthPipeline({"amodal_mask.weights": str(tmp_path / "missing.pt"),
+    pipeline = AmodalDepthPipeline({"amodal_mask.method": "learned", "amodal_depth.method": "spade",
+                                    "amodal_mask.weights": str(tmp_path / "missing.pt"),
                                     "amodal_depth.weights": str(tmp_path / "missing.pt")})
     assert type(pipeline.amodal_mask).__name__ == "ConvexHullCompletion"
     assert type(pipeline.amodal_depth).__name__ == "PlaneFitCompletion"
@@ -132,9 +133,12 @@ def test_training_refuses_eval_seeds(tmp_path, capsys):
     assert "held out" in capsys.readouterr().err
 
 
+LEARNED = {"amodal_mask.method": "learned", "amodal_depth.method": "spade"}
+
+
 @pytest.mark.skipif(not (WEIGHTS_DIR / "amodal_depth.pt").is_file(), reason="no weights shipped yet")
-def test_shipped_weights_load_by_default():
-    pipeline = AmodalDepthPipeline()
+def test_shipped_weights_load_when_selected():
+    pipeline = AmodalDepthPipeline(LEARNED)
     assert pipeline.fallbacks == {}
     assert type(pipeline.amodal_mask).__name__ == "LearnedAmodalMask"
     assert type(pipeline.amodal_depth).__name__ == "SpadeAmodalDepth"
@@ -157,3 +161,27 @@ def test_composite_sets_add_real_image_samples(tmp_path):
     for batch in batches:
         occluder = batch.mask_inputs[:, 1] > 0.5
         assert occluder.any() and ((batch.mask_targets > 0.5) >= (batch.mask_inputs[:, 0] > 0.5)).all()
+
+
+@pytest.mark.skipif(not (WEIGHTS_DIR / "amodal_depth.pt").is_file(), reason="no weights shipped yet")
+def test_shipped_networks_complete_a_wall_behind_a_box():
+    from amodal_depth_ros.synthetic.scene import box_in_front_of_wall, render
+
+    truth = render(*box_in_front_of_wall(320, 240))
+    result = AmodalDepthPipeline(LEARNED)(truth.to_rgbd_frame())
+    behind_box = truth.hidden_mask(truth.id_of("wall"))
+    wall = [inst for inst in result.instances if (inst.hidden_mask & behind_box).sum() > 0.9 * behind_box.sum()]
+    assert len(wall) == 1                                                   # the learned mask covers the hidden wall
+    error = np.abs(wall[0].depth[behind_box] - 3.0)
+    assert np.median(error) < 0.03 and error.max() < 0.15                  # 1 % / 5 % of 3 m
+
+
+@pytest.mark.skipif(not (WEIGHTS_DIR / "amodal_depth.pt").is_file(), reason="no weights shipped yet")
+def test_shipped_networks_beat_the_baselines_on_held_out_rooms():
+    from amodal_depth_ros.evaluation.harness import build_methods, evaluate
+
+    table, _ = evaluate((generate(seed, 320, 240) for seed in range(9000, 9012)), build_methods(LEARNED, end_to_end=False))
+    depth, mask = table.summary()["depth"], table.summary()["mask"]
+    best_baseline = min(depth[m]["all"]["aligned"]["abs_rel"] for m in ("nearest", "telea", "plane_fit"))
+    assert depth["spade"]["all"]["aligned"]["abs_rel"] < best_baseline
+    assert mask["learned"]["all"]["occluded_iou"] > mask["convex_hull"]["all"]["occluded_iou"] + 0.1

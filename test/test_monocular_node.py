@@ -207,7 +207,8 @@ def test_fallback_is_logged_and_reported_in_diagnostics(rclpy_context, start_nod
     from amodal_depth_ros.ros import conversions as conv
     from amodal_depth_ros.ros.client import CameraStreamClient
     from amodal_depth_ros.ros.process import remap_args
-    node = start_node("-p", "amodal_mask.weights:=/nonexistent.pt", "-p", "diagnostics.period:=0.2",
+    node = start_node("-p", "amodal_mask.method:=learned", "-p", "amodal_mask.weights:=/nonexistent.pt",
+                      "-p", "diagnostics.period:=0.2",
                       *remap_args(("__ns:=/amodal_fb", "image:=/camera_fb/image", "camera_info:=/camera_fb/camera_info",
                                    "depth:=/camera_fb/depth")))
     client = CameraStreamClient(namespace="/camera_fb", node_namespace="/amodal_fb", name="fallback_client")

@@ -34,8 +34,11 @@ def scene():
 @pytest.fixture(scope="module")
 def node_and_client(rclpy_context, tmp_path_factory):
     from conftest import ROOT, NodeProcess
+    # The geometric stages: these tests check the node against analytic geometry (the learned stages
+    # are checked against ground truth in test_learned_stages.py and by `amodal-depth eval`).
     node = NodeProcess(["--params-file", str(ROOT / "config" / "amodal_depth.yaml"), "-p", "diagnostics.period:=0.2",
-                        "-p", "diagnostics.log_throttle:=0.0", *REMAPS], tmp_path_factory.mktemp("node") / "node.log")
+                        "-p", "diagnostics.log_throttle:=0.0", "-p", "amodal_mask.method:=convex_hull",
+                        "-p", "amodal_depth.method:=plane_fit", *REMAPS], tmp_path_factory.mktemp("node") / "node.log")
     client = CameraStreamClient()
     assert client.wait_connected(30.0), f"node did not connect; log:\n{node.log()}"
     yield node, client

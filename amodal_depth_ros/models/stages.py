@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -71,6 +72,21 @@ def peeling_levels(ids: list[int], occlusion: OcclusionGraph) -> list[list[int]]
     return passes
 
 
+def enclosed_holes(mask: np.ndarray) -> np.ndarray:
+    """Pixels outside ``mask`` that cannot reach the image border without crossing it."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    holes = np.zeros(mask.shape, bool)
+    if rows.size == 0:
+        return holes
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    # Pad the bounding box with one free pixel all round: flooding from it reaches every non-hole.
+    free = np.pad(~mask[box], 1, constant_values=True).astype(np.uint8)
+    flood = np.zeros((free.shape[0] + 2, free.shape[1] + 2), np.uint8)
+    cv2.floodFill(free, flood, (0, 0), 2)
+    holes[box] = free[1:-1, 1:-1] == 1
+    return holes
+
+
 def _occluders(i: int, occlusion: OcclusionGraph, masks: dict[int, np.ndarray], shape) -> np.ndarray:
     """Union of the (completed) amodal masks of every instance in front of ``i``."""
     union = np.zeros(shape, bool)
@@ -105,6 +121,9 @@ class LearnedAmodalMask:
                 window, prob = box.put(1.0 / (1.0 + np.exp(-logit)), labels.shape)
                 # PCNet-M: only pixels under occluders can be hidden parts; elsewhere the visible mask stands.
                 masks[i][window] |= (prob > 0.5) & occluder[window]
+                # A hole in the visible surface filled by things in front of it is hidden surface, however
+                # small it looks in a crop of a large instance (a wall behind a box).
+                masks[i] |= enclosed_holes(labels == i) & occluder
         return masks
 
 
