@@ -132,15 +132,8 @@ def monocular_node(rclpy_context, vits_checkpoint, tmp_path_factory):
         node.stop()
 
 
-def send_until_output(client, rgb, depth, intr, tries=10, wait=10.0, **kwargs):
-    """Best-effort inputs may lose the first frames after matching: resend with fresh stamps."""
-    for _ in range(tries):
-        stamp = next(STAMPS)
-        client.publish_frame(rgb, depth, intr, stamp, **kwargs)
-        outputs = client.wait_outputs(stamp, wait)
-        if outputs is not None:
-            return stamp, outputs
-    raise AssertionError("no output from the node")
+def send_until_output(client, rgb, depth, intr, tries=10, wait=10.0, **encodings):
+    return client.publish_until_output(rgb, depth, intr, STAMPS, tries, wait, **encodings)
 
 
 def test_monocular_visible_depth_without_depth_topic(monocular_node, vits_checkpoint, scene):

@@ -47,14 +47,7 @@ def node_and_client(rclpy_context, tmp_path_factory):
 
 
 def send_until_output(client, rgb, depth, intr, tries=10, wait=2.0, **encodings):
-    """Best-effort inputs may lose the first frames after matching: resend with fresh stamps."""
-    for _ in range(tries):
-        stamp = next(STAMPS)
-        client.publish_frame(rgb, depth, intr, stamp, **encodings)
-        outputs = client.wait_outputs(stamp, wait)
-        if outputs is not None:
-            return stamp, outputs
-    raise AssertionError("no output from the node")
+    return client.publish_until_output(rgb, depth, intr, STAMPS, tries, wait, **encodings)
 
 
 def test_box_in_front_of_wall(node_and_client, scene):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
@@ -112,6 +113,19 @@ class CameraStreamClient(Node):
         if depth is not None:
             self.pub_depth.publish(conv.depth_to_image(depth, header, depth_encoding))
         self.pub_image.publish(conv.rgb_to_image(rgb, header, image_encoding))
+
+    def publish_until_output(self, rgb: np.ndarray, depth: np.ndarray | None, intrinsics: CameraIntrinsics,
+                             stamps: Iterator[int], tries: int = 10, wait: float = 2.0,
+                             **encodings: str) -> tuple[int, Outputs]:
+        """Publish with fresh stamps until the node answers one: best-effort subscriptions may lose the
+        first frames after matching. AssertionError when all ``tries`` go unanswered."""
+        for _ in range(tries):
+            stamp = next(stamps)
+            self.publish_frame(rgb, depth, intrinsics, stamp, **encodings)
+            outputs = self.wait_outputs(stamp, wait)
+            if outputs is not None:
+                return stamp, outputs
+        raise AssertionError(f"no output from the node after {tries} frames")
 
     # --- output side ---------------------------------------------------------------------------
     def wait_outputs(self, stamp_ns: int, timeout: float = 20.0) -> Outputs | None:
