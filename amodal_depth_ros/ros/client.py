@@ -15,26 +15,18 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from ..core.types import CameraIntrinsics
 from . import conversions as conv
+from .outputs import OUTPUT_TYPES
 
-try:
-    from amodal_depth_ros.msg import AmodalInstanceArray
-except ImportError:
-    AmodalInstanceArray = None
-
-OUTPUT_TOPICS = {
-    "visible_depth": ("visible_depth/image", Image),
-    "visible_info": ("visible_depth/camera_info", CameraInfo),
-    "amodal_depth": ("amodal_depth/image", Image),
-    "amodal_info": ("amodal_depth/camera_info", CameraInfo),
-    "cloud": ("amodal_points", PointCloud2),
-}
-if AmodalInstanceArray is not None:
-    OUTPUT_TOPICS["instances"] = ("amodal_instances", AmodalInstanceArray)
+# Short names for the node's outputs (``ros.outputs``), as the demo and the tests read them.
+_SHORT_NAMES = {"visible_depth": "visible_depth/image", "visible_info": "visible_depth/camera_info",
+                "amodal_depth": "amodal_depth/image", "amodal_info": "amodal_depth/camera_info",
+                "cloud": "amodal_points", "instances": "amodal_instances"}
+OUTPUT_TOPICS = {key: (topic, OUTPUT_TYPES[topic]) for key, topic in _SHORT_NAMES.items() if topic in OUTPUT_TYPES}
 
 
 @dataclass
