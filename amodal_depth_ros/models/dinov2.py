@@ -91,7 +91,9 @@ class DinoVisionTransformer(nn.Module):
         cls, patches = self.pos_embed[:, :1].float(), self.pos_embed[:, 1:].float()
         patches = patches.reshape(1, side, side, -1).permute(0, 3, 1, 2)
         # DINOv2 resizes by a scale factor with a +0.1 offset (not to a size): the weights were trained with that grid.
-        patches = F.interpolate(patches, scale_factor=((gh + 0.1) / side, (gw + 0.1) / side), mode="bicubic")
+        # int(): under ONNX tracing the grid is a traced value; the exported graph has static shapes anyway.
+        scale = ((int(gh) + 0.1) / side, (int(gw) + 0.1) / side)
+        patches = F.interpolate(patches, scale_factor=scale, mode="bicubic")
         patches = patches.permute(0, 2, 3, 1).reshape(1, gh * gw, -1)
         return torch.cat((cls, patches), dim=1).to(self.pos_embed.dtype)
 

@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "replay": "amodal_depth_ros.tools.replay",
     "play": "amodal_depth_ros.tools.play",
     "pictures": "amodal_depth_ros.tools.pictures",
+    "export": "amodal_depth_ros.tools.export",
 }
 
 

@@ -1,0 +1,94 @@
+"""ONNX export of the networks, with the checks that make a graph safe to hand to TensorRT.
+
+Shapes are static (batch and crop size fixed at export: TensorRT engines are built per shape),
+the opset is 17 or newer, and the graph is checked by onnx's full checker and for operators outside
+a common set. Parity with torch is measured under onnxruntime on the CPU.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
+from .crops import CROP_SIZE, INPUT_CHANNELS
+
+OPSET = 17
+# Operators every TensorRT 10 release parses natively; anything else is reported.
+COMMON_OPS = frozenset({
+    "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Exp", "Log", "Tanh", "Sigmoid", "Relu", "Erf", "Gelu", "Clip",
+    "Conv", "ConvTranspose", "BatchNormalization", "LayerNormalization", "MaxPool", "AveragePool", "GlobalAveragePool",
+    "MatMul", "Gemm", "Softmax", "ReduceMean", "ReduceSum", "ReduceMax", "Resize", "Concat", "Slice", "Split",
+    "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Gather", "Shape", "Constant", "ConstantOfShape",
+    "Cast", "Identity", "Expand", "Where", "Equal", "Neg", "Abs", "Min", "Max"})
+
+
+def example_inputs(kind: str, batch: int) -> tuple[torch.Tensor, ...]:
+    """Deterministic inputs of the exported shapes."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, INPUT_CHANNELS, CROP_SIZE, CROP_SIZE, generator=g)
+    if kind == "amodal_mask":
+        return (x,)
+    return x, (torch.rand(batch, CROP_SIZE, CROP_SIZE, generator=g) > 0.5).float()
+
+
+INPUT_NAMES = {"amodal_mask": ["crops"], "amodal_depth": ["crops", "amodal"]}
+OUTPUT_NAMES = {"amodal_mask": ["logits"], "amodal_depth": ["log_ratio"]}
+
+
+def export_onnx(model: torch.nn.Module, inputs: Sequence[torch.Tensor], path: Path, input_names: list[str],
+                output_names: list[str], opset: int = OPSET) -> Path:
+    """Trace ``model`` on ``inputs`` into ``path`` with static shapes (written atomically)."""
+    path = Path(path)
+    tmp = path.with_suffix(".tmp.onnx")
+    model = model.eval()
+    with torch.no_grad():
+        torch.onnx.export(model, tuple(inputs), str(tmp), input_names=input_names, output_names=output_names,
+                          opset_version=opset, dynamo=False)
+    tmp.replace(path)
+    return path
+
+
+def check_onnx(path: Path) -> dict:
+    """Full onnx check; every input/output dimension static; the operators used and any outside COMMON_OPS."""
+    import onnx
+
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model, full_check=True)
+    dims = {v.name: [d.dim_value if d.HasField("dim_value") else d.dim_param for d in v.type.tensor_type.shape.dim]
+            for v in list(model.graph.input) + list(model.graph.output)}
+    ops = sorted({node.op_type for node in model.graph.node})
+    return {"opset": max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
+            "shapes": dims, "static": all(isinstance(d, int) and d > 0 for shape in dims.values() for d in shape),
+            "ops": ops, "uncommon_ops": [op for op in ops if op not in COMMON_OPS]}
+
+
+def onnxruntime_session(path: Path):
+    """A CPU session that does not spin idle threads (spinning slows the torch calls around it)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def parity(model: torch.nn.Module, inputs: Sequence[torch.Tensor], path: Path) -> float:
+    """Largest absolute difference between torch and onnxruntime on ``inputs``."""
+    session = onnxruntime_session(path)
+    with torch.no_grad():
+        expected = model.eval()(*inputs).numpy()
+    feeds = {i.name: t.numpy() for i, t in zip(session.get_inputs(), inputs)}
+    return float(np.abs(session.run(None, feeds)[0] - expected).max())
+
+
+def export_amodal_nets(mask_net: AmodalMaskNet, depth_net: SpadeAmodalDepthNet, out: Path, batch: int = 8) -> dict:
+    """Export both amodal networks for ``batch`` crops; returns the checks and parity of each."""
+    out.mkdir(parents=True, exist_ok=True)
+    report = {}
+    for kind, net in (("amodal_mask", mask_net), ("amodal_depth", depth_net)):
+        inputs = example_inputs(kind, batch)
+        path = export_onnx(net, inputs, out / f"{kind}.b{batch}.onnx", INPUT_NAMES[kind], OUTPUT_NAMES[kind])
+        report[kind] = {"file": str(path), **check_onnx(path), "max_abs_diff": parity(net, inputs, path)}
+    return report
