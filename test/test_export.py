@@ -37,3 +37,24 @@ def test_export_command_on_the_shipped_weights(tmp_path, capsys):
     assert set(report) == {"amodal_mask", "amodal_depth"}
     assert "onnxruntime max |diff|" in capsys.readouterr().out
     assert cli.main(["export", str(tmp_path), "--mask-weights", str(tmp_path / "none.pt")]) == 2
+
+
+def test_onnxruntime_backend_matches_torch_in_the_stages(tmp_path, monkeypatch):
+    """Both learned stages on a room with the shipped weights: onnxruntime (cached export, padded
+    batches) gives the torch results; the export is cached per weights file."""
+    import numpy as np
+
+    from amodal_depth_ros.models.stages import LearnedAmodalMask, SpadeAmodalDepth
+    from amodal_depth_ros.synthetic.procedural import generate
+
+    monkeypatch.setenv("AMODAL_DEPTH_CACHE", str(tmp_path))
+    truth = generate(3, 320, 240)
+    seg, occlusion = truth.segmentation(), truth.occlusion()
+    masks = {b: LearnedAmodalMask("", "cpu", b)(seg, occlusion, truth.depth) for b in ("torch", "onnxruntime")}
+    for i in masks["torch"]:
+        assert (masks["torch"][i] != masks["onnxruntime"][i]).sum() <= 2     # logits agree to ~1e-5
+    depth = {b: SpadeAmodalDepth("", 0.01, "cpu", b)(truth.to_rgbd_frame(), truth.depth, seg, occlusion,
+                                                    truth.true_amodal_masks()) for b in ("torch", "onnxruntime")}
+    for a, b in zip(depth["torch"], depth["onnxruntime"]):
+        assert np.allclose(a.depth, b.depth, equal_nan=True, atol=1e-4)
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "onnx").glob("*.onnx")) == ["amodal_depth", "amodal_mask"]

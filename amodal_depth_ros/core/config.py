@@ -79,6 +79,7 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("amodal_depth.method", "plane_fit", "Hidden-surface depth: 'plane_fit' = weighted plane fitted to the visible surface near the occlusion, extrapolated (also the fallback when learned weights cannot be loaded); 'spade' = the SPADE amodal depth network (shipped weights), instances peeled front to back, aligned to the observed depth by scale and shift on the visible part; 'nearest' = depth of the nearest visible pixel; 'telea' = OpenCV Telea inpainting of the visible depth (the last two are evaluation baselines).", choices=("plane_fit", "spade", "nearest", "telea")),
     ParamSpec("amodal_depth.weights", "", "Weights file of the SPADE amodal depth network; empty = the weights shipped with the package.",),
     ParamSpec("inference.device", "auto", "Where the networks run: 'auto' = CUDA when available, else CPU.", choices=("auto", "cpu", "cuda")),
+    ParamSpec("inference.backend", "torch", "How the learned amodal networks run: 'torch', or 'onnxruntime' (exported once per weights file to a fixed-batch ONNX graph in the user cache, CPU provider).", choices=("torch", "onnxruntime")),
     ParamSpec("amodal_depth.boundary_band", 25.0, "Pixels: visible points this close to the hidden part dominate the fit.", 1.0, 1000.0),
     ParamSpec("amodal_depth.inpaint_radius", 5.0, "Pixels: neighbourhood of Telea inpainting ('telea' only).", 1.0, 100.0),
     ParamSpec("amodal_depth.min_gap", 0.01, "A hidden surface lies at least this far (m) behind the surface that hides it.", 0.0, 10.0),

@@ -87,11 +87,12 @@ STAGE_FACTORIES: dict[str, dict[str, Callable[[dict[str, Any]], Any]]] = {
     },
     "amodal_mask": {
         "convex_hull": lambda p: ConvexHullCompletion(),
-        "learned": lambda p: _learned().LearnedAmodalMask(p["amodal_mask.weights"], p["inference.device"]),
+        "learned": lambda p: _learned().LearnedAmodalMask(p["amodal_mask.weights"], p["inference.device"],
+                                                          p["inference.backend"]),
     },
     "amodal_depth": {
         "spade": lambda p: _learned().SpadeAmodalDepth(p["amodal_depth.weights"], p["amodal_depth.min_gap"],
-                                                       p["inference.device"]),
+                                                       p["inference.device"], p["inference.backend"]),
         "plane_fit": lambda p: PlaneFitCompletion(p["amodal_depth.boundary_band"], p["amodal_depth.min_gap"]),
         "nearest": lambda p: NearestVisibleFill(p["amodal_depth.min_gap"]),
         "telea": lambda p: TeleaInpaintFill(p["amodal_depth.inpaint_radius"], p["amodal_depth.min_gap"]),

@@ -16,6 +16,7 @@ import torch
 
 from ..core.types import AmodalInstance, OcclusionGraph, RGBDFrame, Segmentation
 from .amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
+from .backends import make_runner
 from .crops import CropBox, front_depth, object_inputs, reference_depth
 from .errors import ModelLoadError
 
@@ -97,9 +98,10 @@ def _occluders(i: int, occlusion: OcclusionGraph, masks: dict[int, np.ndarray], 
 
 
 class LearnedAmodalMask:
-    def __init__(self, weights: str | Path, device: str = "auto"):
-        self.device = select_device(device)
-        self.net = load_weights(AmodalMaskNet(), weights or WEIGHTS_DIR / "amodal_mask.pt", "amodal mask").to(self.device)
+    def __init__(self, weights: str | Path, device: str = "auto", backend: str = "torch"):
+        path = Path(weights or WEIGHTS_DIR / "amodal_mask.pt")
+        self.run = make_runner(load_weights(AmodalMaskNet(), path, "amodal mask"), "amodal_mask", path, backend,
+                               select_device(device))
 
     @torch.no_grad()
     def __call__(self, segmentation: Segmentation, occlusion: OcclusionGraph, depth: np.ndarray) -> dict[int, np.ndarray]:
@@ -116,7 +118,7 @@ class LearnedAmodalMask:
                 jobs.append((i, occluder, box, object_inputs(box, masks[i], occluder, depth, z0)))
             if not jobs:
                 continue
-            logits = self.net(torch.from_numpy(np.stack([j[3] for j in jobs])).to(self.device)).float().cpu().numpy()
+            logits = self.run(np.stack([j[3] for j in jobs]))
             for (i, occluder, box, _), logit in zip(jobs, logits):
                 window, prob = box.put(1.0 / (1.0 + np.exp(-logit)), labels.shape)
                 # PCNet-M: only pixels under occluders can be hidden parts; elsewhere the visible mask stands.
@@ -128,10 +130,10 @@ class LearnedAmodalMask:
 
 
 class SpadeAmodalDepth:
-    def __init__(self, weights: str | Path, min_gap: float, device: str = "auto"):
-        self.device = select_device(device)
-        self.net = load_weights(SpadeAmodalDepthNet(), weights or WEIGHTS_DIR / "amodal_depth.pt",
-                                "amodal depth").to(self.device)
+    def __init__(self, weights: str | Path, min_gap: float, device: str = "auto", backend: str = "torch"):
+        path = Path(weights or WEIGHTS_DIR / "amodal_depth.pt")
+        self.run = make_runner(load_weights(SpadeAmodalDepthNet(), path, "amodal depth"), "amodal_depth", path,
+                               backend, select_device(device))
         self.min_gap = min_gap
 
     @torch.no_grad()
@@ -158,9 +160,7 @@ class SpadeAmodalDepth:
                              box.take(amodal[i].astype(np.float32), 0.0)))
             if not jobs:
                 continue
-            x = torch.from_numpy(np.stack([j[5] for j in jobs])).to(self.device)
-            a = torch.from_numpy(np.stack([j[6] for j in jobs])).to(self.device)
-            ratios = self.net(x, a).float().cpu().numpy()
+            ratios = self.run(np.stack([j[5] for j in jobs]), np.stack([j[6] for j in jobs]))
             for (i, hidden, front, z0, box, _, _), ratio in zip(jobs, ratios):
                 own[i] = self._hidden_depth(i, ratio, box, z0, hidden, front, visible[i], depth, own[i])
         # Hidden pixels that got no depth (no visible depth to anchor them) leave the amodal mask.

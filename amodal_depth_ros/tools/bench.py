@@ -4,7 +4,8 @@ For each resolution and pipeline (geometric default, learned stages) on the demo
 per-stage p50/p95 ms and end-to-end frames/s of the pipeline; the node's overhead per frame
 (decoding the input messages, building the output messages including the cloud, serialising them
 as a publisher does); cloud construction alone against open3d's create_from_rgbd_image on the same
-frame; peak RSS and, with CUDA, peak GPU memory. Backend: torch on CPU (CUDA when present).
+frame; peak RSS and, with CUDA, peak GPU memory. Learned stages run on torch (CUDA when present) and
+on onnxruntime (CPU).
 """
 from __future__ import annotations
 
@@ -24,14 +25,15 @@ from ..core.layers import stack_hidden_surfaces
 from ..core.pipeline import AmodalDepthPipeline
 from ..synthetic.stream import SyntheticCamera
 
-PIPELINES = {"geometric": {}, "learned": {"amodal_mask.method": "learned", "amodal_depth.method": "spade"}}
+LEARNED = {"amodal_mask.method": "learned", "amodal_depth.method": "spade"}
+PIPELINES = {"geometric": {}, "learned": LEARNED, "learned_onnxruntime": {**LEARNED, "inference.backend": "onnxruntime"}}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("out/bench"), help="output folder (default: out/bench)")
     parser.add_argument("--frames", type=int, default=20, help="timed frames per configuration (default: 20)")
     parser.add_argument("--resolutions", default="320x240,640x480,1280x720", help="WxH list (default: %(default)s)")
-    parser.add_argument("--pipelines", default=",".join(PIPELINES), help="geometric and/or learned (default: both)")
+    parser.add_argument("--pipelines", default=",".join(PIPELINES), help=f"some of {', '.join(PIPELINES)} (default: all)")
 
 
 def _ms(samples: list[float]) -> dict[str, float]:
@@ -110,16 +112,16 @@ def run(args: argparse.Namespace) -> int:
                          "cloud_vs_open3d": cloud_versus_open3d(runs[-1]["result"])})
     memory = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
               "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None}
-    print(f"{'pipeline':10s} {'size':>9s} {'fps':>6s} {'pipe p50':>9s} {'p95':>7s} {'overhead p50':>13s} "
+    print(f"{'pipeline':20s} {'size':>9s} {'fps':>6s} {'pipe p50':>9s} {'p95':>7s} {'overhead p50':>13s} "
           f"{'cloud ms':>9s} {'open3d ms':>10s}")
     for r in rows:
-        print(f"{r['pipeline']:10s} {r['resolution']:>9s} {r['frames_per_s']:6.2f} {r['stages_ms']['total']['p50']:9.1f} "
+        print(f"{r['pipeline']:20s} {r['resolution']:>9s} {r['frames_per_s']:6.2f} {r['stages_ms']['total']['p50']:9.1f} "
               f"{r['stages_ms']['total']['p95']:7.1f} {r['overhead_ms']['overhead']['p50']:13.1f} "
               f"{r['cloud_vs_open3d']['ours_ms']:9.1f} {r['cloud_vs_open3d']['open3d_ms']:10.1f}")
     print(f"peak RSS {memory['peak_rss_mb']} MB; peak GPU memory {memory['peak_gpu_mb']} MB; "
           f"torch device {'cuda' if torch.cuda.is_available() else 'cpu'}")
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"machine": platform.platform(), "cpus": os.cpu_count(),
-              "backend": "torch-" + ("cuda" if torch.cuda.is_available() else "cpu"), "rows": rows, **memory}
+              "torch_device": "cuda" if torch.cuda.is_available() else "cpu", "rows": rows, **memory}
     (args.out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
     return 0
