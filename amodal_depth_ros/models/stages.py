@@ -103,7 +103,6 @@ class LearnedAmodalMask:
         self.run = make_runner(load_weights(AmodalMaskNet(), path, "amodal mask"), "amodal_mask", path, backend,
                                select_device(device))
 
-    @torch.no_grad()
     def __call__(self, segmentation: Segmentation, occlusion: OcclusionGraph, depth: np.ndarray) -> dict[int, np.ndarray]:
         labels = segmentation.labels
         masks = {int(i): labels == i for i in segmentation.ids}
@@ -136,7 +135,6 @@ class SpadeAmodalDepth:
                                backend, select_device(device))
         self.min_gap = min_gap
 
-    @torch.no_grad()
     def __call__(self, frame: RGBDFrame, depth: np.ndarray, segmentation: Segmentation,
                  occlusion: OcclusionGraph, amodal_masks: dict[int, np.ndarray]) -> list[AmodalInstance]:
         labels, shape = segmentation.labels, segmentation.labels.shape
@@ -162,7 +160,7 @@ class SpadeAmodalDepth:
                 continue
             ratios = self.run(np.stack([j[5] for j in jobs]), np.stack([j[6] for j in jobs]))
             for (i, hidden, front, z0, box, _, _), ratio in zip(jobs, ratios):
-                own[i] = self._hidden_depth(i, ratio, box, z0, hidden, front, visible[i], depth, own[i])
+                own[i] = self._hidden_depth(ratio, box, z0, hidden, front, visible[i], depth, own[i])
         # Hidden pixels that got no depth (no visible depth to anchor them) leave the amodal mask.
         amodal = {i: visible[i] | (amodal[i] & np.isfinite(own[i])) for i in visible}
         return [AmodalInstance(id=i, label=segmentation.class_name(k), score=float(segmentation.scores[k]),
@@ -170,7 +168,7 @@ class SpadeAmodalDepth:
                                occluded_by=tuple(sorted(occlusion.occluders_of(i).tolist())), depth=own[i])
                 for k, i in enumerate(visible)]
 
-    def _hidden_depth(self, i: int, ratio: np.ndarray, box: CropBox, z0: float, hidden: np.ndarray,
+    def _hidden_depth(self, ratio: np.ndarray, box: CropBox, z0: float, hidden: np.ndarray,
                       front: np.ndarray, visible: np.ndarray, depth: np.ndarray, own: np.ndarray) -> np.ndarray:
         """Write the hidden part's depth into ``own`` (inside the crop window only) and return it."""
         window, values = box.put(ratio, hidden.shape)

@@ -95,6 +95,6 @@ def replay(bag_in: Path, bag_out: Path, params: dict[str, Any], topics: ReplayTo
                 summary.stage_ms.setdefault(stage, []).append(ms)
             if on_frame:
                 on_frame(summary.frames_in, total)
-    summary.unmatched = sync.unmatched_images + sum(len(q) for name, q in sync.queues.items() if name == "image")
+    summary.unmatched = sync.unmatched_images + len(sync.queues["image"])   # never paired, or still waiting
     summary.seconds = time.perf_counter() - start
     return summary
