@@ -281,7 +281,7 @@ def test_stamp_round_trip(ns: int) -> None:
 # ---------------------------------------------------------------- point clouds
 
 def random_cloud(n: int) -> LayeredCloud:
-    return LayeredCloud(points=RNG.normal(0, 3, (n, 3)).astype(np.float32),
+    return LayeredCloud.from_arrays(points=RNG.normal(0, 3, (n, 3)).astype(np.float32),
                         colors=RNG.integers(0, 256, (n, 3), dtype=np.uint8),
                         layer=RNG.integers(0, 4, n, dtype=np.uint8),
                         instance=RNG.integers(0, 65536, n, dtype=np.uint16))
@@ -308,7 +308,7 @@ def test_cloud_round_trip_exact() -> None:
 
 
 def test_packed_rgb_known_colour() -> None:
-    cloud = LayeredCloud(points=np.array([[1, 2, 3], [4, 5, 6]], np.float32),
+    cloud = LayeredCloud.from_arrays(points=np.array([[1, 2, 3], [4, 5, 6]], np.float32),
                          colors=np.array([[255, 0, 0], [0x12, 0x34, 0x56]], np.uint8),
                          layer=np.array([0, 2], np.uint8), instance=np.array([7, 0x0102], np.uint16))
     data = np.frombuffer(bytes(conv.cloud_to_msg(cloud).data), np.uint8).reshape(2, 20)
@@ -349,10 +349,12 @@ def test_cloud_from_msg_generic_fields() -> None:
 
 
 def test_cloud_size_mismatch_and_empty() -> None:
-    cloud = random_cloud(4)
-    cloud.layer = cloud.layer[:3]
     with pytest.raises(InputError) as e:
-        conv.cloud_to_msg(cloud)
+        LayeredCloud.from_arrays(np.zeros((4, 3), np.float32), np.zeros((4, 3), np.uint8), np.zeros(3, np.uint8),
+                                 np.zeros(4, np.uint16))
+    assert reason(e) == "size_mismatch"
+    with pytest.raises(InputError) as e:
+        conv.cloud_to_msg(LayeredCloud(np.zeros((2, 2), np.float32)))
     assert reason(e) == "size_mismatch"
     empty = conv.cloud_to_msg(random_cloud(0))
     assert empty.width == 0 and len(empty.data) == 0

@@ -78,7 +78,7 @@ def test_demo_cloud(demo_run):
 
 def test_write_ply_round_trip(tmp_path):
     rng = np.random.default_rng(0)
-    cloud = LayeredCloud(points=rng.normal(size=(50, 3)).astype(np.float32),
+    cloud = LayeredCloud.from_arrays(points=rng.normal(size=(50, 3)).astype(np.float32),
                          colors=rng.integers(0, 256, (50, 3), dtype=np.uint8),
                          layer=rng.integers(0, 3, 50, dtype=np.uint8),
                          instance=rng.integers(0, 65536, 50, dtype=np.uint16))
@@ -92,7 +92,7 @@ def test_write_ply_round_trip(tmp_path):
         np.testing.assert_array_equal(np.stack([back["red"], back["green"], back["blue"]], axis=1), cloud.colors)
         np.testing.assert_array_equal(back["layer"], cloud.layer)
         np.testing.assert_array_equal(back["instance"], cloud.instance)
-    empty = LayeredCloud(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8), np.zeros(0, np.uint8),
+    empty = LayeredCloud.from_arrays(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8), np.zeros(0, np.uint8),
                          np.zeros(0, np.uint16))
     assert write_ply(tmp_path / "empty.ply", empty) == 0 and len(read_ply(tmp_path / "empty.ply")) == 0
 

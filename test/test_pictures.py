@@ -28,7 +28,7 @@ def test_cloud_view_highlights_hidden_layers():
     yy, xx = np.mgrid[-20:20, -20:20] / 20.0
     wall = np.stack([xx.ravel(), yy.ravel(), np.full(xx.size, 3.0)], 1)
     hidden = wall[::3] + [0.0, 0.0, 0.5]
-    cloud = LayeredCloud(points=np.concatenate([wall, hidden]).astype(np.float32),
+    cloud = LayeredCloud.from_arrays(points=np.concatenate([wall, hidden]).astype(np.float32),
                          colors=np.full((len(wall) + len(hidden), 3), 200, np.uint8),
                          layer=np.r_[np.zeros(len(wall)), np.ones(len(hidden))].astype(np.uint8),
                          instance=np.zeros(len(wall) + len(hidden), np.uint16))

@@ -26,7 +26,9 @@ def stack_hidden_surfaces(instances: list[AmodalInstance], shape: tuple[int, int
         if inst.depth is None or not hidden.any():
             continue
         flat = np.flatnonzero(hidden)
-        parts.append((flat, inst.depth.ravel()[flat], np.full(flat.shape, inst.id, np.int32)))
+        depth = inst.depth.ravel()[flat]
+        known = np.isfinite(depth)   # a hidden pixel without depth is no surface (and no cloud point)
+        parts.append((flat[known], depth[known], np.full(int(known.sum()), inst.id, np.int32)))
     if not parts:
         empty = np.zeros(0, np.int64)
         return HiddenSurfaces(empty, empty, np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(0, np.uint8))

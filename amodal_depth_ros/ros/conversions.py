@@ -17,7 +17,7 @@ from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField, RegionOfInterest
 from std_msgs.msg import Header
 
-from amodal_depth_ros.core.types import AmodalInstance, CameraIntrinsics, InputError, LayeredCloud
+from amodal_depth_ros.core.types import POINT_DTYPE, AmodalInstance, CameraIntrinsics, InputError, LayeredCloud
 
 # encoding -> (channels, cv2 code to RGB, cv2 code from RGB; None = no reordering). cv2.cvtColor is
 # ~50x faster than numpy's strided channel copies (640x480 bgr8: 0.05 ms vs 3.6 ms) and honours row strides.
@@ -160,7 +160,7 @@ def rgb_to_image(rgb: np.ndarray, header: Header | None = None, encoding: str = 
 
 def mask_to_image(mask: np.ndarray, header: Header | None = None) -> Image:
     """mono8 image: 255 inside the mask, 0 outside."""
-    return _make_image(np.where(np.asarray(mask, dtype=bool), np.uint8(255), np.uint8(0)), header, "mono8")
+    return _make_image(np.ascontiguousarray(mask, dtype=bool).view(np.uint8) * np.uint8(255), header, "mono8")
 
 
 def camera_info_to_intrinsics(msg: CameraInfo) -> CameraIntrinsics:
@@ -194,53 +194,27 @@ def intrinsics_to_camera_info(intr: CameraIntrinsics, header: Header | None = No
     return msg
 
 
-# Wire layout of the published cloud: rgb is 0x00RRGGBB as uint32 bits in a FLOAT32 field (rviz
-# convention), i.e. bytes B, G, R, 0 at 12..15 in little-endian order. Byte 19 is padding.
-_CLOUD_FIELDS = (("x", 0, PointField.FLOAT32), ("y", 4, PointField.FLOAT32), ("z", 8, PointField.FLOAT32),
-                 ("rgb", 12, PointField.FLOAT32), ("instance", 16, PointField.UINT16),
-                 ("layer", 18, PointField.UINT8))
-_POINT_STEP = 20
-# rgb is filled as its uint32 bits. One 1-D strided copy per field: numpy copies (N, 3) blocks into
-# 20-byte records ~7x slower (inner loop of 3); 300k points: 3.3 ms for xyz as a block, 0.45 ms per column.
-_CLOUD_DTYPE = np.dtype({"names": [name for name, _, _ in _CLOUD_FIELDS],
-                         "formats": ["<f4", "<f4", "<f4", "<u4", "<u2", "u1"],
-                         "offsets": [off for _, off, _ in _CLOUD_FIELDS], "itemsize": _POINT_STEP})
+# Wire layout of the published cloud: core.types.POINT_DTYPE, whose records the cloud stage writes.
+_CLOUD_FIELDS = (("x", PointField.FLOAT32), ("y", PointField.FLOAT32), ("z", PointField.FLOAT32),
+                 ("rgb", PointField.FLOAT32), ("instance", PointField.UINT16), ("layer", PointField.UINT8))
 _POINTFIELD_DTYPES = {PointField.INT8: "i1", PointField.UINT8: "u1", PointField.INT16: "i2",
                       PointField.UINT16: "u2", PointField.INT32: "i4", PointField.UINT32: "u4",
                       PointField.FLOAT32: "f4", PointField.FLOAT64: "f8"}
 
 
-def _pack_rgb(colors: np.ndarray) -> np.ndarray:
-    """(N, 3) uint8 RGB -> (N,) uint32 0x00RRGGBB. RGB2BGRA gives the little-endian bytes B, G, R, A
-    in one cv2 pass (0.3 ms for 300k vs 1.8 ms with numpy shifts); the mask clears alpha."""
-    if colors.shape[0] == 0:
-        return np.zeros(0, np.uint32)
-    bgra = cv2.cvtColor(np.ascontiguousarray(colors).reshape(1, -1, 3), cv2.COLOR_RGB2BGRA)
-    return bgra.reshape(-1).view("<u4") & np.uint32(0x00FFFFFF)
-
-
 def cloud_to_msg(cloud: LayeredCloud, header: Header | None = None) -> PointCloud2:
-    """Unorganised PointCloud2 (height 1) with x, y, z, rgb, instance, layer; little-endian, 20 bytes/point."""
-    n = len(cloud)
-    for name, arr, shape in (("points", cloud.points, (n, 3)), ("colors", cloud.colors, (n, 3)),
-                             ("layer", cloud.layer, (n,)), ("instance", cloud.instance, (n,))):
-        if np.shape(arr) != shape:
-            raise InputError("size_mismatch", f"cloud {name} has shape {np.shape(arr)}, expected {shape}")
-    points = np.asarray(cloud.points, dtype=np.float32)
-    # Fill the message's own zeroed array('B') through a numpy view: no intermediate 6 MB buffer
-    # (300k points: 5 ms, vs 12-14 ms for np.zeros + tobytes-style copy, mostly page faults).
-    data = array.array("B", [0]) * (n * _POINT_STEP)  # zeros: the padding byte is deterministic
-    buf = np.frombuffer(data, dtype=_CLOUD_DTYPE)
-    for axis, name in enumerate("xyz"):
-        buf[name] = points[:, axis]
-    buf["rgb"] = _pack_rgb(np.asarray(cloud.colors, dtype=np.uint8))
-    buf["instance"] = cloud.instance
-    buf["layer"] = cloud.layer
-    del buf  # release the buffer export before rclpy takes (or copies) the array
+    """Unorganised PointCloud2 (height 1) with x, y, z, rgb, instance, layer; little-endian, 20 bytes/point.
+    The cloud's records already have the wire layout: one block copy (300k points: ~1 ms)."""
+    records = cloud.records
+    if records.dtype != POINT_DTYPE or records.ndim != 1:
+        raise InputError("size_mismatch", f"cloud records are {records.dtype} {records.shape}, expected 1-D POINT_DTYPE")
+    n = len(records)
     msg = PointCloud2(header=header if header is not None else Header(), height=1, width=n, is_bigendian=False,
-                      point_step=_POINT_STEP, row_step=_POINT_STEP * n, is_dense=bool(np.isfinite(points).all()))
-    msg.fields = [PointField(name=name, offset=off, datatype=dt, count=1) for name, off, dt in _CLOUD_FIELDS]
-    msg.data = data
+                      point_step=POINT_DTYPE.itemsize, row_step=POINT_DTYPE.itemsize * n,
+                      is_dense=True)   # LayeredCloud points are finite by construction
+    msg.fields = [PointField(name=name, offset=POINT_DTYPE.fields[name][1], datatype=dt, count=1)
+                  for name, dt in _CLOUD_FIELDS]
+    msg.data = _to_data(records)
     return msg
 
 

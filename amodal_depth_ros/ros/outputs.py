@@ -2,6 +2,7 @@
 out. Shared by the node and the offline replay, so both publish exactly the same messages."""
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from typing import Any
 
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -25,6 +26,7 @@ if AmodalInstanceArray is not None:
     OUTPUT_TYPES["amodal_instances"] = AmodalInstanceArray
 # Optional (output.colorized): rgb8 renderings of the two depth images for quick viewing.
 COLORIZED_TYPES: dict[str, type] = {"visible_depth/colorized": Image, "amodal_depth/colorized": Image}
+ALL_TYPES: dict[str, type] = {**OUTPUT_TYPES, **COLORIZED_TYPES}
 
 
 def frame_of(matched: Matched) -> RGBDFrame:
@@ -36,33 +38,40 @@ def frame_of(matched: Matched) -> RGBDFrame:
                      frame_id=matched.image.header.frame_id)
 
 
-def output_messages(result: PipelineResult, matched: Matched, instances: bool = True,
-                    colorize: tuple[float, float] | None = None) -> dict[str, Any]:
-    """Output topic -> message; every header is the input image's (stamp and frame_id, never "now").
-    ``colorize`` = (min, max) metres adds the COLORIZED_TYPES images."""
+def output_topics(params: dict[str, Any]) -> list[str]:
+    """The output topics the parameters ask for: the node's publishers, replay's written topics."""
+    topics = [t for t in OUTPUT_TYPES if t != "amodal_instances" or params["output.publish_instances"]]
+    return topics + (list(COLORIZED_TYPES) if params["output.colorized"] else [])
+
+
+def output_messages(result: PipelineResult, matched: Matched, topics: Collection[str],
+                    colorize: tuple[float, float] = (0.0, 10.0)) -> dict[str, Any]:
+    """Output topic -> message for each of ``topics`` (others are not built: the node skips topics nobody
+    subscribes to). Every header is the input image's (stamp and frame_id, never "now"). ``colorize`` =
+    (min, max) metres of the COLORIZED_TYPES images."""
     header = matched.image.header
     info = matched.camera_info
     info.header = header   # camera_info goes out beside each depth image, with the image's header
     intr = result.frame.intrinsics
-    messages = {"visible_depth/image": conv.depth_to_image(result.visible_depth, header),
-                "visible_depth/camera_info": info,
-                "amodal_depth/image": conv.depth_to_image(result.amodal_depth, header),
-                "amodal_depth/camera_info": info,
-                "amodal_points": conv.cloud_to_msg(result.cloud, header)}
-    if instances and "amodal_instances" in OUTPUT_TYPES:
-        messages["amodal_instances"] = conv.instances_to_msg(result.instances, header, intr.width, intr.height)
-    if colorize is not None:
-        for name, depth in (("visible_depth", result.visible_depth), ("amodal_depth", result.amodal_depth)):
-            messages[f"{name}/colorized"] = conv.rgb_to_image(colorize_depth(depth, *colorize), header)
-    return messages
+    builders: dict[str, Callable[[], Any]] = {
+        "visible_depth/image": lambda: conv.depth_to_image(result.visible_depth, header),
+        "visible_depth/camera_info": lambda: info,
+        "amodal_depth/image": lambda: conv.depth_to_image(result.amodal_depth, header),
+        "amodal_depth/camera_info": lambda: info,
+        "amodal_points": lambda: conv.cloud_to_msg(result.cloud, header),
+        "amodal_instances": lambda: conv.instances_to_msg(result.instances, header, intr.width, intr.height),
+        "visible_depth/colorized": lambda: conv.rgb_to_image(colorize_depth(result.visible_depth, *colorize), header),
+        "amodal_depth/colorized": lambda: conv.rgb_to_image(colorize_depth(result.amodal_depth, *colorize), header),
+    }
+    return {topic: builders[topic]() for topic in topics if topic in builders and topic in ALL_TYPES}
 
 
-def colorize_range(params: dict[str, Any]) -> tuple[float, float] | None:
-    return (params["output.colorize_min"], params["output.colorize_max"]) if params["output.colorized"] else None
+def colorize_range(params: dict[str, Any]) -> tuple[float, float]:
+    return params["output.colorize_min"], params["output.colorize_max"]
 
 
 def process(pipeline: AmodalDepthPipeline, matched: Matched) -> tuple[PipelineResult, dict[str, Any]]:
     """The pipeline and its output messages as the pipeline's parameters ask for them."""
     p = pipeline.params
     result = pipeline(frame_of(matched))
-    return result, output_messages(result, matched, p["output.publish_instances"], colorize_range(p))
+    return result, output_messages(result, matched, output_topics(p), colorize_range(p))

@@ -16,6 +16,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..core import config
+from ..ros.allocator import reuse_large_buffers
 from ..ros.replay import ReplayTopics, replay
 
 
@@ -37,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if bag_out.exists():
         print(f"amodal-depth replay: {bag_out} exists; choose another OUT", file=sys.stderr)
         return 2
+    reuse_large_buffers()   # as the node does: per-frame clouds stay in the heap
     try:
         params = config.load_params_file(args.params) if args.params else config.defaults()
         topics = ReplayTopics(args.image_topic, args.camera_info_topic, args.depth_topic, args.namespace)
