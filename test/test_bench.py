@@ -16,3 +16,18 @@ def test_bench_reports_stages_overhead_and_open3d_peer(tmp_path, capsys):
     assert row["cloud_vs_open3d"]["ours_ms"] > 0 and row["cloud_vs_open3d"]["open3d_ms"] > 0
     assert report["peak_rss_mb"] > 50 and report["torch_device"] in ("cpu", "cuda")
     assert "open3d ms" in capsys.readouterr().out
+
+
+def test_bench_skips_tensorrt_where_it_cannot_run_and_refuses_unknown_pipelines(tmp_path, capsys):
+    from amodal_depth_ros.models.tensorrt_engine import tensorrt_unavailable
+
+    reason = tensorrt_unavailable()
+    if not reason:
+        import pytest
+        pytest.skip("TensorRT runs here: the row is measured, not skipped")
+    assert cli.main(["bench", "--frames", "1", "--resolutions", "160x120", "--pipelines", "learned_tensorrt",
+                     "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert report["rows"] == [] and report["skipped"] == {"learned_tensorrt": reason}
+    assert cli.main(["bench", "--pipelines", "fastest", "--out", str(tmp_path)]) == 2
+    assert "unknown pipelines" in capsys.readouterr().err

@@ -88,11 +88,12 @@ STAGE_FACTORIES: dict[str, dict[str, Callable[[dict[str, Any]], Any]]] = {
     "amodal_mask": {
         "convex_hull": lambda p: ConvexHullCompletion(),
         "learned": lambda p: _learned().LearnedAmodalMask(p["amodal_mask.weights"], p["inference.device"],
-                                                          p["inference.backend"]),
+                                                          p["inference.backend"], p["inference.precision"]),
     },
     "amodal_depth": {
         "spade": lambda p: _learned().SpadeAmodalDepth(p["amodal_depth.weights"], p["amodal_depth.min_gap"],
-                                                       p["inference.device"], p["inference.backend"]),
+                                                       p["inference.device"], p["inference.backend"],
+                                                       p["inference.precision"]),
         "plane_fit": lambda p: PlaneFitCompletion(p["amodal_depth.boundary_band"], p["amodal_depth.min_gap"]),
         "nearest": lambda p: NearestVisibleFill(p["amodal_depth.min_gap"]),
         "telea": lambda p: TeleaInpaintFill(p["amodal_depth.inpaint_radius"], p["amodal_depth.min_gap"]),
@@ -112,7 +113,7 @@ class AmodalDepthPipeline:
         self.visible_depth: VisibleDepthStage = STAGE_FACTORIES["visible_depth"][p["visible_depth.source"]](p)
         self.segmentation: SegmentationStage = STAGE_FACTORIES["segmentation"][p["segmentation.method"]](p)
         self.occlusion: OcclusionStage = BoundaryDepthOrder(p["segmentation.depth_jump"], p["occlusion.min_boundary"])
-        self.fallbacks: dict[str, str] = {}   # stage -> why its configured method was replaced by the fallback
+        self._load_fallbacks: dict[str, str] = {}   # stage -> why its configured method was replaced at startup
         self.amodal_mask: AmodalMaskStage = self._build("amodal_mask", p)
         self.amodal_depth: AmodalDepthStage = self._build("amodal_depth", p)
         self.cloud_stride = int(p["output.cloud_stride"])
@@ -123,8 +124,26 @@ class AmodalDepthPipeline:
             return STAGE_FACTORIES[stage][method](p)
         except (ModelLoadError, ImportError) as exc:
             fallback = FALLBACKS[stage]
-            self.fallbacks[stage] = f"{stage}.method '{method}' unavailable, using '{fallback}': {exc}"
+            self._load_fallbacks[stage] = f"{stage}.method '{method}' unavailable, using '{fallback}': {exc}"
             return STAGE_FACTORIES[stage][fallback](p)
+
+    def _learned_stages(self) -> dict[str, Any]:
+        return {name: stage for name, stage in (("amodal_mask", self.amodal_mask), ("amodal_depth", self.amodal_depth))
+                if hasattr(stage, "backend_status")}
+
+    @property
+    def backend_status(self) -> dict[str, str]:
+        """Learned stage -> what runs its network now (e.g. 'building tensorrt engine, serving torch on cuda ...')."""
+        return {name: stage.backend_status for name, stage in self._learned_stages().items()}
+
+    @property
+    def fallbacks(self) -> dict[str, str]:
+        """Stage -> why its configured method or inference.backend is not the one serving. Read anew each time:
+        a TensorRT engine built in the background can fail long after startup."""
+        backend = self.params["inference.backend"]
+        degraded = {name: f"{name} inference.backend '{backend}': {stage.backend_status}"
+                    for name, stage in self._learned_stages().items() if stage.backend_error}
+        return {**self._load_fallbacks, **degraded}
 
     def __call__(self, frame: RGBDFrame) -> PipelineResult:
         timings: dict[str, float] = {}

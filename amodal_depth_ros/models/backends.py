@@ -1,24 +1,46 @@
-"""Where a network runs: torch (CPU or CUDA) or onnxruntime, behind one call on numpy arrays.
+"""Where a network runs: torch, onnxruntime or TensorRT, behind one call on numpy arrays.
 
-The onnxruntime backend exports the network once per weights file to ONNX with a fixed batch (static
-shapes, as TensorRT engines need too) into a cache keyed by the weights' hash, the batch and the crop
-size; calls are padded up to that batch and split above it.
+Every runner carries ``status`` (what serves it, for logs and diagnostics) and ``error`` (why the
+configured backend is not the one serving for good; empty otherwise), so a backend that cannot run
+degrades to torch visibly instead of stopping the node.
+
+The ONNX-based backends export the network once per weights file to ONNX with a fixed batch (static
+shapes, as TensorRT engines need) into a cache keyed by the weights' hash, the batch and the crop
+size; calls are padded up to that batch and split above it. A TensorRT engine can take minutes to
+build, so the node serves with torch meanwhile and switches when the engine is ready.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
 
 from .crops import CROP_SIZE
 from .export import INPUT_NAMES, OUTPUT_NAMES, example_inputs, export_onnx, onnxruntime_session
+from .switching import SwitchingRunner
 
-Runner = Callable[..., np.ndarray]
 ONNX_BATCH = 8
+
+
+class Runner(Protocol):
+    status: str
+    error: str
+
+    def __call__(self, *arrays: np.ndarray) -> np.ndarray: ...
+
+
+class FunctionRunner:
+    """A plain function on numpy arrays with its ``status`` and ``error``."""
+
+    def __init__(self, run: Callable[..., np.ndarray], status: str, error: str = ""):
+        self.run, self.status, self.error = run, status, error
+
+    def __call__(self, *arrays: np.ndarray) -> np.ndarray:
+        return self.run(*arrays)
 
 
 def cache_dir() -> Path:
@@ -29,36 +51,112 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "amodal_depth_ros"
 
 
-def torch_runner(net: torch.nn.Module, device: torch.device) -> Runner:
+def fixed_batch(run: Callable[..., np.ndarray], batch: int) -> Callable[..., np.ndarray]:
+    """``run`` takes exactly ``batch`` items; the result takes any number (zero-padded up to the batch, split above)."""
+    def call(*arrays: np.ndarray) -> np.ndarray:
+        outputs = []
+        for start in range(0, len(arrays[0]), batch):
+            chunk = [a[start:start + batch] for a in arrays]
+            n = len(chunk[0])
+            if n < batch:
+                chunk = [np.concatenate([c, np.zeros((batch - n,) + c.shape[1:], c.dtype)]) for c in chunk]
+            outputs.append(run(*chunk)[:n])
+        return np.concatenate(outputs)
+    return call
+
+
+def _cuda_graph(net: torch.nn.Module, static_inputs: list[torch.Tensor]) -> Callable[..., np.ndarray]:
+    """Capture ``net`` on fixed input tensors; a call copies into them and replays the graph (no per-layer launches)."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.no_grad(), torch.cuda.stream(side):
+        for _ in range(3):   # warm-up outside the capture: cuDNN picks its kernels, the allocator its blocks
+            net(*static_inputs)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    # thread_local: an engine building, or the previous pipeline serving, in another thread must not fail meanwhile.
+    with torch.no_grad(), torch.cuda.graph(graph, capture_error_mode="thread_local"):
+        static_output = net(*static_inputs)
+
     def run(*arrays: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return net(*(torch.from_numpy(a).to(device) for a in arrays)).float().cpu().numpy()
+        for tensor, array in zip(static_inputs, arrays):
+            tensor.copy_(torch.from_numpy(array))
+        graph.replay()
+        return static_output.float().cpu().numpy()
     return run
 
 
-def onnxruntime_runner(net: torch.nn.Module, kind: str, weights: Path, batch: int = ONNX_BATCH) -> Runner:
+def torch_runner(net: torch.nn.Module, device: torch.device, kind: str, precision: str = "fp32",
+                 batch: int = ONNX_BATCH) -> Runner:
+    """Eager on the CPU (always fp32); on CUDA in ``precision`` and replayed as a CUDA graph per ``batch``
+    crops (eager if capture fails)."""
+    if device.type != "cuda":
+        net = net.to(device)
+
+        def eager_cpu(*arrays: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return net(*(torch.from_numpy(a) for a in arrays)).float().numpy()
+        return FunctionRunner(eager_cpu, f"torch on {device} (fp32)")
+    dtype = torch.float16 if precision == "fp16" else torch.float32
+    net = net.to(device, dtype)
+
+    def eager(*arrays: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return net(*(torch.from_numpy(a).to(device, dtype) for a in arrays)).float().cpu().numpy()
+    try:
+        graphed = _cuda_graph(net, [t.to(device, dtype) for t in example_inputs(kind, batch)])
+    except RuntimeError as exc:
+        return FunctionRunner(eager, f"torch on cuda ({precision}, eager: CUDA graph capture failed: {exc})")
+    return FunctionRunner(fixed_batch(graphed, batch), f"torch on cuda ({precision}, CUDA graph, batch {batch})")
+
+
+def onnx_path(kind: str, weights: Path, batch: int = ONNX_BATCH) -> Path:
+    """Where the export of ``weights`` for ``batch`` crops is cached (weights hash, batch, crop size in the name)."""
     digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:16]
-    path = cache_dir() / "onnx" / f"{kind}-{digest}-b{batch}-s{CROP_SIZE}.onnx"
+    return cache_dir() / "onnx" / f"{kind}-{digest}-b{batch}-s{CROP_SIZE}.onnx"
+
+
+def cached_onnx(net: torch.nn.Module, kind: str, weights: Path, batch: int = ONNX_BATCH) -> Path:
+    """The cached fixed-batch ONNX export of ``net`` (loaded from ``weights``), exported on first use."""
+    path = onnx_path(kind, weights, batch)
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         export_onnx(net.cpu(), example_inputs(kind, batch), path, INPUT_NAMES[kind], OUTPUT_NAMES[kind])
-    session = onnxruntime_session(path)
+    return path
+
+
+def onnxruntime_runner(path: Path, device: str = "cpu", precision: str = "fp32") -> Runner:
+    """onnxruntime on the exported graph; on CUDA its TensorRT / CUDA providers when installed."""
+    session = onnxruntime_session(path, device, precision, engine_cache=cache_dir() / "ort_trt")
     names = [i.name for i in session.get_inputs()]
-
-    def run(*arrays: np.ndarray) -> np.ndarray:
-        n = len(arrays[0])
-        outputs = []
-        for start in range(0, n, batch):
-            chunk = [a[start:start + batch] for a in arrays]
-            pad = batch - len(chunk[0])
-            feeds = {name: np.concatenate([c, np.zeros((pad,) + c.shape[1:], c.dtype)]) if pad else c
-                     for name, c in zip(names, chunk)}
-            outputs.append(session.run(None, feeds)[0][:batch - pad])
-        return np.concatenate(outputs)
-    return run
+    batch = session.get_inputs()[0].shape[0]
+    run = fixed_batch(lambda *arrays: session.run(None, dict(zip(names, arrays)))[0], batch)
+    return FunctionRunner(run, f"onnxruntime ({session.get_providers()[0]})")
 
 
-def make_runner(net: torch.nn.Module, kind: str, weights: Path, backend: str, device: torch.device) -> Runner:
+def tensorrt_runner(net: torch.nn.Module, kind: str, weights: Path, device: torch.device, precision: str) -> Runner:
+    """Torch serves at once; a background thread loads the cached engine or builds it, then takes over.
+    Without tensorrt or CUDA, torch serves for good and ``error`` says why."""
+    from . import tensorrt_engine
+
+    reason = tensorrt_engine.tensorrt_unavailable()
+    if not reason and device.type != "cuda":
+        reason = "inference.device is 'cpu'"
+    if reason:
+        serving = torch_runner(net, device, kind, precision)
+        return FunctionRunner(serving, f"tensorrt unavailable ({reason}), serving {serving.status}", reason)
+    path = cached_onnx(net, kind, weights)   # before torch_runner, which may turn the net to fp16 on the GPU
+
+    def build() -> Runner:
+        return tensorrt_engine.engine_runner(path, precision, tensorrt_engine.EngineCache(cache_dir() / "tensorrt"))
+    return SwitchingRunner(torch_runner(net, device, kind, precision), build, "tensorrt engine")
+
+
+def make_runner(net: torch.nn.Module, kind: str, weights: Path, backend: str, device: torch.device,
+                precision: str) -> Runner:
+    """``net`` on ``backend``; ``precision`` (fp16 or fp32) applies on CUDA only: the CPU always runs fp32."""
     if backend == "onnxruntime":
-        return onnxruntime_runner(net, kind, weights)
-    return torch_runner(net.to(device), device)
+        return onnxruntime_runner(cached_onnx(net, kind, weights), device.type, precision)
+    if backend == "tensorrt":
+        return tensorrt_runner(net, kind, weights, device, precision)
+    return torch_runner(net, device, kind, precision)

@@ -16,7 +16,7 @@ import torch
 
 from ..core.types import AmodalInstance, OcclusionGraph, RGBDFrame, Segmentation
 from .amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
-from .backends import make_runner
+from .backends import Runner, make_runner
 from .crops import CropBox, front_depth, object_inputs, reference_depth
 from .errors import ModelLoadError
 
@@ -97,11 +97,25 @@ def _occluders(i: int, occlusion: OcclusionGraph, masks: dict[int, np.ndarray], 
     return union
 
 
-class LearnedAmodalMask:
-    def __init__(self, weights: str | Path, device: str = "auto", backend: str = "torch"):
+class LearnedStage:
+    """What the learned stages share: their network's runner and what it says about the backend serving it."""
+    run: Runner
+
+    @property
+    def backend_status(self) -> str:
+        return self.run.status
+
+    @property
+    def backend_error(self) -> str:
+        """Why the configured backend is not serving, for good ('' when it serves or is still being built)."""
+        return self.run.error
+
+
+class LearnedAmodalMask(LearnedStage):
+    def __init__(self, weights: str | Path, device: str = "auto", backend: str = "torch", precision: str = "fp16"):
         path = Path(weights or WEIGHTS_DIR / "amodal_mask.pt")
         self.run = make_runner(load_weights(AmodalMaskNet(), path, "amodal mask"), "amodal_mask", path, backend,
-                               select_device(device))
+                               select_device(device), precision)
 
     def __call__(self, segmentation: Segmentation, occlusion: OcclusionGraph, depth: np.ndarray) -> dict[int, np.ndarray]:
         labels = segmentation.labels
@@ -128,11 +142,12 @@ class LearnedAmodalMask:
         return masks
 
 
-class SpadeAmodalDepth:
-    def __init__(self, weights: str | Path, min_gap: float, device: str = "auto", backend: str = "torch"):
+class SpadeAmodalDepth(LearnedStage):
+    def __init__(self, weights: str | Path, min_gap: float, device: str = "auto", backend: str = "torch",
+                 precision: str = "fp16"):
         path = Path(weights or WEIGHTS_DIR / "amodal_depth.pt")
         self.run = make_runner(load_weights(SpadeAmodalDepthNet(), path, "amodal depth"), "amodal_depth", path,
-                               backend, select_device(device))
+                               backend, select_device(device), precision)
         self.min_gap = min_gap
 
     def __call__(self, frame: RGBDFrame, depth: np.ndarray, segmentation: Segmentation,

@@ -27,10 +27,12 @@ class NodeStats:
         self._window_rejected = 0
         # stage -> why its configured (learned) method is not running; non-empty keeps the level at WARN.
         self.fallbacks: dict[str, str] = {}
+        self.backends: dict[str, str] = {}   # learned stage -> what runs its network now
 
-    def set_fallbacks(self, fallbacks: dict[str, str]) -> None:
+    def set_fallbacks(self, fallbacks: dict[str, str], backends: dict[str, str] | None = None) -> None:
         with self._lock:
             self.fallbacks = dict(fallbacks)
+            self.backends = dict(backends or {})
 
     def count_input(self) -> None:
         with self._lock:
@@ -71,6 +73,7 @@ class NodeStats:
             if self.last_error:
                 values["last_error"] = self.last_error
             values.update({f"fallback_{stage}": why for stage, why in sorted(self.fallbacks.items())})
+            values.update({f"backend_{stage}": what for stage, what in sorted(self.backends.items())})
             if self._window_rejected:
                 level, message = DiagnosticStatus.WARN, f"{self._window_rejected} bad input frame(s) dropped"
             elif self._window_in == 0:

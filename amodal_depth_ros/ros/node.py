@@ -45,6 +45,7 @@ class AmodalDepthNode(Node):
         p = self.params
         self.stats = NodeStats()
         self._logged_fallbacks: set[str] = set()
+        self._logged_backends: dict[str, str] = {}   # learned stage -> last backend status logged
         self._report_fallbacks()
         self.sync = StampSynchronizer(p["sync.slop"], p["sync.queue_size"], p["use_depth"], p["sync.camera_info_use_latest"])
         self._last_log: dict[str, float] = {}
@@ -127,12 +128,19 @@ class AmodalDepthNode(Node):
 
     # --- parameters and diagnostics ------------------------------------------------------------
     def _report_fallbacks(self) -> None:
-        """Learned stages replaced by their fallback: an ERROR line once per message, WARN in /diagnostics."""
-        self.stats.set_fallbacks(self.pipeline.fallbacks)
-        for message in self.pipeline.fallbacks.values():
+        """Learned stages or backends replaced by their fallback: an ERROR line once per message, WARN in
+        /diagnostics. Called with every diagnostics message too: a TensorRT engine building in the background
+        can fail (or come into service) at any time."""
+        fallbacks, backends = self.pipeline.fallbacks, self.pipeline.backend_status
+        self.stats.set_fallbacks(fallbacks, backends)
+        for message in fallbacks.values():
             if message not in self._logged_fallbacks:
                 self._logged_fallbacks.add(message)
-                self.get_logger().error(f"learned model not running, fallback in use: {message}")
+                self.get_logger().error(f"configured model or backend not running, fallback in use: {message}")
+        for stage, status in backends.items():
+            if self._logged_backends.get(stage) != status:
+                self._logged_backends[stage] = status
+                self.get_logger().info(f"{stage} network: {status}")
 
     def _check_parameters(self, parameters) -> SetParametersResult:
         """on-set callback: each value against its spec, then the combination, then the new pipeline is built
@@ -164,6 +172,7 @@ class AmodalDepthNode(Node):
         self.sync.camera_info_use_latest = self.params["sync.camera_info_use_latest"]
 
     def _publish_diagnostics(self) -> None:
+        self._report_fallbacks()
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
         array.status = [self.stats.status(self.get_fully_qualified_name())]

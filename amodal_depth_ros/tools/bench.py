@@ -4,8 +4,9 @@ For each resolution and pipeline (geometric default, learned stages) on the demo
 per-stage p50/p95 ms and end-to-end frames/s of the pipeline; the node's overhead per frame
 (decoding the input messages, building the output messages including the cloud, serialising them
 as a publisher does); cloud construction alone against open3d's create_from_rgbd_image on the same
-frame; peak RSS and, with CUDA, peak GPU memory. Learned stages run on torch (CUDA when present) and
-on onnxruntime (CPU).
+frame; peak RSS and, with CUDA, peak GPU memory. Learned stages run on torch (CUDA with fp16 and CUDA
+graphs when present), onnxruntime, and TensorRT where it is installed (timed once the engines are
+built; the row is skipped, with the reason, elsewhere).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import json
 import os
 import platform
 import resource
+import sys
 import time
 from pathlib import Path
 
@@ -26,7 +28,25 @@ from ..core.pipeline import AmodalDepthPipeline
 from ..synthetic.stream import SyntheticCamera
 
 LEARNED = {"amodal_mask.method": "learned", "amodal_depth.method": "spade"}
-PIPELINES = {"geometric": {}, "learned": LEARNED, "learned_onnxruntime": {**LEARNED, "inference.backend": "onnxruntime"}}
+PIPELINES = {"geometric": {}, "learned": LEARNED, "learned_onnxruntime": {**LEARNED, "inference.backend": "onnxruntime"},
+             "learned_tensorrt": {**LEARNED, "inference.backend": "tensorrt"}}
+
+
+def unavailable(name: str) -> str:
+    """Why pipeline ``name`` cannot be measured here ('' when it can): a TensorRT row that torch serves
+    would be mislabelled."""
+    if PIPELINES[name].get("inference.backend") != "tensorrt":
+        return ""
+    from ..models.tensorrt_engine import tensorrt_unavailable
+    return tensorrt_unavailable()
+
+
+def wait_for_engines(pipeline: AmodalDepthPipeline) -> None:
+    """Time the engines, not the torch runner serving while they build."""
+    for stage in (pipeline.amodal_mask, pipeline.amodal_depth):
+        ready = getattr(getattr(stage, "run", None), "ready", None)
+        if ready is not None:
+            ready.wait()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -108,9 +128,19 @@ def run(args: argparse.Namespace) -> int:
     reuse_large_buffers()   # as the node does
 
     resolutions = [tuple(int(v) for v in r.split("x")) for r in args.resolutions.split(",") if r]
-    rows = []
-    for name in [p for p in args.pipelines.split(",") if p]:
+    names = [p for p in args.pipelines.split(",") if p]
+    if set(names) - set(PIPELINES):
+        print(f"amodal-depth bench: unknown pipelines {sorted(set(names) - set(PIPELINES))}; "
+              f"choose from {', '.join(PIPELINES)}", file=sys.stderr)
+        return 2
+    rows, skipped = [], {}
+    for name in names:
+        if unavailable(name):
+            skipped[name] = unavailable(name)
+            print(f"{name}: not measured: {skipped[name]}")
+            continue
         pipeline = AmodalDepthPipeline(PIPELINES[name])
+        wait_for_engines(pipeline)
         for width, height in resolutions:
             camera = SyntheticCamera(0, width, height)
             frames = [camera.frame(i) for i in range(5)]
@@ -139,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
           f"torch device {'cuda' if torch.cuda.is_available() else 'cpu'}")
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"machine": platform.platform(), "cpus": os.cpu_count(),
-              "torch_device": "cuda" if torch.cuda.is_available() else "cpu", "rows": rows, **memory}
+              "torch_device": "cuda" if torch.cuda.is_available() else "cpu", "rows": rows, "skipped": skipped,
+              **memory}
     (args.out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
     return 0

@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "play": "amodal_depth_ros.tools.play",
     "pictures": "amodal_depth_ros.tools.pictures",
     "export": "amodal_depth_ros.tools.export",
+    "engines": "amodal_depth_ros.tools.engines",
     "bench": "amodal_depth_ros.tools.bench",
 }
 

@@ -1,0 +1,43 @@
+"""Serve with one runner while a faster one is prepared in the background, then switch.
+
+Building a TensorRT engine can take minutes; blocking the node's startup on it was the most common
+complaint. A SwitchingRunner answers every call at once with the serving runner and hands over to
+the built one when it is ready; a failed build leaves the serving runner in place and says why.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class SwitchingRunner:
+    def __init__(self, serving: Any, build: Callable[[], Any], what: str):
+        """``serving`` and the result of ``build`` are runners: callables on numpy arrays with a ``status``."""
+        self._serving = serving
+        self._fast: Any = None
+        self.status = f"building {what}, serving {serving.status}"
+        self.error = ""                    # why the build failed; the serving runner then stays for good
+        self.ready = threading.Event()     # set once the build has finished, either way
+        threading.Thread(target=self._build, args=(build, what), name=f"build {what}", daemon=True).start()
+
+    def _build(self, build: Callable[[], Any], what: str) -> None:
+        try:
+            fast = build()
+        except Exception as exc:   # whatever goes wrong, the serving runner keeps answering
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.status = f"{what} failed, serving {self._serving.status}: {self.error}"
+            log.error(self.status)
+        else:
+            self._fast = fast      # one reference assignment: a call sees either runner, never a mix
+            self.status = fast.status
+        finally:
+            self.ready.set()
+
+    def __call__(self, *arrays: np.ndarray) -> np.ndarray:
+        fast = self._fast
+        return (self._serving if fast is None else fast)(*arrays)
