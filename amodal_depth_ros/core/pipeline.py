@@ -69,7 +69,8 @@ def _monocular(p: dict[str, Any]) -> Any:
         return MonocularDepth.from_checkpoint(
             path, encoder=p["monocular.encoder"] or None, metric_max_depth=p["monocular.metric_max_depth"] or None,
             device=device, input_size=p["monocular.input_size"], fill_only=p["monocular.fill_only"],
-            min_depth=p["visible_depth.min_depth"], max_depth=p["visible_depth.max_depth"])
+            min_depth=p["visible_depth.min_depth"], max_depth=p["visible_depth.max_depth"],
+            backend=p["inference.backend"], precision=p["inference.precision"])
     except ModelLoadError as exc:
         raise ModelLoadError(f"monocular.checkpoint '{path}' cannot be loaded: {exc}") from exc
 
@@ -127,14 +128,16 @@ class AmodalDepthPipeline:
             self._load_fallbacks[stage] = f"{stage}.method '{method}' unavailable, using '{fallback}': {exc}"
             return STAGE_FACTORIES[stage][fallback](p)
 
-    def _learned_stages(self) -> dict[str, Any]:
-        return {name: stage for name, stage in (("amodal_mask", self.amodal_mask), ("amodal_depth", self.amodal_depth))
-                if hasattr(stage, "backend_status")}
+    def _network_stages(self) -> dict[str, Any]:
+        """The stages running a network on inference.backend: monocular visible depth and the learned ones."""
+        stages = (("visible_depth", self.visible_depth), ("amodal_mask", self.amodal_mask),
+                  ("amodal_depth", self.amodal_depth))
+        return {name: stage for name, stage in stages if hasattr(stage, "backend_status")}
 
     @property
     def backend_status(self) -> dict[str, str]:
-        """Learned stage -> what runs its network now (e.g. 'building tensorrt engine, serving torch on cuda ...')."""
-        return {name: stage.backend_status for name, stage in self._learned_stages().items()}
+        """Network stage -> what runs its network now (e.g. 'building tensorrt engine, serving torch on cuda ...')."""
+        return {name: stage.backend_status for name, stage in self._network_stages().items()}
 
     @property
     def fallbacks(self) -> dict[str, str]:
@@ -142,7 +145,7 @@ class AmodalDepthPipeline:
         a TensorRT engine built in the background can fail long after startup."""
         backend = self.params["inference.backend"]
         degraded = {name: f"{name} inference.backend '{backend}': {stage.backend_status}"
-                    for name, stage in self._learned_stages().items() if stage.backend_error}
+                    for name, stage in self._network_stages().items() if stage.backend_error}
         return {**self._load_fallbacks, **degraded}
 
     def __call__(self, frame: RGBDFrame) -> PipelineResult:

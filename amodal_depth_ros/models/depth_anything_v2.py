@@ -73,14 +73,17 @@ def preprocess(rgb: np.ndarray, input_size: int = 518) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
 
 
+def to_image_size(depth: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """(1, h, w) network output -> (H, W) float32, resized as the official code does (bilinear, corners
+    aligned); shared by every backend so that they agree to the last bit on the same network output."""
+    return F.interpolate(depth[:, None].float(), size, mode="bilinear", align_corners=True)[0, 0].cpu().numpy()
+
+
 @torch.no_grad()
 def predict(model: DepthAnythingV2, rgb: np.ndarray, input_size: int = 518) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> (H, W) float32 prediction at the input resolution."""
     param = next(model.parameters())
-    x = preprocess(rgb, input_size).to(param.device, param.dtype)
-    depth = model(x)[:, None]
-    depth = F.interpolate(depth.float(), rgb.shape[:2], mode="bilinear", align_corners=True)
-    return depth[0, 0].cpu().numpy()
+    return to_image_size(model(preprocess(rgb, input_size).to(param.device, param.dtype)), rgb.shape[:2])
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

@@ -3,19 +3,27 @@
 A relative model (Depth Anything V2 relative checkpoints) predicts inverse depth up to scale and shift:
 ``1 / depth ~ s * pred + t``. With a depth image, (s, t) are fitted on the pixels the sensor measured,
 and the network fills what the sensor misses (holes, dark or shiny surfaces, beyond range).
+
+The network runs on inference.backend like the learned amodal ones: torch, or a static-shape ONNX graph
+per image shape on onnxruntime or TensorRT, prepared in the background while torch serves.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
+import torch
 
 from ..core.types import InputError, RGBDFrame
-
-if TYPE_CHECKING:
-    from .depth_anything_v2 import DepthAnythingV2, EncoderConfig
+from .backends import FunctionRunner, Runner, cache_dir, onnxruntime_runner
+from .depth_anything_v2 import (ENCODERS, DepthAnythingV2, EncoderConfig, load_depth_anything_v2, predict,
+                                preprocess, to_image_size)
+from .export import export_onnx
+from .switching import SwitchingRunner
+from .tensorrt_engine import EngineCache, engine_runner, tensorrt_unavailable
 
 MIN_ALIGN_PIXELS = 64          # fewer valid depth readings than this cannot pin scale and shift down
 MIN_INVERSE_DEPTH = 1e-3       # aligned inverse depth below this (beyond 1 km, or negative) is unknown
@@ -24,20 +32,106 @@ TRIM_FRACTION = 0.1            # share of the worst residuals dropped in the rob
 
 class DepthBackend(Protocol):
     metric: bool               # True: infer returns metres; False: relative inverse depth
+    status: str                # what runs the network now, for logs and diagnostics
+    error: str                 # why the configured backend is not the one serving, for good ('' otherwise)
 
     def infer(self, rgb: np.ndarray) -> np.ndarray: ...
 
 
 class TorchDepthAnything:
-    """PyTorch Depth Anything V2 behind the backend interface (ONNX Runtime / TensorRT can replace it)."""
+    """PyTorch Depth Anything V2 behind the backend interface. fp16 on CUDA only when asked: torch keeps the
+    LayerNorm statistics and the attention softmax in fp32 internally; the CPU always runs fp32."""
 
-    def __init__(self, model: "DepthAnythingV2", input_size: int = 518):
-        self.model, self.input_size = model.eval(), input_size
+    def __init__(self, model: DepthAnythingV2, input_size: int = 518, precision: str = "fp32"):
+        device = next(model.parameters()).device
+        half = precision == "fp16" and device.type == "cuda"
+        self.model, self.input_size = (model.half() if half else model).eval(), input_size
         self.metric = model.max_depth is not None
+        self.status, self.error = f"torch on {device.type} ({'fp16' if half else 'fp32'})", ""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """The network alone: preprocessed (1, 3, h, w) -> (1, h, w) float32."""
+        param = next(self.model.parameters())
+        with torch.no_grad():
+            return self.model(torch.from_numpy(x).to(param.device, param.dtype)).float().cpu().numpy()
 
     def infer(self, rgb: np.ndarray) -> np.ndarray:
-        from .depth_anything_v2 import predict
         return predict(self.model, rgb, self.input_size)
+
+
+class GraphDepthAnything:
+    """Depth Anything V2 on onnxruntime or TensorRT. Their graphs have static shapes, and the network's input
+    shape follows the camera's resolution and ``input_size``: it is known at the first frame only. So each
+    new shape is served by torch at once while its graph is exported (and for TensorRT its engine built) in
+    the background, then the graph takes over; one runner per shape, a camera switching resolution keeps both.
+    Without TensorRT or CUDA, the 'tensorrt' backend serves torch for good and ``error`` says why."""
+
+    def __init__(self, model: DepthAnythingV2, weights: str | Path, backend: str, device: str = "cpu",
+                 precision: str = "fp32", input_size: int = 518):
+        self.torch = TorchDepthAnything(model, input_size, precision)
+        self.metric, self.input_size = self.torch.metric, input_size
+        self.weights, self.config, self.max_depth = Path(weights), model.config, model.max_depth
+        self.backend, self.device, self.precision = backend, torch.device(device).type, precision
+        self.unavailable = ""
+        if backend == "tensorrt":
+            self.unavailable = tensorrt_unavailable() or ("" if self.device == "cuda" else "inference.device is 'cpu'")
+        self.digest = hashlib.sha256(self.weights.read_bytes()).hexdigest()[:16]
+        self._runners: dict[tuple[int, int], Runner] = {}
+        self._shape: tuple[int, int] | None = None     # of the last frame
+
+    @property
+    def status(self) -> str:
+        shape = self._shape
+        if self.unavailable:
+            return f"tensorrt unavailable ({self.unavailable}), serving {self.torch.status}"
+        if shape is None:
+            return f"{self.torch.status} until the first frame gives the {self.backend} graph its shape"
+        return self._runners[shape].status
+
+    @property
+    def error(self) -> str:
+        shape = self._shape
+        return self.unavailable or ("" if shape is None else self._runners[shape].error)
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """For benchmarks and tests (frames never wait): True once the graph of the last frame's shape serves
+        or has failed to (``error`` says why), or when the backend cannot run here; False before the first
+        frame or on timeout."""
+        if self.unavailable:
+            return True
+        runner = self._runners.get(self._shape)
+        return runner is not None and runner.ready.wait(timeout)
+
+    def onnx_path(self, shape: tuple[int, int]) -> Path:
+        """The cached graph of this checkpoint (hash), encoder, head (max depth scales the output) and shape."""
+        encoder = next((name for name, config in ENCODERS.items() if config == self.config), "custom")
+        head = "relative" if self.max_depth is None else f"metric{self.max_depth:g}"
+        return cache_dir() / "onnx" / f"depth_anything_v2-{encoder}-{head}-{self.digest}-{shape[0]}x{shape[1]}.onnx"
+
+    def _build(self, shape: tuple[int, int]) -> Runner:
+        """Runs in the background. The export traces a model loaded anew from the checkpoint: tracing hooks
+        every module it runs, so it must not trace the model serving frames meanwhile, which may moreover be
+        fp16 on the GPU while the cached graph is named after the fp32 weights file."""
+        path = self.onnx_path(shape)
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            model = load_depth_anything_v2(self.weights, self.config, self.max_depth)
+            export_onnx(model, (torch.zeros(1, 3, *shape),), path, ["image"], ["depth"])
+        if self.backend == "tensorrt":
+            return engine_runner(path, self.precision, EngineCache(cache_dir() / "tensorrt"))
+        return onnxruntime_runner(path, self.device, self.precision)
+
+    def infer(self, rgb: np.ndarray) -> np.ndarray:
+        if self.unavailable:
+            return self.torch.infer(rgb)
+        x = preprocess(rgb, self.input_size).numpy()
+        shape = x.shape[2], x.shape[3]
+        if shape not in self._runners:
+            what = f"{self.backend} {'engine' if self.backend == 'tensorrt' else 'graph'} {shape[0]}x{shape[1]}"
+            serving = FunctionRunner(self.torch.forward, self.torch.status)
+            self._runners[shape] = SwitchingRunner(serving, lambda: self._build(shape), what)
+        self._shape = shape
+        return to_image_size(torch.from_numpy(self._runners[shape](x)), rgb.shape[:2])
 
 
 def _line_fit(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -70,14 +164,26 @@ class MonocularDepth:
         self.min_depth, self.max_depth = min_depth, max_depth
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, encoder: "str | EncoderConfig | None" = None,
+    def from_checkpoint(cls, path: str | Path, encoder: str | EncoderConfig | None = None,
                         metric_max_depth: float | None = None, device: str = "cpu", input_size: int = 518,
-                        fill_only: bool = True, min_depth: float = 0.0,
-                        max_depth: float = math.inf) -> "MonocularDepth":
-        """Depth Anything V2 ``.pth``; ``metric_max_depth`` (20 indoor, 80 outdoor) marks a metric checkpoint."""
-        from .depth_anything_v2 import load_depth_anything_v2   # torch only when a model is used
+                        fill_only: bool = True, min_depth: float = 0.0, max_depth: float = math.inf,
+                        backend: str = "torch", precision: str = "fp32") -> "MonocularDepth":
+        """Depth Anything V2 ``.pth``; ``metric_max_depth`` (20 indoor, 80 outdoor) marks a metric checkpoint.
+        ``backend``: torch, onnxruntime or tensorrt (inference.backend); ``precision`` fp16 applies on CUDA only."""
         model = load_depth_anything_v2(path, encoder, metric_max_depth, device)
-        return cls(TorchDepthAnything(model, input_size), fill_only, min_depth, max_depth)
+        runner = (TorchDepthAnything(model, input_size, precision) if backend == "torch"
+                  else GraphDepthAnything(model, path, backend, device, precision, input_size))
+        return cls(runner, fill_only, min_depth, max_depth)
+
+    @property
+    def backend_status(self) -> str:
+        """What runs the network now, reported by the pipeline as for the learned stages."""
+        return self.backend.status
+
+    @property
+    def backend_error(self) -> str:
+        """Why inference.backend is not the one serving, for good ('' while it serves or is being prepared)."""
+        return self.backend.error
 
     def infer(self, rgb: np.ndarray) -> np.ndarray:
         return self.backend.infer(rgb)
