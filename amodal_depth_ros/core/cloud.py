@@ -5,6 +5,10 @@ field over 1-D gathers, no intermediate (N, 3) arrays, no repacking in the ROS a
 """
 from __future__ import annotations
 
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import cv2
 import numpy as np
 
@@ -12,13 +16,14 @@ from .geometry import normalized_coords
 from .layers import HiddenSurfaces
 from .types import POINT_DTYPE, LayeredCloud, RGBDFrame
 
+BANDS = min(4, os.cpu_count() or 1)   # threads filling the visible points
+MIN_PARALLEL = 64 * 64                # smaller images are not worth a thread hand-off
 MEAN_COLOR_STRIDE = 4   # hidden-surface colours are instance means: every 16th pixel is plenty
 
 
 def build_layered_cloud(frame: RGBDFrame, visible_depth: np.ndarray, labels: np.ndarray,
                         hidden: HiddenSurfaces, stride: int = 1) -> LayeredCloud:
     intr = frame.intrinsics
-    h, w = visible_depth.shape
     keep = np.isfinite(visible_depth)
     if stride > 1:
         sparse = np.zeros_like(keep)
@@ -26,18 +31,33 @@ def build_layered_cloud(frame: RGBDFrame, visible_depth: np.ndarray, labels: np.
         keep &= sparse
     on_grid = (hidden.rows % stride == 0) & (hidden.cols % stride == 0) if stride > 1 else slice(None)
     h_rows, h_cols, h_ids = hidden.rows[on_grid], hidden.cols[on_grid], hidden.instance[on_grid]
-    flat_keep = keep.ravel()
-    n_visible = int(np.count_nonzero(flat_keep))
+    # Row bands of the visible part, filled in parallel (numpy releases the GIL in gathers and ufuncs).
+    bands = np.array_split(np.arange(visible_depth.shape[0]), BANDS) if visible_depth.size >= MIN_PARALLEL else \
+        [np.arange(visible_depth.shape[0])]
+    counts = [int(np.count_nonzero(keep[b[0]:b[-1] + 1])) if b.size else 0 for b in bands]
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    n_visible = int(starts[-1])
     records = np.zeros(n_visible + h_rows.size, POINT_DTYPE)   # zeros: layer 0 and a fixed padding byte
-    seen, behind = records[:n_visible], records[n_visible:]
     x_n, y_n = normalized_coords(intr)
-    z = visible_depth.ravel()[flat_keep]
-    # Ray coordinates of the kept pixels: broadcast-and-gather beats divmod of flat indices 10x.
-    np.multiply(np.broadcast_to(x_n, (h, w)).ravel()[flat_keep], z, out=seen["x"])
-    np.multiply(np.broadcast_to(y_n[:, None], (h, w)).ravel()[flat_keep], z, out=seen["y"])
-    seen["z"] = z
-    seen["rgb"] = packed_rgb(frame.rgb).ravel()[flat_keep]
-    seen["instance"] = labels.ravel()[flat_keep]
+    rgb = packed_rgb(frame.rgb)
+
+    def fill_band(k: int) -> None:
+        if not bands[k].size:
+            return
+        rows = slice(bands[k][0], bands[k][-1] + 1)
+        seen = records[starts[k]:starts[k + 1]]
+        flat_keep = keep[rows].ravel()
+        z = visible_depth[rows].ravel()[flat_keep]
+        shape = keep[rows].shape
+        # Ray coordinates of the kept pixels: broadcast-and-gather beats divmod of flat indices 10x.
+        np.multiply(np.broadcast_to(x_n, shape).ravel()[flat_keep], z, out=seen["x"])
+        np.multiply(np.broadcast_to(y_n[rows, None], shape).ravel()[flat_keep], z, out=seen["y"])
+        seen["z"] = z
+        seen["rgb"] = rgb[rows].ravel()[flat_keep]
+        seen["instance"] = labels[rows].ravel()[flat_keep]
+
+    list(_pool().map(fill_band, range(len(bands))))
+    behind = records[n_visible:]
     h_depth = hidden.depth[on_grid]
     np.multiply(x_n[h_cols], h_depth, out=behind["x"])
     np.multiply(y_n[h_rows], h_depth, out=behind["y"])
@@ -47,6 +67,11 @@ def build_layered_cloud(frame: RGBDFrame, visible_depth: np.ndarray, labels: np.
     behind["instance"] = h_ids
     behind["layer"] = hidden.layer[on_grid]
     return LayeredCloud(records)
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(BANDS, thread_name_prefix="cloud")
 
 
 def packed_rgb(rgb: np.ndarray) -> np.ndarray:

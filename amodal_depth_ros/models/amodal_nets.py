@@ -7,7 +7,9 @@ Outside the occluders the visible mask is kept (the PCNet-M rule): only hidden p
 are normalised and modulated at every stage by gamma/beta computed from the amodal mask and the
 visible depth (SPADE), so the hidden surface is shaped by the object's full extent. Output: the
 object's log depth ratio ``log(z / z0)`` over the crop; the stage aligns it to the observed depth by
-scale and shift on the visible part (Amodal Depth Anything).
+scale and shift on the visible part (Amodal Depth Anything). The network is residual: it corrects the
+nearest-visible fill of the crop (input channel ``FILL_CHANNEL``, a baseline as good as Telea on
+real surfaces); its correction starts at zero, so untrained it is that baseline.
 """
 from __future__ import annotations
 
@@ -15,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .crops import INPUT_CHANNELS, LOG_RANGE
+from .crops import DEPTH_CHANNELS, FILL_CHANNEL, INPUT_CHANNELS, LOG_RANGE
 
-SPADE_CHANNELS = 3   # amodal mask, visible mask, visible log depth
+SPADE_CHANNELS = 4   # amodal mask, visible mask, visible log depth, nearest-visible fill
 
 
 def conv_block(cin: int, cout: int) -> nn.Sequential:
@@ -88,17 +90,19 @@ class SpadeUp(nn.Module):
 class SpadeAmodalDepthNet(nn.Module):
     def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 96)):
         super().__init__()
-        self.encoder = Encoder(INPUT_CHANNELS + 1, widths)   # + the amodal mask
+        self.encoder = Encoder(DEPTH_CHANNELS + 1, widths)   # + the amodal mask
         self.decoder = nn.ModuleList(SpadeUp(a, b, b) for a, b in zip(widths[:0:-1], widths[-2::-1]))
         self.head = nn.Conv2d(widths[0], 1, 3, padding=1)
+        nn.init.zeros_(self.head.weight), nn.init.zeros_(self.head.bias)   # untrained = the baseline fill
 
     def forward(self, x: torch.Tensor, amodal: torch.Tensor) -> torch.Tensor:
-        """x (B, INPUT_CHANNELS, S, S), amodal (B, S, S) -> (B, S, S) log depth ratio log(z / z0)."""
+        """x (B, DEPTH_CHANNELS, S, S), amodal (B, S, S) -> (B, S, S) log depth ratio log(z / z0)."""
         amodal = amodal[:, None]
-        visible, front = x[:, :1], x[:, 2:3]
-        cond = torch.cat([amodal, visible, front * visible], 1)
+        visible, front, fill = x[:, :1], x[:, 2:3], x[:, FILL_CHANNEL:FILL_CHANNEL + 1]
+        cond = torch.cat([amodal, visible, front * visible, fill], 1)
         skips = self.encoder(torch.cat([x, amodal], 1))
         y = skips[-1]
         for block, skip in zip(self.decoder, skips[-2::-1]):
             y = block(y, skip, cond)
-        return LOG_RANGE * torch.tanh(self.head(y)[:, 0] / LOG_RANGE)
+        correction = LOG_RANGE * torch.tanh(self.head(y) / LOG_RANGE)
+        return (fill + correction)[:, 0].clamp(-LOG_RANGE, LOG_RANGE)

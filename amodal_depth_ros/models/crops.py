@@ -16,6 +16,8 @@ import numpy as np
 CROP_SIZE = 48
 LOG_RANGE = 1.5        # log depth ratios are clipped to +-this (a factor of 4.5 around z0)
 INPUT_CHANNELS = 5     # visible, occluder, front depth, front depth valid, border (outside the image)
+FILL_CHANNEL = INPUT_CHANNELS       # the depth network's extra channel: the nearest-visible fill it corrects
+DEPTH_CHANNELS = INPUT_CHANNELS + 1
 
 
 @dataclass
@@ -94,3 +96,19 @@ def object_inputs(box: CropBox, visible: np.ndarray, occluder: np.ndarray, front
     """(INPUT_CHANNELS, size, size) float32 network input of one instance."""
     value, valid = log_ratio(box.take(front, np.nan), z0)   # nearest sampling commutes with the log
     return np.stack([box.take(visible, 0.0), box.take(occluder, 0.0), value, valid, box.take_outside(visible.shape)])
+
+
+def with_nearest_fill(inputs: np.ndarray) -> np.ndarray:
+    """(N, INPUT_CHANNELS, S, S) -> (N, DEPTH_CHANNELS, S, S): each crop's visible log depth extended to
+    every pixel from its nearest valid visible pixel (0 = z0 where the crop has none). Computed on the
+    crop itself, so training (from cached crops) and inference see the same baseline."""
+    n, _, size, _ = inputs.shape
+    fill = np.zeros((n, 1, size, size), np.float32)
+    for k in range(n):   # one cv2 distance transform per crop: ~50 us at 48 x 48
+        known = (inputs[k, 0] > 0.5) & (inputs[k, 3] > 0.5)
+        if known.any():
+            _, nearest = cv2.distanceTransformWithLabels((~known).astype(np.uint8), cv2.DIST_L2, 5,
+                                                         labelType=cv2.DIST_LABEL_PIXEL)
+            # Labels number the known pixels in raster order, from 1.
+            fill[k, 0] = np.concatenate([[0.0], inputs[k, 2][known]])[nearest]
+    return np.concatenate([inputs.astype(np.float32, copy=False), fill], axis=1)

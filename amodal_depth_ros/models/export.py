@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
-from .crops import CROP_SIZE, INPUT_CHANNELS
+from .crops import CROP_SIZE, DEPTH_CHANNELS, INPUT_CHANNELS
 
 OPSET = 17
 # Operators every TensorRT 10 release parses natively; anything else is reported.
@@ -28,7 +28,8 @@ COMMON_OPS = frozenset({
 def example_inputs(kind: str, batch: int) -> tuple[torch.Tensor, ...]:
     """Deterministic inputs of the exported shapes."""
     g = torch.Generator().manual_seed(0)
-    x = torch.rand(batch, INPUT_CHANNELS, CROP_SIZE, CROP_SIZE, generator=g)
+    channels = INPUT_CHANNELS if kind == "amodal_mask" else DEPTH_CHANNELS
+    x = torch.rand(batch, channels, CROP_SIZE, CROP_SIZE, generator=g)
     if kind == "amodal_mask":
         return (x,)
     return x, (torch.rand(batch, CROP_SIZE, CROP_SIZE, generator=g) > 0.5).float()

@@ -17,7 +17,7 @@ import torch
 from ..core.types import AmodalInstance, OcclusionGraph, RGBDFrame, Segmentation
 from .amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
 from .backends import Runner, make_runner
-from .crops import CropBox, front_depth, object_inputs, reference_depth
+from .crops import CropBox, front_depth, object_inputs, reference_depth, with_nearest_fill
 from .errors import ModelLoadError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -173,7 +173,7 @@ class SpadeAmodalDepth(LearnedStage):
                              box.take(amodal[i].astype(np.float32), 0.0)))
             if not jobs:
                 continue
-            ratios = self.run(np.stack([j[5] for j in jobs]), np.stack([j[6] for j in jobs]))
+            ratios = self.run(with_nearest_fill(np.stack([j[5] for j in jobs])), np.stack([j[6] for j in jobs]))
             for (i, hidden, front, z0, box, _, _), ratio in zip(jobs, ratios):
                 own[i] = self._hidden_depth(ratio, box, z0, hidden, front, visible[i], depth, own[i])
         # Hidden pixels that got no depth (no visible depth to anchor them) leave the amodal mask.

@@ -24,8 +24,9 @@ from tqdm import tqdm
 
 from ..datasets.composite_set import iter_composite_set
 from ..models.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
-from ..synthetic.procedural import generate
 from ..models.crops import CROP_SIZE as CROP
+from ..models.crops import with_nearest_fill
+from ..synthetic.procedural import generate
 from .samples import SampleBatch, frame_samples
 
 
@@ -80,7 +81,9 @@ def composite_samples(folders: tuple[str, ...], seed: int) -> list[SampleBatch]:
 
 
 def _tensors(samples: SampleBatch, index: np.ndarray, device: torch.device) -> list[torch.Tensor]:
-    return [torch.from_numpy(getattr(samples, f)[index].astype(np.float32)).to(device) for f in SampleBatch.FIELDS]
+    arrays = [getattr(samples, f)[index].astype(np.float32) for f in SampleBatch.FIELDS]
+    arrays[2] = with_nearest_fill(arrays[2])   # depth inputs: the baseline the network corrects, as at run time
+    return [torch.from_numpy(a).to(device) for a in arrays]
 
 
 def losses(mask_net: AmodalMaskNet, depth_net: SpadeAmodalDepthNet, batch: list[torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -194,8 +197,10 @@ Trained by this package's own command:
   log depth ratio to the median visible depth and its validity, image border. Output: amodal mask
   logits; only pixels under occluders can become hidden parts.
 - **amodal_depth.pt**: `SpadeAmodalDepthNet` (encoder + SPADE decoder, {count(depth_net):,} parameters), the same
-  inputs around the amodal mask plus the amodal mask; SPADE conditioning on amodal mask, visible mask
-  and visible log depth. Output: log depth ratio; aligned by scale and shift on the visible part.
+  inputs around the amodal mask plus the amodal mask and the crop's nearest-visible fill; SPADE
+  conditioning on amodal mask, visible mask, visible log depth and that fill. Residual: output = fill +
+  a learned correction (zero when untrained), as a log depth ratio; aligned by scale and shift on the
+  visible part.
 - **Data**: procedural rooms (`amodal_depth_ros.synthetic.procedural`), {cfg["width"]}x{cfg["height"]},
   training seeds {train_seeds[0]}..{train_seeds[1] - 1} ({summary["train_samples"]} object samples), validation seeds
   {val_seeds[0]}..{val_seeds[1] - 1} ({summary["val_samples"]} samples); depth with structured-light noise. Evaluation
