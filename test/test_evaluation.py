@@ -7,7 +7,8 @@ import numpy as np
 from amodal_depth_ros.core import config
 from amodal_depth_ros.core.pipeline import STAGE_FACTORIES
 from amodal_depth_ros.datasets.bag import write_ground_truth_bag
-from amodal_depth_ros.evaluation.harness import END_TO_END, build_methods, evaluate, match_instances, targets
+from amodal_depth_ros.evaluation.harness import (END_TO_END, ORACLE_PLANE, build_methods, evaluate, match_instances,
+                                                 oracle_plane_depth, targets)
 from amodal_depth_ros.synthetic.procedural import generate
 from amodal_depth_ros.synthetic.scene import SceneObject, box_in_front_of_wall, render
 from amodal_depth_ros.synthetic.shapes import Box, Rectangle, rotation_y
@@ -70,6 +71,24 @@ def test_harness_scores_the_tilted_wall():
     assert kept[0].targets == [truth.id_of("wall")]
 
 
+def test_oracle_plane_fits_the_hidden_truth_itself():
+    truth = tilted_wall_behind_box()
+    wall = truth.id_of("wall")
+    oracle, hidden = oracle_plane_depth(truth, wall), truth.hidden_mask(wall)
+    assert np.abs(oracle[hidden] - truth.object_depths[wall - 1][hidden]).max() < 1e-4   # the wall is a plane
+    visible = truth.visible_mask(wall)
+    assert np.array_equal(oracle[visible], truth.depth[visible], equal_nan=True)
+    assert np.isnan(oracle[~(visible | hidden)]).all()
+    # A curved hidden truth is not planar: the reference keeps an error there.
+    bent = truth.object_depths[wall - 1].copy()
+    rows, cols = np.nonzero(hidden)
+    bent[rows, cols] += 0.2 * ((cols - cols.mean()) / np.ptp(cols)) ** 2
+    truth.object_depths[wall - 1] = bent
+    assert np.abs(oracle_plane_depth(truth, wall)[hidden] - bent[hidden]).mean() > 1e-3
+    methods = build_methods(GEOMETRIC, end_to_end=False, oracle=False)
+    assert ORACLE_PLANE not in evaluate([tilted_wall_behind_box()], methods)[0].summary()["depth"]
+
+
 def test_targets_skip_room_structure_and_unoccluded_objects():
     truth = generate(2, 160, 120)
     ids = targets(truth)
@@ -99,11 +118,13 @@ def test_eval_command_on_synthetic_frames(tmp_path, capsys):
     out = tmp_path / "synthetic_0-1"
     report = json.loads((out / "results.json").read_text())
     assert report["frames"] == 2
-    assert set(report["depth"]) == {"nearest", "telea", "plane_fit", END_TO_END}
+    assert set(report["depth"]) == {"nearest", "telea", "plane_fit", ORACLE_PLANE, END_TO_END}
+    # the reference row bounds every planar completion, so no baseline does better
+    assert report["depth"][ORACLE_PLANE]["all"]["aligned"]["abs_rel"] <= report["depth"]["plane_fit"]["all"]["aligned"]["abs_rel"]
     assert set(report["mask"]) == {"visible_only", "convex_hull", END_TO_END}
     assert report["depth"]["nearest"]["all"]["objects"] > 0
     assert 0.0 < report["depth"]["nearest"]["all"]["aligned"]["abs_rel"] < 0.5
-    assert "plane_fit" in (out / "table.txt").read_text()
+    assert "plane_fit" in (out / "table.txt").read_text() and "a reference, not a method" in (out / "table.txt").read_text()
     for png in [out / "abs_rel.png", *sorted((out / "examples").glob("*.png"))]:
         assert cv2.imread(str(png)) is not None
     assert len(list((out / "examples").glob("*.png"))) >= 1

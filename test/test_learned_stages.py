@@ -128,6 +128,21 @@ def test_training_learns_and_resumes(tmp_path):
     load_weights(SpadeAmodalDepthNet(), tmp_path / "amodal_depth.pt", "amodal depth")
 
 
+@pytest.mark.skipif(not (WEIGHTS_DIR / "amodal_depth.pt").is_file(), reason="no weights shipped yet")
+def test_fine_tuning_starts_from_the_given_weights(tmp_path, capsys):
+    args = ["train", "--out", str(tmp_path), "--train-seeds", "10000-10003", "--val-seeds", "1000000-1000001",
+            "--batch", "4", "--workers", "1", "--steps", "1", "--lr", "1e-9", "--width", "160", "--height", "120"]
+    assert cli.main(args + ["--init", str(tmp_path / "nowhere")]) == 2
+    assert "lacks amodal_mask.pt" in capsys.readouterr().err
+    assert cli.main(args + ["--composite-share", "0.5"]) == 2            # a share of no composite set
+    assert cli.main(args + ["--init", "package"]) == 0
+    for name, net in (("amodal_mask.pt", AmodalMaskNet()), ("amodal_depth.pt", SpadeAmodalDepthNet())):
+        shipped = dict(load_weights(net, WEIGHTS_DIR / name, name).named_parameters())
+        tuned = dict(load_weights(type(net)(), tmp_path / name, name).named_parameters())
+        assert all(torch.allclose(shipped[k], tuned[k], atol=1e-6) for k in shipped), name   # one step of lr 1e-9
+    assert "Initialised from** the package's shipped weights" in (tmp_path / "MODEL_CARD.md").read_text()
+
+
 def test_training_refuses_eval_seeds(tmp_path, capsys):
     assert cli.main(["train", "--out", str(tmp_path), "--train-seeds", "0-99"]) == 2
     assert "held out" in capsys.readouterr().err

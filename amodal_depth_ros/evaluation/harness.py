@@ -5,6 +5,10 @@ occlusion graph and amodal masks (the protocol gives the amodal mask); mask meth
 visible segmentation and occlusion graph. The configured pipeline is also scored end to end, from
 its own segmentation: each target is matched to the predicted instance whose visible mask overlaps
 it most (IoU >= 0.5); an unmatched target counts with coverage 0 and mask IoU 0.
+
+One reference row is no method: ``oracle_plane`` fills each hidden part with the plane (in inverse
+depth) fitted to that part's own true depth. No completion that extends a planar surface can beat it;
+what it misses is the truth's curvature and sensor noise, so it shows how low a set's error can go.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import numpy as np
 
 from ..core import config
 from ..core.amodal_mask import ConvexHullCompletion
+from ..core.geometry import fit_inverse_depth_plane, normalized_coords
 from ..core.pipeline import STAGE_FACTORIES, AmodalDepthPipeline, AmodalDepthStage, AmodalMaskStage
 from ..core.types import AmodalInstance, OcclusionGraph, Segmentation
 from ..datasets.frame import GroundTruthFrame
@@ -22,6 +27,7 @@ from .metrics import ResultTable, mask_iou, score_amodal_mask, score_object_dept
 
 BASELINE_DEPTH_METHODS = ("nearest", "telea", "plane_fit")
 END_TO_END = "pipeline"
+ORACLE_PLANE = "oracle_plane"
 MATCH_IOU = 0.5
 
 
@@ -36,10 +42,11 @@ class Methods:
     depth: dict[str, AmodalDepthStage]
     mask: dict[str, AmodalMaskStage]
     pipeline: AmodalDepthPipeline | None = None   # scored end to end as END_TO_END
+    oracle: bool = True                            # score the ORACLE_PLANE reference row
 
 
 def build_methods(params: dict[str, Any] | None = None, depth: Iterable[str] = BASELINE_DEPTH_METHODS,
-                  end_to_end: bool = True) -> Methods:
+                  end_to_end: bool = True, oracle: bool = True) -> Methods:
     """The baselines plus the stages the (validated) parameters configure."""
     p = config.validated(params or {})
     depth_names = list(dict.fromkeys([*depth, p["amodal_depth.method"]]))
@@ -48,7 +55,22 @@ def build_methods(params: dict[str, Any] | None = None, depth: Iterable[str] = B
     masks.setdefault(configured_mask, STAGE_FACTORIES["amodal_mask"][configured_mask](p))
     # Configured learned stages load here: a missing or corrupt weights file is an error, not a fallback.
     return Methods(depth={name: STAGE_FACTORIES["amodal_depth"][name](p) for name in depth_names}, mask=masks,
-                   pipeline=AmodalDepthPipeline(p) if end_to_end else None)
+                   pipeline=AmodalDepthPipeline(p) if end_to_end else None, oracle=oracle)
+
+
+def oracle_plane_depth(truth: GroundTruthFrame, object_id: int) -> np.ndarray:
+    """(H, W) depth of object ``object_id``: observed where visible, and on its hidden part the plane in
+    inverse depth that best fits the hidden part's true depth (least squares); NaN elsewhere."""
+    visible = truth.visible_mask(object_id)
+    depth = np.where(visible, truth.depth, np.nan).astype(np.float32)
+    gt = truth.object_depths[object_id - 1]
+    rows, cols = np.nonzero(truth.hidden_mask(object_id) & np.isfinite(gt))
+    x_n, y_n = normalized_coords(truth.intrinsics)
+    coef = fit_inverse_depth_plane(x_n[cols], y_n[rows], gt[rows, cols], np.ones(rows.size), iterations=1)
+    if coef is not None:
+        inverse = coef[0] * x_n[cols] + coef[1] * y_n[rows] + coef[2]
+        depth[rows, cols] = np.where(inverse > 1e-6, 1.0 / np.maximum(inverse, 1e-6), np.nan)
+    return depth
 
 
 def targets(truth: GroundTruthFrame, min_visible: int = 20, include_stuff: bool = False) -> list[int]:
@@ -80,6 +102,8 @@ def evaluate_frame(truth: GroundTruthFrame, methods: Methods, table: ResultTable
     for name, stage in methods.depth.items():
         by_id = {inst.id: inst for inst in stage(frame, truth.depth, segmentation, occlusion, true_masks)}
         out.depth[name] = {i: by_id[i].depth for i in ids}
+    if methods.oracle:
+        out.depth[ORACLE_PLANE] = {i: oracle_plane_depth(truth, i) for i in ids}
     for name, stage in methods.mask.items():
         predicted = stage(segmentation, occlusion, truth.depth)
         out.mask[name] = {i: predicted[i] for i in ids}

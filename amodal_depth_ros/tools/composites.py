@@ -5,7 +5,9 @@ segmenter) is partly hidden by an occluder (a region cut out of another frame, o
 textured shape) placed in front of it; the frame's own depth under the occluder is the ground truth
 of the hidden part. SRC is a folder of RGB-D frames with intrinsics (Metric3D test_annotations.json,
 intrinsics.json + color.png/depth.png or rgb/ + depth/ folders, or any such folder with --intrinsics
-and --depth-scale). OUT receives frames/NNNNNN.npz (GroundTruthFrame), previews/NNNNNN.png and index.json.
+and --depth-scale), or ``synthetic:SEEDS``: procedural rooms rendered with structured-light depth noise
+(training material of the same kind as real composites; seeds >= 10000 keep clear of the evaluation
+rooms 0-9999). OUT receives frames/NNNNNN.npz (GroundTruthFrame), previews/NNNNNN.png and index.json.
 """
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from tqdm import tqdm
 from ..datasets.composite_set import write_composite_set
 from ..datasets.composites import build_composites
 from ..datasets.rgbd_folder import load_rgbd_folder
+from ..datasets.sources import parse_seeds
+from ..datasets.synthetic_rgbd import SyntheticRGBD
 
 
 def _intrinsics(text: str) -> tuple[float, float, float, float]:
@@ -32,7 +36,8 @@ def _intrinsics(text: str) -> tuple[float, float, float, float]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("src", type=Path, metavar="SRC", help="folder of RGB-D frames with intrinsics")
+    parser.add_argument("src", metavar="SRC", help="folder of RGB-D frames with intrinsics, or synthetic:SEEDS "
+                        "(procedural rooms, e.g. synthetic:10000-10999)")
     parser.add_argument("out", type=Path, metavar="OUT", help="output folder of the composite set")
     parser.add_argument("--per-frame", type=int, default=20, help="composites tried per source frame (default: 20)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -48,7 +53,12 @@ def run(args: argparse.Namespace) -> int:
         print("amodal-depth composites: --per-frame must be positive and --previews non-negative", file=sys.stderr)
         return 2
     try:
-        samples = load_rgbd_folder(args.src, args.intrinsics, args.depth_scale)
+        if args.src.startswith("synthetic:"):
+            if args.intrinsics is not None or args.depth_scale is not None:
+                raise ValueError("--intrinsics and --depth-scale apply to folders, not to synthetic:SEEDS")
+            samples = SyntheticRGBD(parse_seeds(args.src.split(":", 1)[1]))
+        else:
+            samples = load_rgbd_folder(Path(args.src), args.intrinsics, args.depth_scale)
     except ValueError as error:
         print(f"amodal-depth composites: {error}", file=sys.stderr)
         return 2
@@ -56,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     # The bar counts composites made; placements that fail leave it short of its total.
     items = tqdm(build_composites(samples, args.per_frame, args.seed), total=len(samples) * args.per_frame,
                  desc="composites", unit="composite")
-    index = write_composite_set(args.out, items, str(args.src), args.seed, args.previews)
+    index = write_composite_set(args.out, items, args.src, args.seed, args.previews)
     items.close()
     kinds = ", ".join(f"{kind} {n}" for kind, n in index["occluder_kinds"].items()) or "none"
     ratio = index["mean_visible_ratio"]

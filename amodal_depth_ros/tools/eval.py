@@ -21,10 +21,14 @@ from tqdm import tqdm
 
 from ..core import config
 from ..datasets.sources import open_dataset
-from ..evaluation.harness import BASELINE_DEPTH_METHODS, build_methods, evaluate
+from ..evaluation.harness import BASELINE_DEPTH_METHODS, ORACLE_PLANE, build_methods, evaluate
 from ..evaluation.metrics import format_table
 from ..evaluation.pictures import bar_chart, comparison
 from .. import visualize as vis
+
+
+ORACLE_NOTE = (f"\n{ORACLE_PLANE}: a reference, not a method: each hidden part filled with the plane fitted to its own "
+               "true depth, the floor of any planar completion\n")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth-methods", default=",".join(BASELINE_DEPTH_METHODS),
                         help=f"comma-separated baselines (default: {','.join(BASELINE_DEPTH_METHODS)})")
     parser.add_argument("--no-pipeline", action="store_true", help="skip the end-to-end pipeline row")
+    parser.add_argument("--no-oracle", action="store_true",
+                        help="skip the oracle_plane reference row (a plane fitted to the hidden truth itself)")
     parser.add_argument("--width", type=int, default=320, help="synthetic frame width (default: 320)")
     parser.add_argument("--height", type=int, default=240, help="synthetic frame height (default: 240)")
     parser.add_argument("--depth-noise", type=float, default=0.0, help="synthetic depth noise std in m (default: 0)")
@@ -45,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         params = config.load_params_file(args.params) if args.params else config.defaults()
         methods = build_methods(params, [m for m in args.depth_methods.split(",") if m],
-                                end_to_end=not args.no_pipeline)
+                                end_to_end=not args.no_pipeline, oracle=not args.no_oracle)
         datasets = [open_dataset(spec, args.width, args.height, args.depth_noise) for spec in args.datasets]
     except (ValueError, KeyError, OSError) as exc:
         print(f"amodal-depth eval: {exc}", file=sys.stderr)
@@ -60,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         seconds = time.perf_counter() - start
         summary = table.summary()
         text = format_table(summary)
+        if methods.oracle:
+            text += ORACLE_NOTE
         print(f"\n{dataset.description}: {dataset.count} frames in {seconds:.1f} s\n{text}")
         for k, predictions in enumerate(examples[:args.examples]):
             vis.write_png(out / "examples" / f"{k:03d}.png", comparison(predictions))

@@ -30,13 +30,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device, help="(default: auto)")
     parser.add_argument("--composites", action="append", default=[], metavar="DIR",
                         help="a composite set to add to the training data (repeatable; never the evaluation set)")
+    parser.add_argument("--composite-share", type=float, default=d.composite_share, metavar="F",
+                        help="fraction of each batch drawn from the composite sets (default: 0 = in proportion)")
+    parser.add_argument("--init", default=d.init, metavar="DIR",
+                        help="start from the amodal_mask.pt and amodal_depth.pt in DIR (fine-tuning; 'package' = "
+                             "the shipped weights)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     parser.add_argument("--install", action="store_true", help="copy the trained weights into the package")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..models.stages import WEIGHTS_DIR
-    from ..training.trainer import TrainConfig, train
+    from ..training.trainer import TrainConfig, initial_weights, train
     try:
         train_seeds, val_seeds = parse_seeds(args.train_seeds), parse_seeds(args.val_seeds)
     except ValueError as exc:
@@ -45,6 +50,12 @@ def run(args: argparse.Namespace) -> int:
     if set(train_seeds) & set(val_seeds) or train_seeds.start < 10_000:
         print("amodal-depth train: training seeds must be >= 10000 (0-9999 are held out for eval) and disjoint "
               "from the validation seeds", file=sys.stderr)
+        return 2
+    if not 0.0 <= args.composite_share < 1.0 or (args.composite_share and not args.composites):
+        print("amodal-depth train: --composite-share must be in [0, 1) and needs --composites", file=sys.stderr)
+        return 2
+    if args.init and not all((initial_weights(args.init) / n).is_file() for n in ("amodal_mask.pt", "amodal_depth.pt")):
+        print(f"amodal-depth train: --init {args.init} lacks amodal_mask.pt or amodal_depth.pt", file=sys.stderr)
         return 2
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     cfg = TrainConfig(**{**values, "train_seeds": (train_seeds.start, train_seeds.stop),

@@ -16,6 +16,7 @@ from ..datasets.frame import GroundTruthFrame
 from ..evaluation.harness import targets
 from ..models.crops import CropBox, front_depth, log_ratio, object_inputs, reference_depth
 from ..models.stages import DEPTH_GROW, MASK_GROW
+from ..synthetic.sensor import structured_light_noise
 
 
 @dataclass
@@ -39,17 +40,8 @@ class SampleBatch:
         return len(self.mask_inputs)
 
 
-def sensor_noise(depth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Structured-light noise: sigma = 1.2 mm + 1.9 mm * (z - 0.4 m)^2 (Nguyen et al. 2012), 1 mm steps,
-    and 1 % of the readings dropped."""
-    sigma = 0.0012 + 0.0019 * (depth - 0.4) ** 2
-    noisy = np.round((depth + rng.standard_normal(depth.shape) * sigma) * 1000.0) / 1000.0
-    noisy[rng.random(depth.shape) < 0.01] = np.nan
-    return noisy.astype(np.float32)
-
-
 def frame_samples(truth: GroundTruthFrame, rng: np.random.Generator, noise: bool = True) -> SampleBatch | None:
-    depth = sensor_noise(truth.depth, rng) if noise else truth.depth
+    depth = structured_light_noise(truth.depth, rng) if noise else truth.depth
     occlusion = truth.occlusion()
     rows = []
     for i in targets(truth, include_stuff=True):

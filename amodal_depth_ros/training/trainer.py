@@ -26,6 +26,7 @@ from ..datasets.composite_set import iter_composite_set
 from ..models.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
 from ..models.crops import CROP_SIZE as CROP
 from ..models.crops import with_nearest_fill
+from ..models.stages import WEIGHTS_DIR, load_weights
 from ..synthetic.procedural import generate
 from .samples import SampleBatch, frame_samples
 
@@ -45,6 +46,8 @@ class TrainConfig:
     checkpoint_every: int = 500
     device: str = "auto"
     composites: tuple[str, ...] = ()   # composite sets (`amodal-depth composites`) added to the training data
+    composite_share: float = 0.0       # fraction of each batch drawn from the composites (0: in proportion to size)
+    init: str = ""                     # folder with amodal_mask.pt + amodal_depth.pt to start from (fine-tuning)
 
 
 def _render_samples(args: tuple[int, int, int, bool]) -> SampleBatch | None:
@@ -84,6 +87,19 @@ def _tensors(samples: SampleBatch, index: np.ndarray, device: torch.device) -> l
     arrays = [getattr(samples, f)[index].astype(np.float32) for f in SampleBatch.FIELDS]
     arrays[2] = with_nearest_fill(arrays[2])   # depth inputs: the baseline the network corrects, as at run time
     return [torch.from_numpy(a).to(device) for a in arrays]
+
+
+def initial_weights(init: str) -> Path:
+    """The folder ``TrainConfig.init`` names: 'package' is the shipped weights."""
+    return WEIGHTS_DIR if init == "package" else Path(init)
+
+
+def _draw(rng: np.random.Generator, cfg: TrainConfig, rendered: int, total: int) -> np.ndarray:
+    """Sample indices of one batch: rendered rooms are [0, rendered), composites [rendered, total)."""
+    if not cfg.composite_share or total == rendered:
+        return rng.integers(0, total, cfg.batch)
+    from_composites = rng.random(cfg.batch) < cfg.composite_share
+    return np.where(from_composites, rng.integers(rendered, total, cfg.batch), rng.integers(0, rendered, cfg.batch))
 
 
 def losses(mask_net: AmodalMaskNet, depth_net: SpadeAmodalDepthNet, batch: list[torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -127,10 +143,15 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     device = torch.device("cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
     torch.manual_seed(cfg.seed)
     train_set = build_cache(out / "train_cache.npz", cfg.train_seeds, cfg, True, "rendering training frames")
+    rendered = len(train_set)
     if cfg.composites:
         train_set = SampleBatch.concatenate([train_set, *composite_samples(cfg.composites, cfg.seed)])
     val_set = build_cache(out / "val_cache.npz", cfg.val_seeds, cfg, True, "rendering validation frames")
-    mask_net, depth_net = AmodalMaskNet().to(device), SpadeAmodalDepthNet().to(device)
+    mask_net, depth_net = AmodalMaskNet(), SpadeAmodalDepthNet()
+    if cfg.init:
+        load_weights(mask_net, initial_weights(cfg.init) / "amodal_mask.pt", "initial amodal mask").train()
+        load_weights(depth_net, initial_weights(cfg.init) / "amodal_depth.pt", "initial amodal depth").train()
+    mask_net, depth_net = mask_net.to(device), depth_net.to(device)
     params = list(mask_net.parameters()) + list(depth_net.parameters())
     optimiser = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -155,7 +176,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     start = time.perf_counter()
     progress = tqdm(total=cfg.steps, initial=step, desc="training", unit="step")
     while step < cfg.steps:
-        batch = _tensors(train_set, rng.integers(0, len(train_set), cfg.batch), device)
+        batch = _tensors(train_set, _draw(rng, cfg, rendered, len(train_set)), device)
         loss = losses(mask_net, depth_net, batch)
         optimiser.zero_grad(set_to_none=True)
         (loss["mask"] + loss["depth"]).backward()
@@ -175,7 +196,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                    out / name)
     summary = {"argv": ["amodal-depth", *sys.argv[1:]] if sys.argv and sys.argv[0].endswith("amodal-depth") else [],
                "config": asdict(cfg), "train_samples": len(train_set), "val_samples": len(val_set), "device": str(device),
-               "seconds": round(time.perf_counter() - start, 1), "history": history}
+               "composite_samples": len(train_set) - rendered, "seconds": round(time.perf_counter() - start, 1),
+               "history": history}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "MODEL_CARD.md").write_text(model_card(summary, mask_net, depth_net))
     return summary
@@ -186,6 +208,8 @@ def model_card(summary: dict, mask_net: torch.nn.Module, depth_net: torch.nn.Mod
     cfg, last = summary["config"], (summary["history"][-1] if summary["history"] else {})
     count = lambda net: sum(p.numel() for p in net.parameters())   # noqa: E731
     train_seeds, val_seeds = cfg["train_seeds"], cfg["val_seeds"]
+    composites = summary.get("composite_samples", 0)
+    rendered = summary["train_samples"] - composites
     return f"""# Amodal mask and SPADE amodal depth networks
 
 Trained by this package's own command:
@@ -202,11 +226,35 @@ Trained by this package's own command:
   a learned correction (zero when untrained), as a log depth ratio; aligned by scale and shift on the
   visible part.
 - **Data**: procedural rooms (`amodal_depth_ros.synthetic.procedural`), {cfg["width"]}x{cfg["height"]},
-  training seeds {train_seeds[0]}..{train_seeds[1] - 1} ({summary["train_samples"]} object samples), validation seeds
-  {val_seeds[0]}..{val_seeds[1] - 1} ({summary["val_samples"]} samples); depth with structured-light noise. Evaluation
-  seeds 0..9999 and real-image composites are never trained on. No external data or weights.
-- **Training**: {cfg["steps"]} steps of batch {cfg["batch"]}, AdamW lr {cfg["lr"]} (cosine), seed {cfg["seed"]},
+  training seeds {train_seeds[0]}..{train_seeds[1] - 1} ({rendered} object samples){_composites_text(cfg, composites)}; validation
+  seeds {val_seeds[0]}..{val_seeds[1] - 1} ({summary["val_samples"]} samples); rendered depth with structured-light noise.
+  Evaluation seeds 0..9999 and the evaluation composites are never trained on. No external weights.
+{_init_text(cfg["init"])}- **Training**: {cfg["steps"]} steps of batch {cfg["batch"]}, AdamW lr {cfg["lr"]} (cosine), seed {cfg["seed"]},
   {summary["device"]}, {summary["seconds"]:.0f} s, torch {torch.__version__}.
 - **Validation** (last checkpoint): occluded-part mask IoU {last.get("occluded_iou", float("nan")):.3f},
   mean |log depth ratio error| on hidden pixels {last.get("hidden_log_l1", float("nan")):.4f}.
 """
+
+
+def _composites_text(cfg: dict, samples: int) -> str:
+    if not cfg["composites"]:
+        return ""
+    sources = []
+    for folder in cfg["composites"]:
+        index = Path(folder) / "index.json"
+        source = json.loads(index.read_text()).get("source", "?") if index.is_file() else "?"
+        sources.append(f"`{folder}` (from {source})")
+    share = f"{cfg['composite_share']:.0%} of each batch" if cfg["composite_share"] else "drawn in proportion"
+    return f", plus {samples} samples of the composite sets {', '.join(sources)}, {share}"
+
+
+def _init_text(init: str) -> str:
+    """Fine-tuned weights name where they started, and the command that trained those."""
+    if not init:
+        return ""
+    card = initial_weights(init) / "MODEL_CARD.md"
+    commands = [line.strip() for line in card.read_text().splitlines() if line.startswith("    amodal-depth")] \
+        if card.is_file() else []
+    origin = f", which were trained by `{commands[0]}`" if commands else ""
+    where = "the package's shipped weights" if init == "package" else f"the weights in `{init}`"
+    return f"- **Initialised from** {where}{origin}.\n"
