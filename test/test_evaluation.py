@@ -118,13 +118,15 @@ def test_eval_command_on_synthetic_frames(tmp_path, capsys):
     out = tmp_path / "synthetic_0-1"
     report = json.loads((out / "results.json").read_text())
     assert report["frames"] == 2
-    assert set(report["depth"]) == {"nearest", "telea", "plane_fit", ORACLE_PLANE, END_TO_END}
-    # the reference row bounds every planar completion, so no baseline does better
-    assert report["depth"][ORACLE_PLANE]["all"]["aligned"]["abs_rel"] <= report["depth"]["plane_fit"]["all"]["aligned"]["abs_rel"]
-    assert set(report["mask"]) == {"visible_only", "convex_hull", END_TO_END}
+    # the baselines, the configured (default) method, the reference row and the pipeline end to end
+    assert set(report["depth"]) == {"nearest", "telea", "plane_fit", "spade", ORACLE_PLANE, END_TO_END}
+    abs_rel = {name: row["all"]["aligned"]["abs_rel"] for name, row in report["depth"].items()}
+    assert abs_rel[ORACLE_PLANE] <= abs_rel["plane_fit"]   # it bounds every planar completion
+    assert set(report["mask"]) == {"visible_only", "convex_hull", "learned", END_TO_END}
     assert report["depth"]["nearest"]["all"]["objects"] > 0
     assert 0.0 < report["depth"]["nearest"]["all"]["aligned"]["abs_rel"] < 0.5
-    assert "plane_fit" in (out / "table.txt").read_text() and "a reference, not a method" in (out / "table.txt").read_text()
+    table = (out / "table.txt").read_text()
+    assert "plane_fit" in table and "a reference, not a method" in table
     for png in [out / "abs_rel.png", *sorted((out / "examples").glob("*.png"))]:
         assert cv2.imread(str(png)) is not None
     assert len(list((out / "examples").glob("*.png"))) >= 1
