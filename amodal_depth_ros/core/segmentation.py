@@ -97,13 +97,13 @@ class GeometricSegmenter:
 
 
 def _relabel(labels: np.ndarray) -> Segmentation:
-    """Consecutive ids 1..N so that ids stay small (they travel as uint16 in the cloud)."""
-    ids, inverse = np.unique(labels, return_inverse=True)
-    if ids.size and ids[0] == 0:
-        dense = inverse.reshape(labels.shape).astype(np.int32)
-        count = ids.size - 1
-    else:
-        dense = inverse.reshape(labels.shape).astype(np.int32) + 1
-        count = ids.size
+    """Consecutive ids 1..N so that ids stay small (they travel as uint16 in the cloud); 0 stays 0.
+    A lookup table, not np.unique: sorting every pixel cost ~25 ms at 640x480."""
+    present = np.bincount(labels.ravel()) > 0
+    present[0] = False
+    count = int(present.sum())
+    table = np.zeros(present.size, np.int32)
+    table[present] = np.arange(1, count + 1, dtype=np.int32)
+    dense = table[labels]
     new_ids = np.arange(1, count + 1, dtype=np.int32)
     return Segmentation(labels=dense, ids=new_ids, scores=np.ones(count, np.float32))
