@@ -157,3 +157,16 @@ def test_missing_depth_is_an_input_error():
     with pytest.raises(InputError) as error:
         AmodalDepthPipeline()(frame)
     assert error.value.reason == "missing_depth"
+
+
+def test_planar_residual_tells_planes_from_boxes():
+    from amodal_depth_ros.core.geometry import planar_residual
+
+    yy, xx = np.mgrid[-1:1:100j, -1:1:100j]
+    xn, yn = xx.ravel(), yy.ravel()
+    plane = 1.0 / (0.1 * xn + 0.2 * yn + 0.5)                        # a tilted plane, 1.25-2.5 m away
+    assert planar_residual(xn, yn, plane) < 1e-6
+    roof = 2.0 + 0.5 * np.abs(xn)                                     # two faces meeting at a ridge
+    assert planar_residual(xn, yn, roof) > 0.02
+    noisy = plane * (1 + 0.002 * np.random.default_rng(0).standard_normal(plane.size))
+    assert 0.002 < planar_residual(xn, yn, noisy) < 0.005             # 90th percentile of 0.2 % noise

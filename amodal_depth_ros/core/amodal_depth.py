@@ -56,14 +56,14 @@ class HiddenSurfaceCompletion:
             own_depth = np.where(visible, depth, np.nan).astype(np.float32)
             hidden = amodal & ~visible
             if hidden.any():
-                amodal = self._complete(visible, hidden, depth, own_depth, x_n, y_n) | visible
+                amodal = self.complete(visible, hidden, depth, own_depth, x_n, y_n) | visible
             instances.append(AmodalInstance(
                 id=instance_id, label=segmentation.class_name(index), score=float(segmentation.scores[index]),
                 visible_mask=visible, amodal_mask=amodal,
                 occluded_by=tuple(sorted(occlusion.occluders_of(instance_id).tolist())), depth=own_depth))
         return instances
 
-    def _complete(self, visible: np.ndarray, hidden: np.ndarray, depth: np.ndarray, own_depth: np.ndarray,
+    def complete(self, visible: np.ndarray, hidden: np.ndarray, depth: np.ndarray, own_depth: np.ndarray,
                   x_n: np.ndarray, y_n: np.ndarray) -> np.ndarray:
         """Write hidden-surface depth into ``own_depth``; return the hidden pixels that got a depth."""
         # Work inside the amodal bounding box only: instances are usually small against the image.

@@ -92,9 +92,10 @@ STAGE_FACTORIES: dict[str, dict[str, Callable[[dict[str, Any]], Any]]] = {
                                                           p["inference.backend"], p["inference.precision"]),
     },
     "amodal_depth": {
-        "spade": lambda p: _learned().SpadeAmodalDepth(p["amodal_depth.weights"], p["amodal_depth.min_gap"],
-                                                       p["inference.device"], p["inference.backend"],
-                                                       p["inference.precision"]),
+        "spade": lambda p: _learned().SpadeAmodalDepth(
+            p["amodal_depth.weights"], p["amodal_depth.min_gap"], p["inference.device"], p["inference.backend"],
+            p["inference.precision"], PlaneFitCompletion(p["amodal_depth.boundary_band"], p["amodal_depth.min_gap"]),
+            p["amodal_depth.planar_tolerance"], p["amodal_depth.planar_min_area"]),
         "plane_fit": lambda p: PlaneFitCompletion(p["amodal_depth.boundary_band"], p["amodal_depth.min_gap"]),
         "nearest": lambda p: NearestVisibleFill(p["amodal_depth.min_gap"]),
         "telea": lambda p: TeleaInpaintFill(p["amodal_depth.inpaint_radius"], p["amodal_depth.min_gap"]),

@@ -5,6 +5,10 @@ the completed amodal masks of everything in front of it, and the depth in front 
 is the completed surface directly in front, not the front-most visible one. Objects behind objects
 behind objects thus see their real occluders (Jo et al.: iterative estimation for deep occlusions).
 All instances of one pass run as one batch.
+
+Large planar instances (walls, floors) are the exception in the depth stage: their hidden part is the
+same plane, which the plane fit extends exactly, while a 48-pixel crop of a wall is too coarse for the
+network (3 cm off on a flat wall at 3 m).
 """
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ import cv2
 import numpy as np
 import torch
 
+from ..core.amodal_depth import PlaneFitCompletion
+from ..core.geometry import normalized_coords, planar_residual
 from ..core.types import AmodalInstance, OcclusionGraph, RGBDFrame, Segmentation
 from .amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
 from .backends import Runner, make_runner
@@ -144,11 +150,25 @@ class LearnedAmodalMask(LearnedStage):
 
 class SpadeAmodalDepth(LearnedStage):
     def __init__(self, weights: str | Path, min_gap: float, device: str = "auto", backend: str = "torch",
-                 precision: str = "fp16"):
+                 precision: str = "fp16", planes: PlaneFitCompletion | None = None, planar_tolerance: float = 0.0,
+                 planar_min_area: float = 1.0):
         path = Path(weights or WEIGHTS_DIR / "amodal_depth.pt")
         self.run = make_runner(load_weights(SpadeAmodalDepthNet(), path, "amodal depth"), "amodal_depth", path,
                                backend, select_device(device), precision)
         self.min_gap = min_gap
+        self.planes, self.planar_tolerance, self.planar_min_area = planes, planar_tolerance, planar_min_area
+
+    def _large_plane(self, visible: np.ndarray, hidden: np.ndarray, depth: np.ndarray, x_n: np.ndarray,
+                     y_n: np.ndarray) -> bool:
+        """Whether the instance is extended as a plane rather than by the network: a large one whose
+        visible surface around the hidden part (the plane fit's neighbourhood) is planar, like a
+        floor behind objects, even where the segmentation did not cut it from the wall."""
+        if self.planes is None or self.planar_tolerance <= 0 or visible.mean() < self.planar_min_area:
+            return False
+        reach = 4.0 * self.planes.boundary_band
+        near = cv2.distanceTransform((~hidden).view(np.uint8), cv2.DIST_L2, 3) < reach
+        rows, cols = np.nonzero(visible & near & np.isfinite(depth))
+        return rows.size >= 50 and planar_residual(x_n[cols], y_n[rows], depth[rows, cols]) < self.planar_tolerance
 
     def __call__(self, frame: RGBDFrame, depth: np.ndarray, segmentation: Segmentation,
                  occlusion: OcclusionGraph, amodal_masks: dict[int, np.ndarray]) -> list[AmodalInstance]:
@@ -156,12 +176,16 @@ class SpadeAmodalDepth(LearnedStage):
         visible = {int(i): labels == i for i in segmentation.ids}
         amodal = {i: amodal_masks[i] | visible[i] for i in visible}
         own = {i: np.where(visible[i], depth, np.nan).astype(np.float32) for i in visible}
+        x_n, y_n = normalized_coords(frame.intrinsics)
         for ids in peeling_levels(list(visible), occlusion):
             jobs = []
             for i in ids:
                 hidden = amodal[i] & ~visible[i]
                 z0 = reference_depth(depth, visible[i])
                 if z0 is None or not hidden.any():
+                    continue
+                if self._large_plane(visible[i], hidden, depth, x_n, y_n):
+                    self.planes.complete(visible[i], hidden, depth, own[i], x_n, y_n)
                     continue
                 ancestors = [a for a in occlusion.ancestors_of(i) if a in own]
                 occluder = _occluders(i, occlusion, amodal, shape) & ~visible[i]
