@@ -143,6 +143,17 @@ def test_fine_tuning_starts_from_the_given_weights(tmp_path, capsys):
     assert "Initialised from** the package's shipped weights" in (tmp_path / "MODEL_CARD.md").read_text()
 
 
+def test_composite_share_sets_the_mix_of_each_batch():
+    from amodal_depth_ros.training.trainer import TrainConfig, _draw
+
+    rng = np.random.default_rng(0)
+    shared = np.concatenate([_draw(rng, TrainConfig(batch=64, composite_share=0.25), 1000, 1100) for _ in range(200)])
+    assert shared.min() >= 0 and shared.max() < 1100
+    assert abs((shared >= 1000).mean() - 0.25) < 0.02                  # a quarter from the 100 composites
+    proportional = np.concatenate([_draw(rng, TrainConfig(batch=64), 1000, 1100) for _ in range(200)])
+    assert abs((proportional >= 1000).mean() - 100 / 1100) < 0.02       # share 0: in proportion to size
+
+
 def test_training_refuses_eval_seeds(tmp_path, capsys):
     assert cli.main(["train", "--out", str(tmp_path), "--train-seeds", "0-99"]) == 2
     assert "held out" in capsys.readouterr().err
