@@ -65,12 +65,15 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("monocular.input_size", 518, "Pixels: the image is resized so that its short side is about this long (a multiple of 14) before the network; smaller is faster and coarser (518 = the size the models were trained at).", 140, 1540),
     ParamSpec("monocular.fill_only", True, "With a depth topic: true = keep the sensor's reading where it is valid (within visible_depth.min_depth / max_depth) and use the network only for the holes; false = use the network's depth everywhere (a relative model still aligned to the sensor). Without a depth topic the network's depth is used everywhere."),
     # Segmentation.
-    ParamSpec("segmentation.method", "geometric", "Instance segmentation: 'geometric' = training-free, class-agnostic, from depth discontinuities, concave creases and colour edges.", choices=("geometric",)),
+    ParamSpec("segmentation.method", "geometric", "Instance segmentation: 'learned' = the RGB-D segmentation network (shipped weights): instance outlines, room structure and who is in front at each outline, from depth first and colour second; 'geometric' = training-free, class-agnostic, from depth discontinuities, concave creases and colour edges (also the fallback when the network cannot be loaded).", choices=("learned", "geometric")),
+    ParamSpec("segmentation.weights", "", "Weights file of the segmentation network ('learned'); empty = the weights shipped with the package.",),
+    ParamSpec("segmentation.network_size", 320, "'learned' only: pixels of the long side of the network's input (a multiple of 16; images are never enlarged); masks come back at full resolution. Larger finds smaller objects and costs more.", 64, 1280),
+    ParamSpec("segmentation.min_core", 6, "'learned' only: smallest instance core (pixels at the network's resolution inside an outline); smaller regions join their neighbours.", 1, 10000),
     ParamSpec("segmentation.depth_jump", 0.04, "Relative depth step between neighbouring pixels that separates two surfaces (0.04 = 4 cm at 1 m).", 0.001, 1.0),
-    ParamSpec("segmentation.concavity", 0.01, "Relative second difference of inverse depth above which a concave crease (object standing on a surface, wall corner) separates segments.", 0.0005, 1.0),
-    ParamSpec("segmentation.crease_scale", 3, "Pixel offset at which creases are measured; larger is more robust to sensor noise.", 1, 15),
-    ParamSpec("segmentation.color_edge", 120.0, "Colour gradient magnitude (0-255 scale) that separates segments where depth is continuous; 0 disables colour edges.", 0.0, 1000.0),
-    ParamSpec("segmentation.min_area", 0.002, "Smallest segment as a fraction of the image area; smaller ones merge into neighbours or are dropped.", 0.0, 0.5),
+    ParamSpec("segmentation.concavity", 0.01, "'geometric' only: relative second difference of inverse depth above which a concave crease (object standing on a surface, wall corner) separates segments.", 0.0005, 1.0),
+    ParamSpec("segmentation.crease_scale", 3, "'geometric' only: pixel offset at which creases are measured; larger is more robust to sensor noise.", 1, 15),
+    ParamSpec("segmentation.color_edge", 120.0, "'geometric' only: colour gradient magnitude (0-255 scale) that separates segments where depth is continuous; 0 disables colour edges.", 0.0, 1000.0),
+    ParamSpec("segmentation.min_area", 0.002, "'geometric' only: smallest segment as a fraction of the image area; smaller ones merge into neighbours or are dropped.", 0.0, 0.5),
     # Occlusion order.
     ParamSpec("occlusion.min_boundary", 8, "Boundary pixel pairs needed before one instance is said to occlude another.", 1, 100000),
     # Amodal completion.

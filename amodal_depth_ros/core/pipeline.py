@@ -50,6 +50,12 @@ def _learned() -> Any:
     return stages
 
 
+def _learned_segmentation() -> Any:
+    """The learned segmentation stage, imported on first use (torch)."""
+    from ..models import learned_segmentation
+    return learned_segmentation
+
+
 def _monocular(p: dict[str, Any]) -> Any:
     """Depth Anything V2 visible depth. No fallback: a checkpoint that cannot be loaded raises ModelLoadError
     naming monocular.checkpoint (the node refuses to start). torch is imported here, only when configured."""
@@ -82,6 +88,9 @@ STAGE_FACTORIES: dict[str, dict[str, Callable[[dict[str, Any]], Any]]] = {
         "monocular": lambda p: _monocular(p),
     },
     "segmentation": {
+        "learned": lambda p: _learned_segmentation().LearnedSegmenter(
+            p["segmentation.weights"], p["inference.device"], p["inference.backend"], p["inference.precision"],
+            p["segmentation.network_size"], p["segmentation.min_core"], p["segmentation.depth_jump"]),
         "geometric": lambda p: GeometricSegmenter(p["segmentation.depth_jump"], p["segmentation.concavity"],
                                                   p["segmentation.crease_scale"], p["segmentation.color_edge"],
                                                   p["segmentation.min_area"]),
@@ -103,7 +112,7 @@ STAGE_FACTORIES: dict[str, dict[str, Callable[[dict[str, Any]], Any]]] = {
 }
 
 # What serves when a learned stage cannot be loaded (no torch, missing or corrupt weights).
-FALLBACKS = {"amodal_mask": "convex_hull", "amodal_depth": "plane_fit"}
+FALLBACKS = {"segmentation": "geometric", "amodal_mask": "convex_hull", "amodal_depth": "plane_fit"}
 
 STAGE_NAMES = ("visible_depth", "segmentation", "occlusion", "amodal_mask", "amodal_depth", "cloud")
 
@@ -113,9 +122,9 @@ class AmodalDepthPipeline:
         self.params = config.validated(params or {})
         p = self.params
         self.visible_depth: VisibleDepthStage = STAGE_FACTORIES["visible_depth"][p["visible_depth.source"]](p)
-        self.segmentation: SegmentationStage = STAGE_FACTORIES["segmentation"][p["segmentation.method"]](p)
-        self.occlusion: OcclusionStage = BoundaryDepthOrder(p["segmentation.depth_jump"], p["occlusion.min_boundary"])
         self._load_fallbacks: dict[str, str] = {}   # stage -> why its configured method was replaced at startup
+        self.segmentation: SegmentationStage = self._build("segmentation", p)
+        self.occlusion: OcclusionStage = BoundaryDepthOrder(p["segmentation.depth_jump"], p["occlusion.min_boundary"])
         self.amodal_mask: AmodalMaskStage = self._build("amodal_mask", p)
         self.amodal_depth: AmodalDepthStage = self._build("amodal_depth", p)
         self.cloud_stride = int(p["output.cloud_stride"])
@@ -131,8 +140,8 @@ class AmodalDepthPipeline:
 
     def _network_stages(self) -> dict[str, Any]:
         """The stages running a network on inference.backend: monocular visible depth and the learned ones."""
-        stages = (("visible_depth", self.visible_depth), ("amodal_mask", self.amodal_mask),
-                  ("amodal_depth", self.amodal_depth))
+        stages = (("visible_depth", self.visible_depth), ("segmentation", self.segmentation),
+                  ("amodal_mask", self.amodal_mask), ("amodal_depth", self.amodal_depth))
         return {name: stage for name, stage in stages if hasattr(stage, "backend_status")}
 
     @property

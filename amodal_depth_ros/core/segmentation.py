@@ -29,9 +29,8 @@ class GeometricSegmenter:
         cut = ~valid | self._depth_edges(depth) | self._concave_creases(depth, valid)
         if self.color_edge > 0:
             cut |= self._color_edges(frame.rgb)
-        labels = self._components(~cut, depth.shape)
-        labels = self._absorb_cut_pixels(labels, depth, valid)
-        return _relabel(labels)
+        labels = components(~cut, max(1, int(self.min_area * depth.size)))
+        return relabel(absorb_unlabelled(labels, depth, valid, self.depth_jump))
 
     def _depth_edges(self, depth: np.ndarray) -> np.ndarray:
         """Pixels on either side of a relative depth step larger than ``depth_jump``."""
@@ -70,33 +69,36 @@ class GeometricSegmenter:
         gy = cv2.Scharr(gray, cv2.CV_32F, 0, 1) / 16.0
         return np.hypot(gx, gy) > self.color_edge
 
-    def _components(self, keep: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(keep.view(np.uint8), connectivity=4, ltype=cv2.CV_32S)
-        min_pixels = max(1, int(self.min_area * shape[0] * shape[1]))
-        small = stats[:, cv2.CC_STAT_AREA] < min_pixels
-        small[0] = True  # component 0 is the cut itself
-        return np.where(small[labels], 0, labels).astype(np.int32)
 
-    def _absorb_cut_pixels(self, labels: np.ndarray, depth: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """Give unlabelled pixels (cuts, small fragments) the label of the nearest segment if depths agree."""
-        unlabeled = labels == 0
-        if not unlabeled.any() or unlabeled.all():
-            return labels
-        _, nearest = cv2.distanceTransformWithLabels(unlabeled.view(np.uint8), cv2.DIST_L2, 3,
-                                                     labelType=cv2.DIST_LABEL_PIXEL)
-        # DIST_LABEL_PIXEL numbers the zero (labelled) pixels in row-major order, starting at 1.
-        seeds = np.flatnonzero(~unlabeled.ravel())
-        source = seeds[nearest.ravel() - 1].reshape(labels.shape)
-        source_depth = depth.ravel()[source]
-        with np.errstate(invalid="ignore"):
-            agrees = np.abs(depth - source_depth) <= self.depth_jump * np.fmin(depth, source_depth)
-        take = unlabeled & valid & agrees
-        out = labels.copy()
-        out[take] = labels.ravel()[source[take]]
-        return out
+def components(keep: np.ndarray, min_pixels: int) -> np.ndarray:
+    """(H, W) int32 labels of the 4-connected regions of ``keep`` with at least ``min_pixels`` pixels; 0 elsewhere."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(keep.view(np.uint8), connectivity=4, ltype=cv2.CV_32S)
+    small = stats[:, cv2.CC_STAT_AREA] < min_pixels
+    small[0] = True  # component 0 is the cut itself
+    return np.where(small[labels], 0, labels).astype(np.int32)
 
 
-def _relabel(labels: np.ndarray) -> Segmentation:
+def absorb_unlabelled(labels: np.ndarray, depth: np.ndarray, valid: np.ndarray, depth_jump: float) -> np.ndarray:
+    """Give unlabelled pixels (cuts, small fragments) the label of the nearest segment if depths agree
+    (within ``depth_jump`` relative); pixels without valid depth stay unlabelled."""
+    unlabeled = labels == 0
+    if not unlabeled.any() or unlabeled.all():
+        return labels
+    _, nearest = cv2.distanceTransformWithLabels(unlabeled.view(np.uint8), cv2.DIST_L2, 3,
+                                                 labelType=cv2.DIST_LABEL_PIXEL)
+    # DIST_LABEL_PIXEL numbers the zero (labelled) pixels in row-major order, starting at 1.
+    seeds = np.flatnonzero(~unlabeled.ravel())
+    source = seeds[nearest.ravel() - 1].reshape(labels.shape)
+    source_depth = depth.ravel()[source]
+    with np.errstate(invalid="ignore"):
+        agrees = np.abs(depth - source_depth) <= depth_jump * np.fmin(depth, source_depth)
+    take = unlabeled & valid & agrees
+    out = labels.copy()
+    out[take] = labels.ravel()[source[take]]
+    return out
+
+
+def relabel(labels: np.ndarray) -> Segmentation:
     """Consecutive ids 1..N so that ids stay small (they travel as uint16 in the cloud); 0 stays 0.
     A lookup table, not np.unique: sorting every pixel cost ~25 ms at 640x480."""
     present = np.bincount(labels.ravel()) > 0

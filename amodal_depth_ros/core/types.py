@@ -87,6 +87,9 @@ class Segmentation:
     ids: np.ndarray                     # (N,) int32, ids present in ``labels`` in ascending order
     scores: np.ndarray                  # (N,) float32 in [0, 1]
     class_names: tuple[str, ...] = ()   # per instance; empty = class-agnostic ("object")
+    # (H, W) float32 in [0, 1] from learned segmenters: the chance that the pixel's surface hides the surface
+    # across the instance outline next to it (who is in front of whom); None = not known.
+    occluder: np.ndarray | None = None
 
     def mask(self, instance_id: int) -> np.ndarray:
         return self.labels == instance_id

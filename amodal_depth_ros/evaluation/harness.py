@@ -20,12 +20,15 @@ import numpy as np
 from ..core import config
 from ..core.amodal_mask import ConvexHullCompletion
 from ..core.geometry import fit_inverse_depth_plane, normalized_coords
-from ..core.pipeline import STAGE_FACTORIES, AmodalDepthPipeline, AmodalDepthStage, AmodalMaskStage
-from ..core.types import AmodalInstance, OcclusionGraph, Segmentation
+from ..core.pipeline import (STAGE_FACTORIES, AmodalDepthPipeline, AmodalDepthStage, AmodalMaskStage,
+                             SegmentationStage)
+from ..core.types import AmodalInstance, OcclusionGraph, PipelineResult, RGBDFrame, Segmentation
 from ..datasets.frame import GroundTruthFrame
 from .metrics import ResultTable, mask_iou, score_amodal_mask, score_object_depth
+from .segmentation import score_segmentation
 
 BASELINE_DEPTH_METHODS = ("nearest", "telea", "plane_fit")
+BASELINE_SEGMENTATION_METHODS = ("geometric",)
 END_TO_END = "pipeline"
 ORACLE_PLANE = "oracle_plane"
 MATCH_IOU = 0.5
@@ -43,6 +46,8 @@ class Methods:
     mask: dict[str, AmodalMaskStage]
     pipeline: AmodalDepthPipeline | None = None   # scored end to end as END_TO_END
     oracle: bool = True                            # score the ORACLE_PLANE reference row
+    # Segmenters scored besides the pipeline's own, each followed by the pipeline's occlusion and amodal mask stages.
+    segmentation: dict[str, SegmentationStage] = field(default_factory=dict)
 
 
 def build_methods(params: dict[str, Any] | None = None, depth: Iterable[str] = BASELINE_DEPTH_METHODS,
@@ -53,9 +58,11 @@ def build_methods(params: dict[str, Any] | None = None, depth: Iterable[str] = B
     masks: dict[str, AmodalMaskStage] = {"visible_only": visible_only, "convex_hull": ConvexHullCompletion()}
     configured_mask = p["amodal_mask.method"]
     masks.setdefault(configured_mask, STAGE_FACTORIES["amodal_mask"][configured_mask](p))
+    segmenters = {name: STAGE_FACTORIES["segmentation"][name](p) for name in BASELINE_SEGMENTATION_METHODS
+                  if name != p["segmentation.method"]} if end_to_end else {}
     # Configured learned stages load here: a missing or corrupt weights file is an error, not a fallback.
     return Methods(depth={name: STAGE_FACTORIES["amodal_depth"][name](p) for name in depth_names}, mask=masks,
-                   pipeline=AmodalDepthPipeline(p) if end_to_end else None, oracle=oracle)
+                   pipeline=AmodalDepthPipeline(p) if end_to_end else None, oracle=oracle, segmentation=segmenters)
 
 
 def oracle_plane_depth(truth: GroundTruthFrame, object_id: int) -> np.ndarray:
@@ -95,9 +102,13 @@ def evaluate_frame(truth: GroundTruthFrame, methods: Methods, table: ResultTable
                    min_pixels: int = 20) -> FramePredictions:
     ids = targets(truth)
     out = FramePredictions(truth, ids)
+    frame = truth.to_rgbd_frame()
+    result = methods.pipeline(frame) if methods.pipeline is not None else None
+    if result is not None:
+        _score_segmentation(truth, frame, result, methods, table)
     if not ids:
         return out
-    segmentation, occlusion, frame = truth.segmentation(), truth.occlusion(), truth.to_rgbd_frame()
+    segmentation, occlusion = truth.segmentation(), truth.occlusion()
     true_masks = truth.true_amodal_masks()
     for name, stage in methods.depth.items():
         by_id = {inst.id: inst for inst in stage(frame, truth.depth, segmentation, occlusion, true_masks)}
@@ -107,13 +118,30 @@ def evaluate_frame(truth: GroundTruthFrame, methods: Methods, table: ResultTable
     for name, stage in methods.mask.items():
         predicted = stage(segmentation, occlusion, truth.depth)
         out.mask[name] = {i: predicted[i] for i in ids}
-    if methods.pipeline is not None:
-        matched = match_instances(methods.pipeline(frame).instances, truth, ids)
+    if result is not None:
+        matched = match_instances(result.instances, truth, ids)
         empty_depth, empty_mask = np.full(truth.depth.shape, np.nan, np.float32), np.zeros(truth.depth.shape, bool)
         out.depth[END_TO_END] = {i: inst.depth if inst else empty_depth for i, inst in matched.items()}
         out.mask[END_TO_END] = {i: inst.amodal_mask if inst else empty_mask for i, inst in matched.items()}
     _score(out, table, min_pixels)
     return out
+
+
+def _score_segmentation(truth: GroundTruthFrame, frame: RGBDFrame, result: PipelineResult, methods: Methods,
+                        table: ResultTable) -> None:
+    """The pipeline's own segmentation, order and amodal masks, and each baseline segmenter followed by the
+    pipeline's occlusion and amodal mask stages."""
+    pipeline = methods.pipeline
+    assert pipeline is not None
+    own = {inst.id: inst.amodal_mask for inst in result.instances}
+    table.add_segmentation(pipeline.params["segmentation.method"],
+                           score_segmentation(truth, result.segmentation.labels, result.occlusion, own))
+    depth = result.visible_depth
+    for name, segmenter in methods.segmentation.items():
+        segmentation = segmenter(frame, depth)
+        occlusion = pipeline.occlusion(segmentation, depth)
+        masks = pipeline.amodal_mask(segmentation, occlusion, depth)
+        table.add_segmentation(name, score_segmentation(truth, segmentation.labels, occlusion, masks))
 
 
 def match_instances(predicted: list[AmodalInstance], truth: GroundTruthFrame,

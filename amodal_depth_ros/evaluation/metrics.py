@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .segmentation import SegmentationScore, SegmentationTable
+
 DEPTH_METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "delta1", "delta2", "delta3", "silog")
 VISIBLE_RATIO_BUCKETS = (">0.75", "0.5-0.75", "<=0.5")
 MIN_DEPTH = 1e-3  # aligned predictions can go <= 0; logs and ratios need a positive depth
@@ -146,12 +148,16 @@ class ResultTable:
     def __init__(self) -> None:
         self.depth: dict[str, list[ObjectDepthScore]] = {}
         self.mask: dict[str, list[MaskScore]] = {}
+        self.segmentation = SegmentationTable()
 
     def add_depth(self, method: str, score: ObjectDepthScore) -> None:
         self.depth.setdefault(method, []).append(score)
 
     def add_mask(self, method: str, score: MaskScore) -> None:
         self.mask.setdefault(method, []).append(score)
+
+    def add_segmentation(self, method: str, score: SegmentationScore) -> None:
+        self.segmentation.add(method, score)
 
     @staticmethod
     def _depth_group(scores: list[ObjectDepthScore]) -> dict:
@@ -177,7 +183,8 @@ class ResultTable:
     def summary(self) -> dict:
         """JSON-serialisable means per method and bucket (NaN where no object had a prediction)."""
         return {"depth": {m: self._by_bucket(s, self._depth_group) for m, s in self.depth.items()},
-                "mask": {m: self._by_bucket(s, self._mask_group) for m, s in self.mask.items()}}
+                "mask": {m: self._by_bucket(s, self._mask_group) for m, s in self.mask.items()},
+                "segmentation": self.segmentation.summary()}
 
 
 def _cell(value, width: int) -> str:

@@ -14,6 +14,8 @@ import torch
 
 from .amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
 from .crops import CROP_SIZE, DEPTH_CHANNELS, INPUT_CHANNELS
+from .segmentation_net import INPUT_CHANNELS as SEGMENTATION_CHANNELS
+from .segmentation_net import SegmentationNet
 
 OPSET = 17
 # Operators every TensorRT 10 release parses natively; anything else is reported.
@@ -35,8 +37,14 @@ def example_inputs(kind: str, batch: int) -> tuple[torch.Tensor, ...]:
     return x, (torch.rand(batch, CROP_SIZE, CROP_SIZE, generator=g) > 0.5).float()
 
 
-INPUT_NAMES = {"amodal_mask": ["crops"], "amodal_depth": ["crops", "amodal"]}
-OUTPUT_NAMES = {"amodal_mask": ["logits"], "amodal_depth": ["log_ratio"]}
+def segmentation_example(height: int, width: int) -> tuple[torch.Tensor]:
+    """A deterministic input of the segmentation network at ``height`` x ``width`` (multiples of 16)."""
+    g = torch.Generator().manual_seed(0)
+    return (torch.randn(1, SEGMENTATION_CHANNELS, height, width, generator=g),)
+
+
+INPUT_NAMES = {"amodal_mask": ["crops"], "amodal_depth": ["crops", "amodal"], "segmentation": ["features"]}
+OUTPUT_NAMES = {"amodal_mask": ["logits"], "amodal_depth": ["log_ratio"], "segmentation": ["logits"]}
 
 
 def export_onnx(model: torch.nn.Module, inputs: Sequence[torch.Tensor], path: Path, input_names: list[str],
@@ -95,6 +103,15 @@ def parity(model: torch.nn.Module, inputs: Sequence[torch.Tensor], path: Path) -
         expected = model.eval()(*inputs).numpy()
     feeds = {i.name: t.numpy() for i, t in zip(session.get_inputs(), inputs)}
     return float(np.abs(session.run(None, feeds)[0] - expected).max())
+
+
+def export_segmentation_net(net: SegmentationNet, out: Path, height: int, width: int) -> dict:
+    """Export the segmentation network for one input size; its checks and parity."""
+    out.mkdir(parents=True, exist_ok=True)
+    inputs = segmentation_example(height, width)
+    path = export_onnx(net, inputs, out / f"segmentation.{height}x{width}.onnx", INPUT_NAMES["segmentation"],
+                       OUTPUT_NAMES["segmentation"])
+    return {"file": str(path), **check_onnx(path), "max_abs_diff": parity(net, inputs, path)}
 
 
 def export_amodal_nets(mask_net: AmodalMaskNet, depth_net: SpadeAmodalDepthNet, out: Path, batch: int = 8) -> dict:

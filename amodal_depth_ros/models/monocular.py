@@ -18,12 +18,10 @@ import numpy as np
 import torch
 
 from ..core.types import InputError, RGBDFrame
-from .backends import FunctionRunner, Runner, cache_dir, onnxruntime_runner
+from .backends import FunctionRunner, cache_dir, image_network_runner
 from .depth_anything_v2 import (ENCODERS, DepthAnythingV2, EncoderConfig, load_depth_anything_v2, predict,
                                 preprocess, to_image_size)
 from .export import export_onnx
-from .switching import SwitchingRunner
-from .tensorrt_engine import EngineCache, engine_runner, tensorrt_unavailable
 
 MIN_ALIGN_PIXELS = 64          # fewer valid depth readings than this cannot pin scale and shift down
 MIN_INVERSE_DEPTH = 1e-3       # aligned inverse depth below this (beyond 1 km, or negative) is unknown
@@ -61,46 +59,34 @@ class TorchDepthAnything:
 
 class GraphDepthAnything:
     """Depth Anything V2 on onnxruntime or TensorRT. Their graphs have static shapes, and the network's input
-    shape follows the camera's resolution and ``input_size``: it is known at the first frame only. So each
-    new shape is served by torch at once while its graph is exported (and for TensorRT its engine built) in
-    the background, then the graph takes over; one runner per shape, a camera switching resolution keeps both.
-    Without TensorRT or CUDA, the 'tensorrt' backend serves torch for good and ``error`` says why."""
+    shape follows the camera's resolution and ``input_size``: it is known at the first frame only, so each
+    new shape is served by torch while its graph is exported (and for TensorRT its engine built) in the
+    background (``backends.ShapeRunners``). Without TensorRT or CUDA, the 'tensorrt' backend serves torch
+    for good and ``error`` says why."""
 
     def __init__(self, model: DepthAnythingV2, weights: str | Path, backend: str, device: str = "cpu",
                  precision: str = "fp32", input_size: int = 518):
         self.torch = TorchDepthAnything(model, input_size, precision)
         self.metric, self.input_size = self.torch.metric, input_size
         self.weights, self.config, self.max_depth = Path(weights), model.config, model.max_depth
-        self.backend, self.device, self.precision = backend, torch.device(device).type, precision
-        self.unavailable = ""
-        if backend == "tensorrt":
-            self.unavailable = tensorrt_unavailable() or ("" if self.device == "cuda" else "inference.device is 'cpu'")
         self.digest = hashlib.sha256(self.weights.read_bytes()).hexdigest()[:16]
-        self._runners: dict[tuple[int, int], Runner] = {}
-        self._shape: tuple[int, int] | None = None     # of the last frame
+        serving = FunctionRunner(self.torch.forward, self.torch.status)
+        self.run = image_network_runner(serving, self._export, backend, torch.device(device), precision)
 
     @property
     def status(self) -> str:
-        shape = self._shape
-        if self.unavailable:
-            return f"tensorrt unavailable ({self.unavailable}), serving {self.torch.status}"
-        if shape is None:
-            return f"{self.torch.status} until the first frame gives the {self.backend} graph its shape"
-        return self._runners[shape].status
+        return self.run.status
 
     @property
     def error(self) -> str:
-        shape = self._shape
-        return self.unavailable or ("" if shape is None else self._runners[shape].error)
+        return self.run.error
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """For benchmarks and tests (frames never wait): True once the graph of the last frame's shape serves
         or has failed to (``error`` says why), or when the backend cannot run here; False before the first
         frame or on timeout."""
-        if self.unavailable:
-            return True
-        runner = self._runners.get(self._shape)
-        return runner is not None and runner.ready.wait(timeout)
+        wait = getattr(self.run, "wait_ready", None)
+        return True if wait is None else wait(timeout)
 
     def onnx_path(self, shape: tuple[int, int]) -> Path:
         """The cached graph of this checkpoint (hash), encoder, head (max depth scales the output) and shape."""
@@ -108,30 +94,20 @@ class GraphDepthAnything:
         head = "relative" if self.max_depth is None else f"metric{self.max_depth:g}"
         return cache_dir() / "onnx" / f"depth_anything_v2-{encoder}-{head}-{self.digest}-{shape[0]}x{shape[1]}.onnx"
 
-    def _build(self, shape: tuple[int, int]) -> Runner:
+    def _export(self, shape: tuple[int, ...]) -> Path:
         """Runs in the background. The export traces a model loaded anew from the checkpoint: tracing hooks
         every module it runs, so it must not trace the model serving frames meanwhile, which may moreover be
         fp16 on the GPU while the cached graph is named after the fp32 weights file."""
-        path = self.onnx_path(shape)
+        path = self.onnx_path((shape[2], shape[3]))
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
             model = load_depth_anything_v2(self.weights, self.config, self.max_depth)
-            export_onnx(model, (torch.zeros(1, 3, *shape),), path, ["image"], ["depth"])
-        if self.backend == "tensorrt":
-            return engine_runner(path, self.precision, EngineCache(cache_dir() / "tensorrt"))
-        return onnxruntime_runner(path, self.device, self.precision)
+            export_onnx(model, (torch.zeros(shape),), path, ["image"], ["depth"])
+        return path
 
     def infer(self, rgb: np.ndarray) -> np.ndarray:
-        if self.unavailable:
-            return self.torch.infer(rgb)
         x = preprocess(rgb, self.input_size).numpy()
-        shape = x.shape[2], x.shape[3]
-        if shape not in self._runners:
-            what = f"{self.backend} {'engine' if self.backend == 'tensorrt' else 'graph'} {shape[0]}x{shape[1]}"
-            serving = FunctionRunner(self.torch.forward, self.torch.status)
-            self._runners[shape] = SwitchingRunner(serving, lambda: self._build(shape), what)
-        self._shape = shape
-        return to_image_size(torch.from_numpy(self._runners[shape](x)), rgb.shape[:2])
+        return to_image_size(torch.from_numpy(self.run(x)), rgb.shape[:2])
 
 
 def _line_fit(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:

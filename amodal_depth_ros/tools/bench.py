@@ -1,6 +1,7 @@
 """Benchmark the pipeline and the node's per-frame overhead; prints a table and writes JSON.
 
-For each resolution and pipeline (geometric stages, learned stages = the default) on the demo's synthetic scene:
+For each resolution and pipeline (geometric stages; learned stages = the default; the learned amodal stages
+after the geometric segmenter) on the demo's synthetic scene:
 per-stage p50/p95 ms and end-to-end frames/s of the pipeline; the node's overhead per frame
 (decoding the input messages, building the output messages including the cloud, serialising them
 as a publisher does); cloud construction alone against open3d's create_from_rgbd_image on the same
@@ -27,9 +28,11 @@ from ..core.layers import stack_hidden_surfaces
 from ..core.pipeline import AmodalDepthPipeline
 from ..synthetic.stream import SyntheticCamera
 
-LEARNED = {"amodal_mask.method": "learned", "amodal_depth.method": "spade"}
-GEOMETRIC = {"amodal_mask.method": "convex_hull", "amodal_depth.method": "plane_fit"}
-PIPELINES = {"geometric": GEOMETRIC, "learned": LEARNED, "learned_onnxruntime": {**LEARNED, "inference.backend": "onnxruntime"},
+LEARNED = {"segmentation.method": "learned", "amodal_mask.method": "learned", "amodal_depth.method": "spade"}
+GEOMETRIC = {"segmentation.method": "geometric", "amodal_mask.method": "convex_hull", "amodal_depth.method": "plane_fit"}
+PIPELINES = {"geometric": GEOMETRIC, "learned": LEARNED,
+             "learned_geometric_segmentation": {**LEARNED, "segmentation.method": "geometric"},
+             "learned_onnxruntime": {**LEARNED, "inference.backend": "onnxruntime"},
              "learned_tensorrt": {**LEARNED, "inference.backend": "tensorrt"}}
 
 
@@ -43,11 +46,15 @@ def unavailable(name: str) -> str:
 
 
 def wait_for_engines(pipeline: AmodalDepthPipeline) -> None:
-    """Time the engines, not the torch runner serving while they build."""
-    for stage in (pipeline.amodal_mask, pipeline.amodal_depth):
+    """Time the engines and graphs, not the torch runner serving while they build. Networks whose input
+    follows the camera (segmentation, monocular depth) start theirs at the first frame of a resolution."""
+    for stage in (pipeline.visible_depth, pipeline.segmentation, pipeline.amodal_mask, pipeline.amodal_depth):
         ready = getattr(getattr(stage, "run", None), "ready", None)
         if ready is not None:
             ready.wait()
+        wait = getattr(stage, "wait_ready", None) or getattr(getattr(stage, "backend", None), "wait_ready", None)
+        if wait is not None:
+            wait(None)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -146,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
             camera = SyntheticCamera(0, width, height)
             frames = [camera.frame(i) for i in range(5)]
             node_overhead(pipeline, frames[0], 0)   # warm-up: caches, thread pools, first torch call
+            wait_for_engines(pipeline)               # graphs of this resolution
             runs = []
             for i in tqdm(range(args.frames), desc=f"{name} {width}x{height}"):
                 if runs:
@@ -159,11 +167,13 @@ def run(args: argparse.Namespace) -> int:
                          "cloud_vs_open3d": cloud_versus_open3d(runs[-1]["result"])})
     memory = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
               "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None}
-    print(f"{'pipeline':20s} {'size':>9s} {'fps':>6s} {'pipe p50':>9s} {'p95':>7s} {'overhead p50':>13s} {'w/o instances':>14s} "
-          f"{'cloud ms':>9s} {'open3d ms':>10s}")
+    width = max([len("pipeline")] + [len(r["pipeline"]) for r in rows])
+    print(f"{'pipeline':{width}s} {'size':>9s} {'fps':>6s} {'pipe p50':>9s} {'p95':>7s} {'seg p50':>8s} {'overhead p50':>13s} "
+          f"{'w/o instances':>14s} {'cloud ms':>9s} {'open3d ms':>10s}")
     for r in rows:
-        print(f"{r['pipeline']:20s} {r['resolution']:>9s} {r['frames_per_s']:6.2f} {r['stages_ms']['total']['p50']:9.1f} "
-              f"{r['stages_ms']['total']['p95']:7.1f} {r['overhead_ms']['overhead']['p50']:13.1f} "
+        print(f"{r['pipeline']:{width}s} {r['resolution']:>9s} {r['frames_per_s']:6.2f} {r['stages_ms']['total']['p50']:9.1f} "
+              f"{r['stages_ms']['total']['p95']:7.1f} {r['stages_ms']['segmentation']['p50']:8.1f} "
+              f"{r['overhead_ms']['overhead']['p50']:13.1f} "
               f"{r['overhead_ms']['core_overhead']['p50']:14.1f} "
               f"{r['cloud_vs_open3d']['ours_ms']:9.1f} {r['cloud_vs_open3d']['open3d_ms']:10.1f}")
     print(f"peak RSS {memory['peak_rss_mb']} MB; peak GPU memory {memory['peak_gpu_mb']} MB; "

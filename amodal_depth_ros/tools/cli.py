@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.command_line = ["amodal-depth", *(sys.argv[1:] if argv is None else argv)]   # for records of the run
     try:
         return int(args.run(args))
     except KeyboardInterrupt:

@@ -1,7 +1,8 @@
-"""Prebuild the TensorRT engines of the amodal networks, so the node starts on them at once.
+"""Prebuild the TensorRT engines of the networks, so the node starts on them at once.
 
 Exports each network to ONNX (cached, as for inference.backend: onnxruntime) and builds its engine
-for this GPU, TensorRT version, precision and batch into the cache the node reads
+for this GPU, TensorRT version, precision and batch (the amodal networks) or input size (the
+segmentation network, for the camera resolutions given) into the cache the node reads
 (~/.cache/amodal_depth_ros/tensorrt, or $AMODAL_DEPTH_CACHE/tensorrt); a cached engine that is
 corrupt or was built for something else is rebuilt. --check only reports what is cached. Needs
 tensorrt (10.x) and a CUDA GPU: exit code 2 without them.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: fp16)")
     parser.add_argument("--mask-weights", default="", help="amodal mask weights (default: shipped)")
     parser.add_argument("--depth-weights", default="", help="amodal depth weights (default: shipped)")
+    parser.add_argument("--segmentation-weights", default="", help="segmentation weights (default: shipped)")
+    parser.add_argument("--cameras", default="640x480", metavar="WxH[,WxH...]",
+                        help="camera resolutions to build the segmentation engine for (default: 640x480)")
+    parser.add_argument("--network-size", type=int, default=320,
+                        help="as segmentation.network_size (default: 320)")
     parser.add_argument("--check", action="store_true", help="only report whether each engine is cached "
                         "(exit code 1 if one is not)")
 
@@ -33,33 +40,50 @@ def run(args: argparse.Namespace) -> int:
     if args.batch < 1:
         print("amodal-depth engines: --batch must be >= 1", file=sys.stderr)
         return 2
+    try:
+        cameras = [tuple(int(v) for v in c.lower().split("x")) for c in args.cameras.split(",") if c]
+        if not cameras or any(len(c) != 2 or min(c) < 1 for c in cameras):
+            raise ValueError
+    except ValueError:
+        print("amodal-depth engines: --cameras must be WxH[,WxH...]", file=sys.stderr)
+        return 2
+    from ..models import learned_segmentation
     from ..models.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
     from ..models.backends import cache_dir, cached_onnx, onnx_path
     from ..models.errors import ModelLoadError
+    from ..models.segmentation_net import SegmentationNet, network_size
     from ..models.stages import WEIGHTS_DIR, load_weights
 
     cache = te.EngineCache(cache_dir() / "tensorrt")
-    missing = 0
-    for kind, net, weights in (
-            ("amodal_mask", AmodalMaskNet(), args.mask_weights or WEIGHTS_DIR / "amodal_mask.pt"),
-            ("amodal_depth", SpadeAmodalDepthNet(), args.depth_weights or WEIGHTS_DIR / "amodal_depth.pt")):
-        try:
+    graphs = []   # (name, net, cached ONNX path, export function)
+    try:
+        for kind, net, weights in (
+                ("amodal_mask", AmodalMaskNet(), args.mask_weights or WEIGHTS_DIR / "amodal_mask.pt"),
+                ("amodal_depth", SpadeAmodalDepthNet(), args.depth_weights or WEIGHTS_DIR / "amodal_depth.pt")):
             net = load_weights(net, weights, kind.replace("_", " "))
-        except ModelLoadError as exc:
-            print(f"amodal-depth engines: {exc}", file=sys.stderr)
-            return 2
-        path = onnx_path(kind, weights, args.batch)
+            graphs.append((kind, onnx_path(kind, weights, args.batch),
+                           lambda net=net, kind=kind, weights=weights: cached_onnx(net, kind, weights, args.batch)))
+        weights = Path(args.segmentation_weights or WEIGHTS_DIR / "segmentation.pt")
+        segmentation = load_weights(SegmentationNet(), weights, "segmentation")
+        for width, height in dict.fromkeys(network_size(w, h, args.network_size) for w, h in cameras):
+            graphs.append((f"segmentation {width}x{height}", learned_segmentation.onnx_path(weights, height, width),
+                           lambda w=width, h=height: learned_segmentation.cached_onnx(segmentation, weights, h, w)))
+    except ModelLoadError as exc:
+        print(f"amodal-depth engines: {exc}", file=sys.stderr)
+        return 2
+    missing = 0
+    for name, path, export in graphs:
         if args.check and not path.is_file():
             missing += 1
-            print(f"{kind}: no engine (no ONNX export {path} yet)")
+            print(f"{name}: no engine (no ONNX export {path} yet)")
             continue
         if args.check:
             key = te.current_key(path, args.precision)
             engine, why = cache.inspect(key)
             missing += engine is None
         else:
-            path = cached_onnx(net, kind, weights, args.batch)
+            path = export()
             _, why = te.ensure_engine(path, args.precision, cache)
             key = te.current_key(path, args.precision)
-        print(f"{kind}: {cache.paths(key)[0]}: {why} (from {path})")
+        print(f"{name}: {cache.paths(key)[0]}: {why} (from {path})")
     return 1 if missing else 0

@@ -23,6 +23,7 @@ from ..core import config
 from ..datasets.sources import open_dataset
 from ..evaluation.harness import BASELINE_DEPTH_METHODS, ORACLE_PLANE, build_methods, evaluate
 from ..evaluation.metrics import format_table
+from ..evaluation.segmentation import format_segmentation
 from ..evaluation.pictures import bar_chart, comparison
 from .. import visualize as vis
 
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
                                    keep=lambda index, p: bool(p.targets) and index % max(dataset.count // max(args.examples, 1), 1) == 0)
         seconds = time.perf_counter() - start
         summary = table.summary()
-        text = format_table(summary)
+        text = format_table(summary) + "\n" + format_segmentation(summary["segmentation"])
         if methods.oracle:
             text += ORACLE_NOTE
         print(f"\n{dataset.description}: {dataset.count} frames in {seconds:.1f} s\n{text}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
@@ -137,7 +136,8 @@ def validate(mask_net: AmodalMaskNet, depth_net: SpadeAmodalDepthNet, samples: S
     return {"occluded_iou": inter / max(union, 1.0), "hidden_log_l1": err / max(count, 1.0)}
 
 
-def train(cfg: TrainConfig, resume: bool = False) -> dict:
+def train(cfg: TrainConfig, resume: bool = False, command: tuple[str, ...] = ()) -> dict:
+    """Train; ``command`` is the command line recorded in the summary and model card."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device("cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
@@ -194,7 +194,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         torch.save({"model": {k: v.cpu() for k, v in net.state_dict().items()},
                     "meta": {"config": asdict(cfg), "steps": step, "validation": history[-1] if history else {}}},
                    out / name)
-    summary = {"argv": ["amodal-depth", *sys.argv[1:]] if sys.argv and sys.argv[0].endswith("amodal-depth") else [],
+    summary = {"argv": list(command),
                "config": asdict(cfg), "train_samples": len(train_set), "val_samples": len(val_set), "device": str(device),
                "composite_samples": len(train_set) - rendered, "seconds": round(time.perf_counter() - start, 1),
                "history": history}

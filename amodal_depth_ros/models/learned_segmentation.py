@@ -1,0 +1,128 @@
+"""The learned segmentation stage: ``SegmentationNet`` on the frame, its outlines turned into instances.
+
+The network runs at a reduced resolution (the long side at most ``long_side`` pixels). Instance cores are
+the 4-connected regions its outlines enclose there (at least ``min_core`` pixels), brought to the
+frame's resolution; the outline pixels in between go to the neighbouring core whose depth agrees best
+(outlines sit on depth edges), which puts the instance borders on the full-resolution depth edges.
+Each instance is 'structure' (floor, wall) or 'object' by the network's mean vote over it, and the
+network's occluder map travels with the segmentation to the occlusion stage.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..core.segmentation import absorb_unlabelled, components, relabel
+from ..core.types import RGBDFrame, Segmentation
+from .backends import cache_dir, image_network_runner, torch_image_runner
+from .export import INPUT_NAMES, OUTPUT_NAMES, export_onnx
+from .segmentation_net import INPUT_CHANNELS, OUTPUTS, SegmentationNet, network_size, segmentation_inputs
+from .stages import WEIGHTS_DIR, LearnedStage, load_weights, select_device
+
+BOUNDARY, STRUCTURE, OCCLUDER = (OUTPUTS.index(name) for name in ("boundary", "structure", "occluder"))
+SNAP_RADIUS = 4          # full-resolution pixels searched for a core next to an outline pixel
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def snap_outlines(labels: np.ndarray, depth: np.ndarray, outline: np.ndarray, radius: int = SNAP_RADIUS) -> np.ndarray:
+    """Give each ``outline`` pixel the label of the core pixel within ``radius`` whose depth is closest
+    (relative difference, then distance; without depth the nearest core pixel). Vectorised over the
+    outline pixels, one pass per offset."""
+    rows, cols = np.nonzero(outline)
+    if rows.size == 0:
+        return labels
+    h, w = labels.shape
+    own = depth[rows, cols]
+    best_label = np.zeros(rows.size, np.int32)
+    best_cost = np.full(rows.size, np.inf, np.float32)
+    offsets = sorted(((dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)
+                      if 0 < dy * dy + dx * dx <= radius * radius), key=lambda o: o[0] ** 2 + o[1] ** 2)
+    core = np.where(outline, 0, labels)
+    with np.errstate(invalid="ignore"):
+        for dy, dx in offsets:
+            r, c = np.clip(rows + dy, 0, h - 1), np.clip(cols + dx, 0, w - 1)
+            candidate = core[r, c]
+            other = depth[r, c]
+            cost = np.abs(other - own) / np.fmin(other, own)
+            cost = np.where(np.isfinite(cost), cost, 1.0) + np.float32(0.002 * np.hypot(dy, dx))
+            better = (candidate > 0) & (cost < best_cost)
+            best_label[better], best_cost[better] = candidate[better], cost[better]
+    out = labels.copy()
+    out[rows, cols] = best_label
+    return out
+
+
+def decode(logits: np.ndarray, depth: np.ndarray, min_core: int, depth_jump: float) -> Segmentation:
+    """(3, h, w) network logits + the frame's (H, W) visible depth -> Segmentation at (H, W)."""
+    h, w = logits.shape[1:]
+    height, width = depth.shape
+    cores = components(logits[BOUNDARY] < 0.0, min_core)
+    full = (height, width) != (h, w)
+    labels = cv2.resize(cores, (width, height), interpolation=cv2.INTER_NEAREST) if full else cores
+    boundary = cv2.resize(logits[BOUNDARY], (width, height), interpolation=cv2.INTER_LINEAR) if full else logits[BOUNDARY]
+    outline = (boundary >= 0.0) | (labels == 0)
+    labels = snap_outlines(labels, depth, outline)
+    valid = np.isfinite(depth)
+    labels = absorb_unlabelled(labels, depth, valid, depth_jump)   # outline pixels no core reached
+    segmentation = relabel(labels)
+    # Per-instance class and confidence from the network's maps, counted at the network's resolution.
+    small = cv2.resize(segmentation.labels, (w, h), interpolation=cv2.INTER_NEAREST) if full else segmentation.labels
+    n = segmentation.ids.size + 1
+    count = np.maximum(np.bincount(small.ravel(), minlength=n), 1)
+    structure = np.bincount(small.ravel(), weights=_sigmoid(logits[STRUCTURE]).ravel(), minlength=n) / count
+    inside = np.bincount(small.ravel(), weights=_sigmoid(-logits[BOUNDARY]).ravel(), minlength=n) / count
+    occluder = _sigmoid(cv2.resize(logits[OCCLUDER], (width, height), interpolation=cv2.INTER_LINEAR) if full
+                        else logits[OCCLUDER]).astype(np.float32)
+    return Segmentation(segmentation.labels, segmentation.ids, inside[1:].astype(np.float32),
+                        tuple("structure" if s > 0.5 else "object" for s in structure[1:]), occluder)
+
+
+def onnx_path(weights: Path, height: int, width: int) -> Path:
+    """Where the export of ``weights`` for a ``height`` x ``width`` network input is cached (weights hash and
+    shape in the name)."""
+    digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:16]
+    return cache_dir() / "onnx" / f"segmentation-{digest}-{height}x{width}.onnx"
+
+
+def cached_onnx(net: SegmentationNet, weights: Path, height: int, width: int) -> Path:
+    """The cached static-shape ONNX export of ``net`` (loaded from ``weights``), exported on first use."""
+    path = onnx_path(weights, height, width)
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        export_onnx(net, (torch.zeros(1, INPUT_CHANNELS, height, width),), path, INPUT_NAMES["segmentation"],
+                    OUTPUT_NAMES["segmentation"])
+    return path
+
+
+class LearnedSegmenter(LearnedStage):
+    """Segmentation stage (``segmentation.method: learned``): ``(frame, visible depth) -> Segmentation``."""
+
+    def __init__(self, weights: str | Path = "", device: str = "auto", backend: str = "torch",
+                 precision: str = "fp16", long_side: int = 320, min_core: int = 6, depth_jump: float = 0.04):
+        path = Path(weights or WEIGHTS_DIR / "segmentation.pt")
+        net = load_weights(SegmentationNet(), path, "segmentation")
+        self.long_side, self.min_core, self.depth_jump = long_side, min_core, depth_jump
+        exported = copy.deepcopy(net)   # traced for export in the background: never the copy serving frames
+        run_device = select_device(device)
+        self.run = image_network_runner(torch_image_runner(net, run_device, precision),
+                                        lambda shape: cached_onnx(exported, path, shape[2], shape[3]), backend,
+                                        run_device, precision)
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """For benchmarks and tests (frames never wait): True once the graph or engine of the last frame's
+        shape serves or has failed to, or when the backend needs none."""
+        wait = getattr(self.run, "wait_ready", None)
+        return True if wait is None else wait(timeout)
+
+    def __call__(self, frame: RGBDFrame, depth: np.ndarray) -> Segmentation:
+        size = network_size(frame.intrinsics.width, frame.intrinsics.height, self.long_side)
+        x = segmentation_inputs(frame.rgb, depth, frame.intrinsics, size)
+        return decode(self.run(x[None])[0], depth, self.min_core, self.depth_jump)

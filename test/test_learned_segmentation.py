@@ -1,0 +1,133 @@
+"""The learned segmentation stage: decoding outlines into instances, learned occlusion votes, weights,
+fallbacks, backends, and the training command."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from amodal_depth_ros.core.occlusion import BoundaryDepthOrder
+from amodal_depth_ros.core.pipeline import AmodalDepthPipeline
+from amodal_depth_ros.core.types import Segmentation
+from amodal_depth_ros.models.learned_segmentation import LearnedSegmenter, decode
+from amodal_depth_ros.models.segmentation_net import SegmentationNet
+from amodal_depth_ros.synthetic.scene import box_in_front_of_wall, render
+from amodal_depth_ros.tools import cli
+
+
+@pytest.fixture(scope="module")
+def random_weights(tmp_path_factory):
+    path = tmp_path_factory.mktemp("segmentation") / "segmentation.pt"
+    torch.manual_seed(0)
+    torch.save({"model": SegmentationNet().state_dict(), "meta": {}}, path)
+    return path
+
+
+def two_halves(split_col: int = 33):
+    """Network logits (16 x 32) with an outline at columns 15-16; full-resolution depth (32 x 64) that steps
+    from 1 m to 2 m at ``split_col``, near but not on the outline's position at full resolution."""
+    logits = np.full((3, 16, 32), -6.0, np.float32)
+    logits[0, :, 15:17] = 6.0                      # outline
+    logits[1, :, 16:] = 6.0                        # the right half is room structure
+    logits[2, :, 15] = 6.0                         # the left side of the outline hides the right
+    depth = np.ones((32, 64), np.float32)
+    depth[:, split_col:] = 2.0
+    return logits, depth
+
+
+def test_decoding_puts_instance_borders_on_the_full_resolution_depth_edge():
+    logits, depth = two_halves(split_col=33)
+    segmentation = decode(logits, depth, min_core=4, depth_jump=0.04)
+    assert segmentation.ids.tolist() == [1, 2]
+    left, right = segmentation.labels[:, :33], segmentation.labels[:, 33:]
+    assert (left == left[0, 0]).all() and (right == right[0, 0]).all() and left[0, 0] != right[0, 0]
+    assert segmentation.class_names == ("object", "structure")
+    assert segmentation.occluder.shape == depth.shape and segmentation.occluder[0, 31] > 0.9
+
+
+def test_small_cores_and_pixels_without_depth():
+    logits, depth = two_halves()
+    logits[0, 4:6, 4:6] = 6.0                      # an outline ring around a 1-pixel core: too small
+    logits[0, 5, 5] = -6.0
+    depth[0:4, 0:4] = np.nan
+    segmentation = decode(logits, depth, min_core=4, depth_jump=0.04)
+    assert segmentation.ids.size == 2             # the speck joined its neighbour
+    assert (segmentation.labels[0:4, 0:4] > 0).all()   # no depth there, but inside the left core
+
+
+def test_learned_votes_order_neighbours_that_depth_cannot():
+    labels = np.zeros((20, 20), np.int32)
+    labels[:, :10], labels[:, 10:] = 1, 2
+    depth = np.full((20, 20), 1.0, np.float32)     # continuous: a contact, no depth step
+    occluder = np.zeros((20, 20), np.float32)
+    occluder[:, 8:10] = 0.9                        # 1's side of the outline hides 2
+    order = BoundaryDepthOrder(0.04, 8)
+    plain = Segmentation(labels, np.array([1, 2], np.int32), np.ones(2, np.float32))
+    assert order(plain, depth).edges.size == 0
+    learned = Segmentation(labels, plain.ids, plain.scores, occluder=occluder)
+    assert order(learned, depth).edges.tolist() == [[1, 2]]
+
+
+def test_stage_partitions_the_frame_and_falls_back_without_weights(random_weights, tmp_path):
+    truth = render(*box_in_front_of_wall(160, 120))
+    stage = LearnedSegmenter(random_weights, device="cpu", long_side=160)
+    segmentation = stage(truth.to_rgbd_frame(), truth.depth)
+    assert segmentation.labels.shape == truth.depth.shape and segmentation.occluder.shape == truth.depth.shape
+    assert set(segmentation.class_names) <= {"object", "structure"} and len(segmentation.class_names) == segmentation.ids.size
+    assert stage.backend_status == "torch on cpu (fp32)" and stage.backend_error == ""
+    pipeline = AmodalDepthPipeline({"segmentation.method": "learned", "segmentation.weights": str(tmp_path / "none.pt")})
+    assert type(pipeline.segmentation).__name__ == "GeometricSegmenter"
+    assert "segmentation" in pipeline.fallbacks and "none.pt" in pipeline.fallbacks["segmentation"]
+
+
+def test_onnxruntime_backend_matches_torch_per_camera_shape(random_weights, tmp_path, monkeypatch):
+    monkeypatch.setenv("AMODAL_DEPTH_CACHE", str(tmp_path / "cache"))
+    truth = render(*box_in_front_of_wall(160, 120))
+    frame = truth.to_rgbd_frame()
+    reference = LearnedSegmenter(random_weights, device="cpu", long_side=160)(frame, truth.depth)
+    stage = LearnedSegmenter(random_weights, device="cpu", backend="onnxruntime", long_side=160)
+    first = stage(frame, truth.depth)   # served by torch while the 128x160 graph is exported
+    assert stage.backend_status.startswith("building onnxruntime graph 128x160, serving torch on cpu")
+    assert stage.wait_ready(120) and stage.backend_status == "onnxruntime (CPUExecutionProvider)"
+    served = stage(frame, truth.depth)
+    for result in (first, served):
+        assert np.array_equal(result.labels, reference.labels)
+        assert np.abs(result.occluder - reference.occluder).max() < 1e-4
+    assert len(list((tmp_path / "cache" / "onnx").glob("segmentation-*-128x160.onnx"))) == 1
+
+
+def test_training_command_learns_and_resumes_exactly(tmp_path, monkeypatch):
+    from amodal_depth_ros.training import segmentation_trainer
+
+    common = ["train", "--network", "segmentation", "--train-seeds", "10000-10002", "--tabletop-seeds", "10000-10002",
+              "--val-seeds", "1000000-1000000", "--width", "128", "--height", "96", "--crop", "64x48", "--batch", "2",
+              "--workers", "1", "--checkpoint-every", "2", "--steps", "4", "--device", "cpu"]
+    assert cli.main(common + ["--out", str(tmp_path / "straight")]) == 0
+    summary = json.loads((tmp_path / "straight" / "summary.json").read_text())
+    assert [h["step"] for h in summary["history"]] == [2, 4] and all(np.isfinite(h["total"]) for h in summary["history"])
+    card = (tmp_path / "straight" / "MODEL_CARD.segmentation.md").read_text()
+    assert "--network segmentation" in card and "10000..10002" in card
+
+    # A run killed after its step-2 checkpoint, then resumed, ends exactly where the straight run did.
+    validate, calls = segmentation_trainer.validate, []
+
+    def interrupted(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return validate(*args)
+    monkeypatch.setattr(segmentation_trainer, "validate", interrupted)
+    assert cli.main(common + ["--out", str(tmp_path / "resumed")]) == 130   # as Ctrl-C would
+    assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)["step"] == 2
+    monkeypatch.setattr(segmentation_trainer, "validate", validate)
+    assert cli.main(common + ["--out", str(tmp_path / "resumed"), "--resume"]) == 0
+    straight = torch.load(tmp_path / "straight" / "segmentation.pt", weights_only=True)["model"]
+    resumed = torch.load(tmp_path / "resumed" / "segmentation.pt", weights_only=True)["model"]
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
+def test_training_command_refuses_eval_seeds_and_bad_crops(tmp_path, capsys):
+    base = ["train", "--network", "segmentation", "--out", str(tmp_path)]
+    assert cli.main(base + ["--tabletop-seeds", "0-99"]) == 2
+    assert cli.main(base + ["--crop", "50x50"]) == 2
+    assert "multiples of 16" in capsys.readouterr().err
