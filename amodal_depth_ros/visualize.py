@@ -84,6 +84,29 @@ def hidden_overlay(rgb: np.ndarray, visible: np.ndarray, amodal: np.ndarray, vmi
     return out
 
 
+def instance_colors(count: int) -> np.ndarray:
+    """(count + 1, 3) uint8 RGB, row 0 black: well separated hues (golden-ratio steps), bright and saturated."""
+    hues = (np.arange(count) * 0.618034) % 1.0
+    hsv = np.stack([hues * 180, np.full(count, 200), np.full(count, 255)], axis=1).astype(np.uint8)[None]
+    return np.concatenate([[[0, 0, 0]], cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0]]).astype(np.uint8)
+
+
+def segmentation_overlay(rgb: np.ndarray, labels: np.ndarray, structure: np.ndarray | None = None,
+                         alpha: float = 0.55) -> np.ndarray:
+    """(H, W, 3) uint8 **RGB**: each instance of ``labels`` (0 = none) tinted in its own colour with a white
+    outline; instances whose id is set in the bool array ``structure`` (room structure) are shown grey."""
+    colors = instance_colors(int(labels.max()))
+    if structure is not None:
+        colors[1:][np.asarray(structure, bool)[:len(colors) - 1]] = (150, 150, 150)
+    tint = colors[labels].astype(np.float32)
+    out = np.where((labels > 0)[..., None], alpha * tint + (1 - alpha) * rgb.astype(np.float32), rgb * 0.4)
+    edge = np.zeros(labels.shape, bool)
+    edge[:, 1:] |= labels[:, 1:] != labels[:, :-1]
+    edge[1:] |= labels[1:] != labels[:-1]
+    out[edge] = 255
+    return out.astype(np.uint8)
+
+
 def write_png(path: str | Path, rgb: np.ndarray) -> None:
     if not cv2.imwrite(str(path), cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)):
         raise OSError(f"could not write {path}")

@@ -10,7 +10,7 @@ from amodal_depth_ros.core.occlusion import BoundaryDepthOrder
 from amodal_depth_ros.core.pipeline import AmodalDepthPipeline
 from amodal_depth_ros.core.types import Segmentation
 from amodal_depth_ros.models.learned_segmentation import LearnedSegmenter, decode
-from amodal_depth_ros.models.segmentation_net import SegmentationNet
+from amodal_depth_ros.models.segmentation_net import SegmentationNet, segmentation_inputs
 from amodal_depth_ros.synthetic.scene import box_in_front_of_wall, render
 from amodal_depth_ros.tools import cli
 
@@ -131,3 +131,36 @@ def test_training_command_refuses_eval_seeds_and_bad_crops(tmp_path, capsys):
     assert cli.main(base + ["--tabletop-seeds", "0-99"]) == 2
     assert cli.main(base + ["--crop", "50x50"]) == 2
     assert "multiples of 16" in capsys.readouterr().err
+
+
+# --- on a CUDA GPU (scripts/gpu_check.sh) -----------------------------------------------------------------
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+@pytest.mark.cuda
+@needs_cuda
+def test_segmentation_on_cuda_fp16_matches_the_cpu(random_weights):
+    truth = render(*box_in_front_of_wall(320, 240))
+    x = segmentation_inputs(truth.rgb, truth.depth, truth.intrinsics, (320, 240))[None]
+    cpu = LearnedSegmenter(random_weights, device="cpu")
+    gpu = LearnedSegmenter(random_weights, device="cuda", precision="fp16")
+    assert gpu.backend_status == "torch on cuda (fp16)"
+    expected = cpu.run(x)
+    assert np.abs(gpu.run(x) - expected).max() < 2e-2 * np.abs(expected).max() + 1e-2
+    fp32 = LearnedSegmenter(random_weights, device="cuda", precision="fp32")
+    assert np.abs(fp32.run(x) - expected).max() < 1e-3 * np.abs(expected).max() + 1e-4
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(bool(__import__("amodal_depth_ros.models.tensorrt_engine", fromlist=["x"]).tensorrt_unavailable()),
+                    reason="tensorrt cannot run here")
+def test_segmentation_tensorrt_engine_takes_over_and_matches_torch(random_weights, tmp_path, monkeypatch):
+    monkeypatch.setenv("AMODAL_DEPTH_CACHE", str(tmp_path / "cache"))
+    truth = render(*box_in_front_of_wall(320, 240))
+    x = segmentation_inputs(truth.rgb, truth.depth, truth.intrinsics, (320, 240))[None]
+    expected = LearnedSegmenter(random_weights, device="cpu").run(x)
+    stage = LearnedSegmenter(random_weights, device="cuda", backend="tensorrt", precision="fp16")
+    stage.run(x)
+    assert stage.wait_ready(600) and stage.backend_error == ""
+    assert stage.backend_status.startswith("tensorrt")
+    assert np.abs(stage.run(x) - expected).max() < 2e-2 * np.abs(expected).max() + 1e-2

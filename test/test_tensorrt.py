@@ -23,8 +23,14 @@ from amodal_depth_ros.tools import cli
 
 CPU = torch.device("cpu")
 NETS = {"amodal_mask": AmodalMaskNet, "amodal_depth": SpadeAmodalDepthNet}
-needs_tensorrt = pytest.mark.skipif(bool(te.tensorrt_unavailable()), reason=te.tensorrt_unavailable() or "")
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+def needs_tensorrt(test):
+    return pytest.mark.cuda(pytest.mark.skipif(bool(te.tensorrt_unavailable()), reason=te.tensorrt_unavailable() or "")(test))
+
+
+def needs_cuda(test):
+    return pytest.mark.cuda(pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")(test))
 
 
 @pytest.fixture(autouse=True)
@@ -299,10 +305,15 @@ def test_tensorrt_backend_switches_to_the_engine_and_matches_torch(kind, net, we
 
 
 @needs_tensorrt
-def test_engines_command_builds_then_reports_cached(capsys, weights):
-    files = ["--mask-weights", str(weights["amodal_mask"]), "--depth-weights", str(weights["amodal_depth"])]
+def test_engines_command_builds_then_reports_cached(capsys, weights, tmp_path):
+    from amodal_depth_ros.models.segmentation_net import SegmentationNet
+
+    torch.save({"model": SegmentationNet().state_dict()}, tmp_path / "segmentation.pt")
+    files = ["--mask-weights", str(weights["amodal_mask"]), "--depth-weights", str(weights["amodal_depth"]),
+             "--segmentation-weights", str(tmp_path / "segmentation.pt")]
     assert cli.main(["engines", "--check", *files]) == 1
     assert cli.main(["engines", *files]) == 0
     assert cli.main(["engines", "--check", *files]) == 0
     out = capsys.readouterr().out
-    assert out.count("built (no cached engine)") == 2 and out.count(": cached (from") == 2
+    assert out.count("built (no cached engine)") == 3 and out.count(": cached (from") == 3
+    assert "segmentation 320x240" in out

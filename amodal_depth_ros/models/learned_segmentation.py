@@ -1,7 +1,8 @@
 """The learned segmentation stage: ``SegmentationNet`` on the frame, its outlines turned into instances.
 
 The network runs at a reduced resolution (the long side at most ``long_side`` pixels). Instance cores are
-the 4-connected regions its outlines enclose there (at least ``min_core`` pixels), brought to the
+the 4-connected regions its outlines enclose there (at least ``min_core`` pixels; cut also where the
+network's room-structure map changes), brought to the
 frame's resolution; the outline pixels in between go to the neighbouring core whose depth agrees best
 (outlines sit on depth edges), which puts the instance borders on the full-resolution depth edges.
 Each instance is 'structure' (floor, wall) or 'object' by the network's mean vote over it, and the
@@ -64,7 +65,13 @@ def decode(logits: np.ndarray, depth: np.ndarray, min_core: int, depth_jump: flo
     """(3, h, w) network logits + the frame's (H, W) visible depth -> Segmentation at (H, W)."""
     h, w = logits.shape[1:]
     height, width = depth.shape
-    cores = components(logits[BOUNDARY] < 0.0, min_core)
+    # Cores: off the outlines, and never across a change between room structure and object (a table top
+    # running into the floor through a gap in the outline, where depth is missing, say).
+    structure = logits[STRUCTURE] > 0.0
+    change = np.zeros((h, w), bool)
+    change[:-1] |= structure[1:] != structure[:-1]
+    change[:, :-1] |= structure[:, 1:] != structure[:, :-1]
+    cores = components((logits[BOUNDARY] < 0.0) & ~change, min_core)
     full = (height, width) != (h, w)
     labels = cv2.resize(cores, (width, height), interpolation=cv2.INTER_NEAREST) if full else cores
     boundary = cv2.resize(logits[BOUNDARY], (width, height), interpolation=cv2.INTER_LINEAR) if full else logits[BOUNDARY]
@@ -77,12 +84,12 @@ def decode(logits: np.ndarray, depth: np.ndarray, min_core: int, depth_jump: flo
     small = cv2.resize(segmentation.labels, (w, h), interpolation=cv2.INTER_NEAREST) if full else segmentation.labels
     n = segmentation.ids.size + 1
     count = np.maximum(np.bincount(small.ravel(), minlength=n), 1)
-    structure = np.bincount(small.ravel(), weights=_sigmoid(logits[STRUCTURE]).ravel(), minlength=n) / count
+    votes = np.bincount(small.ravel(), weights=_sigmoid(logits[STRUCTURE]).ravel(), minlength=n) / count
     inside = np.bincount(small.ravel(), weights=_sigmoid(-logits[BOUNDARY]).ravel(), minlength=n) / count
     occluder = _sigmoid(cv2.resize(logits[OCCLUDER], (width, height), interpolation=cv2.INTER_LINEAR) if full
                         else logits[OCCLUDER]).astype(np.float32)
     return Segmentation(segmentation.labels, segmentation.ids, inside[1:].astype(np.float32),
-                        tuple("structure" if s > 0.5 else "object" for s in structure[1:]), occluder)
+                        tuple("structure" if s > 0.5 else "object" for s in votes[1:]), occluder)
 
 
 def onnx_path(weights: Path, height: int, width: int) -> Path:

@@ -34,8 +34,9 @@ def rgbd_camera_depth(depth: np.ndarray, intrinsics: CameraIntrinsics, rng: np.r
     * quantisation in disparity (steps grow with z^2) and axial noise of a few mm at 1 m;
     * flying pixels: readings on depth edges mixed between the two surfaces;
     * the projector's shadow: background beside the left edge of a nearer surface gets no reading;
-    * missing readings along depth edges, in blobs (dark, shiny or far surfaces) and scattered;
-    * a working range: nothing nearer than ~0.2 m or farther than 4-9 m.
+    * missing readings along depth edges, in blobs (dark, shiny or far surfaces), scattered, and in
+      margins along the image border (registration to the colour camera);
+    * a working range: nothing nearer than ~0.2 m or farther than 2.5-9 m.
     """
     if strength <= 0:
         return depth.astype(np.float32, copy=True)
@@ -79,9 +80,19 @@ def rgbd_camera_depth(depth: np.ndarray, intrinsics: CameraIntrinsics, rng: np.r
     # Missing readings: along edges, in blobs, scattered.
     grow = cv2.dilate(edge.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
     missing |= grow & (rng.random((h, w)) < rng.uniform(0.0, 0.5) * strength)
-    missing |= _blobs((h, w), rng, rng.uniform(0.0, 0.04) * strength, rng.uniform(8, 30))
+    missing |= _blobs((h, w), rng, rng.uniform(0.0, 0.1 if rng.random() < 0.3 else 0.04) * strength,
+                      rng.uniform(8, 30))
     missing |= rng.random((h, w)) < rng.uniform(0.0, 0.02) * strength
+    # The margin a registered depth image leaves where the depth camera does not see the colour camera's view.
+    if rng.random() < 0.3 * strength:
+        for side in np.flatnonzero(rng.random(4) < 0.5):
+            band = int(rng.uniform(0.02, 0.1) * (h if side < 2 else w))
+            edge_slice = (slice(0, band), slice(h - band, h), slice(0, band), slice(w - band, w))[side]
+            if side < 2:
+                missing[edge_slice] = True
+            else:
+                missing[:, edge_slice] = True
     with np.errstate(invalid="ignore"):
-        missing |= (z < rng.uniform(0.15, 0.3)) | (z > rng.uniform(4.0, 9.0))
+        missing |= (z < rng.uniform(0.15, 0.3)) | (z > rng.uniform(2.5 if rng.random() < 0.3 else 4.0, 9.0))
     z[missing] = np.nan
     return z

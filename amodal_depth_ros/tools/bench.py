@@ -26,6 +26,7 @@ from tqdm import tqdm
 from ..core.cloud import build_layered_cloud
 from ..core.layers import stack_hidden_surfaces
 from ..core.pipeline import AmodalDepthPipeline
+from ..core.types import RGBDFrame
 from ..synthetic.stream import SyntheticCamera
 
 LEARNED = {"segmentation.method": "learned", "amodal_mask.method": "learned", "amodal_depth.method": "spade"}
@@ -69,18 +70,25 @@ def _ms(samples: list[float]) -> dict[str, float]:
     return {"p50": round(float(np.percentile(a, 50)), 2), "p95": round(float(np.percentile(a, 95)), 2)}
 
 
+OVERHEAD_KEYS = ("decode", "build_messages", "serialize", "overhead", "core_overhead")
+
+
 def node_overhead(pipeline: AmodalDepthPipeline, frame, stamp: int) -> dict[str, float]:
     """ms to decode the inputs, build every default output message (cloud packing included) and
     serialise it as a publisher does; ``core_overhead`` leaves out the AmodalInstanceArray (depth images,
     camera_info and cloud only: what a depth + rviz consumer subscribes to; the node skips topics
     without subscribers)."""
-    from rclpy.serialization import serialize_message
-    from std_msgs.msg import Header
+    try:
+        from rclpy.serialization import serialize_message
+        from std_msgs.msg import Header
 
-    from ..ros import conversions as conv
-    from ..ros.outputs import frame_of, output_messages, output_topics
-    from ..ros.sync import Matched
-
+        from ..ros import conversions as conv
+        from ..ros.outputs import frame_of, output_messages, output_topics
+        from ..ros.sync import Matched
+    except ImportError:   # no ROS 2 here (a bare GPU machine): the pipeline alone
+        result = pipeline(RGBDFrame(frame.rgb, frame.intrinsics, frame.depth, stamp))
+        return {"cloud_stage": result.timings_ms["cloud"], "stages": result.timings_ms, "result": result,
+                **dict.fromkeys(OVERHEAD_KEYS, 0.0)}
     header = Header(stamp=conv.ns_to_stamp(stamp), frame_id="camera_color_optical_frame")
     matched = Matched(conv.rgb_to_image(frame.rgb, header), conv.intrinsics_to_camera_info(frame.intrinsics, header),
                       conv.depth_to_image(frame.depth, header), stamp)
@@ -105,9 +113,8 @@ def node_overhead(pipeline: AmodalDepthPipeline, frame, stamp: int) -> dict[str,
 
 
 def cloud_versus_open3d(result, repeats: int = 5) -> dict[str, float]:
-    """Our layered cloud (visible + hidden points) against open3d's RGB-D back-projection (visible only)."""
-    import open3d as o3d
-
+    """Our layered cloud (visible + hidden points) against open3d's RGB-D back-projection (visible only;
+    NaN where open3d does not import)."""
     frame, intr = result.frame, result.frame.intrinsics
     hidden = stack_hidden_surfaces(result.instances, frame.shape)
     ours = []
@@ -115,6 +122,10 @@ def cloud_versus_open3d(result, repeats: int = 5) -> dict[str, float]:
         t = time.perf_counter()
         build_layered_cloud(frame, result.visible_depth, result.segmentation.labels, hidden)
         ours.append((time.perf_counter() - t) * 1e3)
+    try:
+        import open3d as o3d
+    except ImportError:
+        return {"ours_ms": round(float(np.median(ours)), 2), "open3d_ms": float("nan")}
     color = o3d.geometry.Image(np.ascontiguousarray(frame.rgb))
     depth = o3d.geometry.Image(np.nan_to_num(result.visible_depth, nan=0.0).astype(np.float32))
     camera = o3d.camera.PinholeCameraIntrinsic(intr.width, intr.height, intr.fx, intr.fy, intr.cx, intr.cy)
@@ -162,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
             stages = {k: _ms([r["stages"][k] for r in runs]) for k in runs[0]["stages"]}
             totals = [r["stages"]["total"] + r["overhead"] for r in runs]
             rows.append({"pipeline": name, "resolution": f"{width}x{height}", "stages_ms": stages,
-                         "overhead_ms": {k: _ms([r[k] for r in runs]) for k in ("decode", "build_messages", "serialize", "overhead", "core_overhead")},
+                         "overhead_ms": {k: _ms([r[k] for r in runs]) for k in OVERHEAD_KEYS},
                          "frames_per_s": round(1e3 / float(np.mean(totals)), 2),
                          "cloud_vs_open3d": cloud_versus_open3d(runs[-1]["result"])})
     memory = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

@@ -1,7 +1,9 @@
 """`amodal-depth`: one command with a subcommand per tool.
 
 Each subcommand is a module exposing ``add_arguments(parser)`` and ``run(args) -> int``; its
-docstring's first line is the subcommand's help. Adding a tool = one line in ``SUBCOMMANDS``.
+docstring's first line is the subcommand's help. Adding a tool = one line in ``SUBCOMMANDS``. A tool
+whose module cannot be imported here (rclpy missing on a machine without ROS, say) stays listed and
+says why when called; the others work.
 """
 from __future__ import annotations
 
@@ -28,7 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="amodal-depth", description="Visible and amodal depth for ROS 2 cameras.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module_name in SUBCOMMANDS.items():
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            reason = f"amodal-depth {name} is unavailable here: {exc}"
+            command = sub.add_parser(name, help=f"(unavailable: {exc})", add_help=False)
+            command.add_argument("rest", nargs=argparse.REMAINDER)
+            command.set_defaults(run=lambda args, reason=reason: print(reason, file=sys.stderr) or 2)
+            continue
         doc = (module.__doc__ or "").strip()
         command = sub.add_parser(name, help=doc.split("\n", 1)[0], description=doc,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
