@@ -5,7 +5,7 @@ from amodal_depth_ros.models.segmentation_net import INPUT_CHANNELS, network_siz
 from amodal_depth_ros.synthetic.scene import box_in_front_of_wall, render
 from amodal_depth_ros.synthetic.sensor import rgbd_camera_depth
 from amodal_depth_ros.synthetic.tabletop import generate_tabletop, random_tabletop
-from amodal_depth_ros.training.segmentation_samples import UNKNOWN, FrameCache, border_band, cache_row, frame_labels, \
+from amodal_depth_ros.training.segmentation_samples import UNKNOWN, FrameCache, cache_row, frame_labels, outline, \
     training_crop
 
 
@@ -48,7 +48,7 @@ def test_occluder_labels_say_who_is_in_front_at_outlines():
     truth = render(*box_in_front_of_wall(160, 120))
     ids, structure, occluder = frame_labels(truth)
     box, wall = truth.id_of("box"), truth.id_of("wall")
-    edge = border_band(ids)
+    edge = outline(ids)
     assert set(np.unique(occluder[edge & (ids == box)])) == {1}    # the box hides the wall
     assert set(np.unique(occluder[edge & (ids == wall)])) == {0}   # the wall hides nothing
     assert (occluder[~edge] == UNKNOWN).mean() > 0.9
@@ -63,9 +63,8 @@ def test_training_crops_are_network_inputs_with_their_targets(tmp_path):
     assert crop.inputs.shape == (INPUT_CHANNELS, 48, 64) and crop.boundary.shape == (48, 64)
     assert np.isfinite(crop.inputs).all()
     assert set(np.unique(crop.boundary)) <= {0, 1}
-    scored = crop.occluder != UNKNOWN
-    assert scored.any() and (crop.boundary[scored] != UNKNOWN).all()   # near borders only
-    assert crop.boundary.mean() < 0.2                                   # a one-pixel outline
+    assert (crop.occluder[crop.boundary != 1] == UNKNOWN).all()   # scored on the outline only
+    assert 0 < crop.boundary.mean() < 0.3
 
 
 def test_normals_of_a_fronto_parallel_wall_face_the_camera():

@@ -26,7 +26,8 @@ from .segmentation_net import INPUT_CHANNELS, OUTPUTS, SegmentationNet, network_
 from .stages import WEIGHTS_DIR, LearnedStage, load_weights, select_device
 
 BOUNDARY, STRUCTURE, OCCLUDER = (OUTPUTS.index(name) for name in ("boundary", "structure", "occluder"))
-SNAP_RADIUS = 4          # full-resolution pixels searched for a core next to an outline pixel
+SNAP_RADIUS = 3          # pixels searched for a core next to an outline pixel
+SNAP_REACH = 1.5         # ... in pixels of the network's resolution
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -36,24 +37,28 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 def snap_outlines(labels: np.ndarray, depth: np.ndarray, outline: np.ndarray, radius: int = SNAP_RADIUS) -> np.ndarray:
     """Give each ``outline`` pixel the label of the core pixel within ``radius`` whose depth is closest
     (relative difference, then distance; without depth the nearest core pixel). Vectorised over the
-    outline pixels, one pass per offset."""
+    outline pixels, one pass per offset, on flat indices into an edge-padded copy."""
     rows, cols = np.nonzero(outline)
     if rows.size == 0:
         return labels
-    h, w = labels.shape
-    own = depth[rows, cols]
+    r = radius
+    core = np.pad(np.where(outline, 0, labels), r)            # zero padding: no core beyond the image
+    padded_depth = np.pad(depth, r, constant_values=np.nan)
+    width = core.shape[1]
+    centre = (rows + r) * width + (cols + r)
+    core_flat, depth_flat = core.ravel(), padded_depth.ravel()
+    own = depth_flat[centre]
     best_label = np.zeros(rows.size, np.int32)
     best_cost = np.full(rows.size, np.inf, np.float32)
-    offsets = sorted(((dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)
-                      if 0 < dy * dy + dx * dx <= radius * radius), key=lambda o: o[0] ** 2 + o[1] ** 2)
-    core = np.where(outline, 0, labels)
+    offsets = sorted(((dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1) if 0 < dy * dy + dx * dx <= r * r),
+                     key=lambda o: o[0] ** 2 + o[1] ** 2)
     with np.errstate(invalid="ignore"):
         for dy, dx in offsets:
-            r, c = np.clip(rows + dy, 0, h - 1), np.clip(cols + dx, 0, w - 1)
-            candidate = core[r, c]
-            other = depth[r, c]
+            index = centre + (dy * width + dx)
+            candidate = core_flat[index]
+            other = depth_flat[index]
             cost = np.abs(other - own) / np.fmin(other, own)
-            cost = np.where(np.isfinite(cost), cost, 1.0) + np.float32(0.002 * np.hypot(dy, dx))
+            cost = np.where(np.isfinite(cost), cost, np.float32(1.0)) + np.float32(0.002 * np.hypot(dy, dx))
             better = (candidate > 0) & (cost < best_cost)
             best_label[better], best_cost[better] = candidate[better], cost[better]
     out = labels.copy()
@@ -76,7 +81,8 @@ def decode(logits: np.ndarray, depth: np.ndarray, min_core: int, depth_jump: flo
     labels = cv2.resize(cores, (width, height), interpolation=cv2.INTER_NEAREST) if full else cores
     boundary = cv2.resize(logits[BOUNDARY], (width, height), interpolation=cv2.INTER_LINEAR) if full else logits[BOUNDARY]
     outline = (boundary >= 0.0) | (labels == 0)
-    labels = snap_outlines(labels, depth, outline)
+    # Outlines are a pixel or two wide at the network's resolution: search as far at the frame's.
+    labels = snap_outlines(labels, depth, outline, int(np.ceil(SNAP_REACH * max(height / h, width / w))))
     valid = np.isfinite(depth)
     labels = absorb_unlabelled(labels, depth, valid, depth_jump)   # outline pixels no core reached
     segmentation = relabel(labels)

@@ -134,18 +134,9 @@ def resized(truth: GroundTruthFrame, width: int, height: int) -> GroundTruthFram
 
 
 def outline(ids: np.ndarray) -> np.ndarray:
-    """(H, W) bool: the one-pixel outline the network learns: pixels whose right or lower neighbour has another
-    id. Every pair of 4-neighbours of two instances has one of them on it, so the 4-connected regions off the
-    outline never join two instances, and a sliver three pixels wide keeps a core of two."""
-    b = np.zeros(ids.shape, bool)
-    b[:-1] |= ids[1:] != ids[:-1]
-    b[:, :-1] |= ids[:, 1:] != ids[:, :-1]
-    return b
-
-
-def border_band(ids: np.ndarray) -> np.ndarray:
-    """(H, W) bool: pixels with a 4-neighbour of another id (both sides of every border), where the
-    occluder map is scored."""
+    """(H, W) bool: the outline the network learns and the occluder map is scored on: pixels with a
+    4-neighbour of another id (both sides of every instance border, two pixels wide). A one-pixel outline
+    (one side only) keeps more of thin slivers but leaks: tried, 0.82 against 0.90 overlap F at 2000 steps."""
     b = np.zeros(ids.shape, bool)
     dy = ids[1:] != ids[:-1]
     dx = ids[:, 1:] != ids[:, :-1]
@@ -179,7 +170,7 @@ class Crop:
     inputs: np.ndarray      # (C, h, w) float32
     boundary: np.ndarray    # (h, w) uint8 0/1/UNKNOWN
     structure: np.ndarray   # (h, w) uint8
-    occluder: np.ndarray    # (h, w) uint8, scored on both sides of every border only
+    occluder: np.ndarray    # (h, w) uint8, scored on outline pixels only
 
 
 def training_crop(cache: FrameCache, index: int, rng: np.random.Generator, size: tuple[int, int],
@@ -216,4 +207,4 @@ def training_crop(cache: FrameCache, index: int, rng: np.random.Generator, size:
         inputs[5:8] = 0.0   # colour off now and then: depth alone must do
     known = ids > 0
     boundary = np.where(known, outline(ids), UNKNOWN).astype(np.uint8)
-    return Crop(inputs, boundary, structure, np.where(known & border_band(ids), occluder, UNKNOWN).astype(np.uint8))
+    return Crop(inputs, boundary, structure, np.where(boundary == 1, occluder, UNKNOWN).astype(np.uint8))

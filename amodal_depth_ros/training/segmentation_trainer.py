@@ -40,13 +40,13 @@ SOURCES = {"rooms": generate, "tabletop": generate_tabletop}
 @dataclass
 class SegmentationTrainConfig:
     out: str = "out/train_segmentation"
-    room_seeds: tuple[int, int] = (10_000, 16_000)        # [start, stop): eval uses 0..9999
-    tabletop_seeds: tuple[int, int] = (10_000, 16_000)
+    room_seeds: tuple[int, int] = (10_000, 15_000)        # [start, stop): eval uses 0..9999
+    tabletop_seeds: tuple[int, int] = (10_000, 15_000)
     val_seeds: tuple[int, int] = (1_000_000, 1_000_040)   # of each source
     width: int = 320
     height: int = 240
     crop: tuple[int, int] = (160, 160)                    # (w, h) of the training crops
-    steps: int = 20_000
+    steps: int = 12_000
     batch: int = 16
     lr: float = 2e-3
     seed: int = 0
