@@ -73,9 +73,11 @@ def test_stage_partitions_the_frame_and_falls_back_without_weights(random_weight
     stage = LearnedSegmenter(random_weights, device="cpu", long_side=160)
     segmentation = stage(truth.to_rgbd_frame(), truth.depth)
     assert segmentation.labels.shape == truth.depth.shape and segmentation.occluder.shape == truth.depth.shape
-    assert set(segmentation.class_names) <= {"object", "structure"} and len(segmentation.class_names) == segmentation.ids.size
+    assert set(segmentation.class_names) <= {"object", "structure"}
+    assert len(segmentation.class_names) == segmentation.ids.size
     assert stage.backend_status == "torch on cpu (fp32)" and stage.backend_error == ""
-    pipeline = AmodalDepthPipeline({"segmentation.method": "learned", "segmentation.weights": str(tmp_path / "none.pt")})
+    missing = str(tmp_path / "none.pt")
+    pipeline = AmodalDepthPipeline({"segmentation.method": "learned", "segmentation.weights": missing})
     assert type(pipeline.segmentation).__name__ == "GeometricSegmenter"
     assert "segmentation" in pipeline.fallbacks and "none.pt" in pipeline.fallbacks["segmentation"]
 
@@ -104,7 +106,8 @@ def test_training_command_learns_and_resumes_exactly(tmp_path, monkeypatch):
               "--workers", "1", "--checkpoint-every", "2", "--steps", "4", "--device", "cpu"]
     assert cli.main(common + ["--out", str(tmp_path / "straight")]) == 0
     summary = json.loads((tmp_path / "straight" / "summary.json").read_text())
-    assert [h["step"] for h in summary["history"]] == [2, 4] and all(np.isfinite(h["total"]) for h in summary["history"])
+    assert [h["step"] for h in summary["history"]] == [2, 4]
+    assert all(np.isfinite(h["total"]) for h in summary["history"])
     card = (tmp_path / "straight" / "MODEL_CARD.segmentation.md").read_text()
     assert "--network segmentation" in card and "10000..10002" in card
 
@@ -164,3 +167,28 @@ def test_segmentation_tensorrt_engine_takes_over_and_matches_torch(random_weight
     assert stage.wait_ready(600) and stage.backend_error == ""
     assert stage.backend_status.startswith("tensorrt")
     assert np.abs(stage.run(x) - expected).max() < 2e-2 * np.abs(expected).max() + 1e-2
+
+
+def test_composite_sets_join_the_training_frames_partly_labelled(tmp_path):
+    from amodal_depth_ros.datasets.composite_set import write_composite_set
+    from amodal_depth_ros.datasets.composites import build_composites
+    from amodal_depth_ros.datasets.rgbd_folder import RGBDSample
+    from amodal_depth_ros.synthetic.scene import random_scene
+    from amodal_depth_ros.training.segmentation_samples import UNKNOWN, FrameCache
+
+    frames = [render(*random_scene(seed, 160, 120)) for seed in (0, 1)]
+    sources = [RGBDSample(f"f{i}", f.rgb, f.depth, f.intrinsics) for i, f in enumerate(frames)]
+    items = list(build_composites(sources, per_frame=2, seed=0))
+    write_composite_set(tmp_path / "set", items, "test", 0, previews=0)
+    out = tmp_path / "train"
+    assert cli.main(["train", "--network", "segmentation", "--out", str(out), "--train-seeds", "10000-10000",
+                     "--tabletop-seeds", "10000-10000", "--val-seeds", "1000000-1000000", "--width", "128",
+                     "--height", "96", "--crop", "64x48", "--batch", "2", "--workers", "1", "--steps", "2",
+                     "--device", "cpu", "--composites", str(tmp_path / "set"), "--composite-share", "0.5"]) == 0
+    cache = FrameCache.open(out / "frames")
+    assert len(cache) == 2 + len(items) and not cache.rendered[2:].any()
+    composite = cache.ids[2]
+    assert set(np.unique(composite)) == {0, 1, 2}                   # target, occluder, the rest unlabelled
+    assert (cache.structure[2] == UNKNOWN).all()                    # a real frame's structure is not known
+    assert set(np.unique(cache.occluder[2][cache.occluder[2] != UNKNOWN])) == {0, 1}   # the occluder hides the target
+    assert "composite sets" in (out / "MODEL_CARD.segmentation.md").read_text()

@@ -51,3 +51,34 @@ def test_pictures_command_writes_the_readme_pictures(tmp_path):
     view = cv2.imread(str(tmp_path / "cloud_view.png"))[..., ::-1]
     highlighted = np.isin(view.reshape(-1, 3) @ [65536, 256, 1], LAYER_RGB[1:].astype(np.int64) @ [65536, 256, 1])
     assert highlighted.sum() > 20                             # hidden surfaces are visible from the side
+
+
+def test_pictures_of_real_frames_show_segmentation_and_hidden_surfaces(tmp_path):
+    """A folder in the intrinsics.json + color.png / depth.png layout (as GraspNet's), drawn as one picture:
+    input | segmentation | completed hidden surfaces."""
+    from amodal_depth_ros.synthetic.scene import box_in_front_of_wall, render
+
+    truth = render(*box_in_front_of_wall(160, 120))
+    folder = tmp_path / "camera"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "color.png"), truth.rgb[..., ::-1])
+    cv2.imwrite(str(folder / "depth.png"), np.round(truth.depth * 1000).astype(np.uint16))
+    i = truth.intrinsics
+    (folder / "intrinsics.json").write_text(f'{{"fx": {i.fx}, "fy": {i.fy}, "cx": {i.cx}, "cy": {i.cy}, '
+                                            '"depth_scale": 1000}')
+    params = tmp_path / "p.yaml"
+    params.write_text("/**:\n  ros__parameters:\n    amodal_mask:\n      method: convex_hull\n"
+                      "    amodal_depth:\n      method: plane_fit\n    segmentation:\n      method: geometric\n")
+    out = tmp_path / "out"
+    assert cli.main(["pictures", str(out), "--no-demo", "--params", str(params), "--real", str(folder)]) == 0
+    picture = cv2.imread(str(out / "real_camera.png"))[..., ::-1]
+    assert picture.shape == (300, 1200, 3)
+    segmentation, hidden = picture[:, 400:800], picture[:, 800:]
+    box = cv2.resize(truth.instance_ids.astype(np.uint8), (400, 300), interpolation=cv2.INTER_NEAREST) == 2
+    inner = cv2.erode(box.view(np.uint8), np.ones((5, 5), np.uint8)).view(bool)
+    wall_colour, box_colour = np.median(segmentation[~box], axis=0), np.median(segmentation[inner], axis=0)
+    assert np.abs(wall_colour - box_colour).max() > 40          # box and wall are two instances
+    # The wall is completed behind the box: the hidden panel is tinted there, the darkened input elsewhere.
+    change = np.abs(hidden.astype(float) - 0.35 * picture[:, :400]).max(axis=2)
+    assert np.median(change[inner]) > 25 and np.median(change[~box]) < 3
+    assert cli.main(["pictures", str(out), "--real", str(tmp_path / "nowhere")]) == 2

@@ -94,7 +94,8 @@ def test_stuff_pairs_are_not_order_targets():
     stuff = truth.stuff.copy()
     stuff[:] = True
     everything_stuff = GroundTruthFrame(truth.rgb, truth.depth, truth.instance_ids, truth.amodal_masks,
-                                        truth.object_depths, truth.names, truth.intrinsics, truth.occlusion_pairs, stuff)
+                                        truth.object_depths, truth.names, truth.intrinsics, truth.occlusion_pairs,
+                                        stuff)
     assert true_order_pairs(everything_stuff) == [] and len(true_order_pairs(truth)) >= 2
 
 

@@ -90,7 +90,8 @@ def match(true_masks: list[np.ndarray], pred_masks: list[np.ndarray]) -> tuple[n
     return np.stack([rows[keep], cols[keep]], axis=1), f
 
 
-def prf(true_masks: list[np.ndarray], pred_masks: list[np.ndarray], pairs: np.ndarray | None = None) -> dict[str, float]:
+def prf(true_masks: list[np.ndarray], pred_masks: list[np.ndarray],
+        pairs: np.ndarray | None = None) -> dict[str, float]:
     """Overlap and boundary P/R/F and F@.75 of one frame; ``pairs`` (true, predicted) is the Hungarian
     matching of these masks unless given (the amodal scores reuse the visible matching)."""
     if not true_masks or not pred_masks:

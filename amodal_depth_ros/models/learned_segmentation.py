@@ -79,7 +79,8 @@ def decode(logits: np.ndarray, depth: np.ndarray, min_core: int, depth_jump: flo
     cores = components((logits[BOUNDARY] < 0.0) & ~change, min_core)
     full = (height, width) != (h, w)
     labels = cv2.resize(cores, (width, height), interpolation=cv2.INTER_NEAREST) if full else cores
-    boundary = cv2.resize(logits[BOUNDARY], (width, height), interpolation=cv2.INTER_LINEAR) if full else logits[BOUNDARY]
+    boundary = (cv2.resize(logits[BOUNDARY], (width, height), interpolation=cv2.INTER_LINEAR) if full
+                else logits[BOUNDARY])
     outline = (boundary >= 0.0) | (labels == 0)
     # Outlines are a pixel or two wide at the network's resolution: search as far at the frame's.
     labels = snap_outlines(labels, depth, outline, int(np.ceil(SNAP_REACH * max(height / h, width / w))))

@@ -100,6 +100,6 @@ class SegmentationNet(nn.Module):
         for stage in self.down:
             skips.append(stage(skips[-1]))
         y = self.context(skips[-1])
-        for lateral, up, skip in zip(self.lateral, self.up, skips[-1::-1]):
+        for lateral, up, skip in zip(self.lateral, self.up, skips[::-1], strict=True):
             y = up(F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False) + lateral(skip))
         return self.head(y)

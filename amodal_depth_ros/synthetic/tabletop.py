@@ -82,7 +82,8 @@ def random_tabletop(seed: int, width: int = 320, height: int = 240) -> World:
             if placed and rng.random() < 0.9:   # next to an object already there: touching clutter
                 px, pz, pr = placed[int(rng.integers(len(placed)))]
                 angle = rng.uniform(0, 2 * math.pi)
-                x, z = px + (pr + solid.radius + gap) * math.cos(angle), pz + (pr + solid.radius + gap) * math.sin(angle)
+                reach = pr + solid.radius + gap
+                x, z = px + reach * math.cos(angle), pz + reach * math.sin(angle)
             else:
                 x, z = centre + rng.normal(0.0, spread, 2)
             if on_table(x, z, solid.radius) and free(x, z, solid.radius, min(gap, 0.002) * 0.99):

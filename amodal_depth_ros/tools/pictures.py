@@ -96,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
         written.append(f"{', '.join(pictures)}: {len(result.instances)} instances, cloud layers {layers.tolist()}")
     for sample, path in real:
         result = pipeline(RGBDFrame(sample.rgb, sample.intrinsics, sample.depth))
-        name = f"real_{re.sub(r'[^A-Za-z0-9_-]+', '_', path.name)}_{re.sub(r'[^A-Za-z0-9_-]+', '_', sample.name)}.png"
+        stem = path.name if sample.name == path.name else f"{path.name}_{sample.name}"
+        name = f"real_{re.sub(r'[^A-Za-z0-9_-]+', '_', stem)}.png"
         vis.write_png(args.out / name, real_picture(result))
         occluded = sum(1 for inst in result.instances if inst.hidden_mask.any())
         written.append(f"{name}: {len(result.instances)} instances, {occluded} with completed hidden parts")

@@ -90,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
                       composites=tuple(args.composites), composite_share=args.composite_share, init=args.init)
     summary = train(cfg, resume=args.resume, command=tuple(getattr(args, "command_line", ())))
     last = summary["history"][-1] if summary["history"] else {}
-    print(f"trained {cfg.steps} steps on {summary['train_samples']} samples in {summary['seconds']} s ({summary['device']}); "
+    print(f"trained {cfg.steps} steps on {summary['train_samples']} samples in {summary['seconds']} s "
+          f"({summary['device']}); "
           f"validation: occluded mask IoU {last.get('occluded_iou', float('nan')):.3f}, "
           f"hidden |log ratio| {last.get('hidden_log_l1', float('nan')):.4f}")
     if args.install:

@@ -187,7 +187,8 @@ def training_crop(cache: FrameCache, index: int, rng: np.random.Generator, size:
     def nearest(a: np.ndarray) -> np.ndarray:
         return cv2.resize(np.ascontiguousarray(a[window]), (w, h), interpolation=cv2.INTER_NEAREST)
 
-    ids, structure, occluder = nearest(cache.ids[index]), nearest(cache.structure[index]), nearest(cache.occluder[index])
+    ids, structure = nearest(cache.ids[index]), nearest(cache.structure[index])
+    occluder = nearest(cache.occluder[index])
     depth = nearest(cache.depth[index]).astype(np.float32)
     rgb = cv2.resize(np.ascontiguousarray(cache.rgb[index][window]), (w, h), interpolation=cv2.INTER_AREA)
     fx, fy, cx, cy = (float(v) for v in cache.intrinsics[index])

@@ -187,7 +187,8 @@ def train(cfg: SegmentationTrainConfig, resume: bool = False, command: tuple[str
     with get_context("spawn").Pool(max(1, cfg.workers - 1), initializer=_init_worker,
                                    initargs=(str(cache_folder),)) as pool:
         ahead = cfg.workers + 1   # batches prepared ahead of the step that needs them
-        pending = {s: pool.apply_async(make_batch, ((cfg, s, len(jobs)),)) for s in range(step, min(step + ahead, cfg.steps))}
+        pending = {s: pool.apply_async(make_batch, ((cfg, s, len(jobs)),))
+                   for s in range(step, min(step + ahead, cfg.steps))}
         while step < cfg.steps:
             arrays = pending.pop(step).get()
             if step + ahead < cfg.steps:
@@ -251,7 +252,8 @@ Trained by this package's own command:
   are never trained on. No external weights or data.
 {init}- **Training**: {cfg["steps"]} steps of batch {cfg["batch"]}, AdamW lr {cfg["lr"]} (cosine), seed {cfg["seed"]},
   {summary["device"]}, {summary["seconds"]:.0f} s, torch {torch.__version__}.
-- **Validation** (last checkpoint, whole frames, UOIS protocol): visible overlap F {last.get("overlap_f", float("nan")):.3f},
+- **Validation** (last checkpoint, whole frames, UOIS protocol): visible overlap F
+  {last.get("overlap_f", float("nan")):.3f},
   boundary F {last.get("boundary_f", float("nan")):.3f}, F@.75 {last.get("f75", float("nan")):.3f}, occlusion-order
   accuracy {last.get("order_accuracy", float("nan")):.3f}.
 """
