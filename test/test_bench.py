@@ -15,7 +15,15 @@ def test_bench_reports_stages_overhead_and_open3d_peer(tmp_path, capsys):
     assert row["overhead_ms"]["overhead"]["p50"] > 0 and row["frames_per_s"] > 0
     assert row["cloud_vs_open3d"]["ours_ms"] > 0 and row["cloud_vs_open3d"]["open3d_ms"] > 0
     assert report["peak_rss_mb"] > 50 and report["torch_device"] in ("cpu", "cuda")
-    assert "open3d ms" in capsys.readouterr().out
+    # The segmentation network alone, per backend: its parts add up to its total.
+    rows = {r["backend"]: r for r in report["segmentation_network"]}
+    assert {"torch", "onnxruntime"} <= set(rows)
+    assert rows["onnxruntime"]["status"].startswith("onnxruntime") and rows["torch"]["network_input"] == "160x128"
+    for r in rows.values():
+        parts = sum(r["ms"][k]["p50"] for k in ("inputs", "network", "decode"))
+        assert r["ms"]["network"]["p50"] > 0 and abs(parts - r["ms"]["total"]["p50"]) < 0.5 * r["ms"]["total"]["p50"]
+    out = capsys.readouterr().out
+    assert "open3d ms" in out and "segmentation network" in out
 
 
 def test_bench_skips_tensorrt_where_it_cannot_run_and_refuses_unknown_pipelines(tmp_path, capsys):
@@ -26,7 +34,7 @@ def test_bench_skips_tensorrt_where_it_cannot_run_and_refuses_unknown_pipelines(
         import pytest
         pytest.skip("TensorRT runs here: the row is measured, not skipped")
     assert cli.main(["bench", "--frames", "1", "--resolutions", "160x120", "--pipelines", "learned_tensorrt",
-                     "--out", str(tmp_path)]) == 0
+                     "--no-segmentation-network", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "bench.json").read_text())
     assert report["rows"] == [] and report["skipped"] == {"learned_tensorrt": reason}
     assert cli.main(["bench", "--pipelines", "fastest", "--out", str(tmp_path)]) == 2

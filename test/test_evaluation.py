@@ -131,6 +131,29 @@ def test_eval_command_on_synthetic_frames(tmp_path, capsys):
         assert cv2.imread(str(png)) is not None
     assert len(list((out / "examples").glob("*.png"))) >= 1
     assert "aligned" in capsys.readouterr().out
+    # Segmentation rows (UOIS protocol): the configured segmenter and the geometric baseline.
+    assert "geometric" in report["segmentation"]
+    for method, row in report["segmentation"].items():
+        assert row["frames"] == 2, method
+        assert 0.0 < row["visible"]["overlap_f"] <= 1.0 and 0.0 <= row["visible"]["boundary_f"] <= 1.0
+        assert row["order"]["pairs"] > 0 and row["order"]["matched"] <= row["order"]["pairs"]
+    assert "instance segmentation" in table
+
+
+def test_eval_scores_the_true_segmentation_as_perfect_and_table_tops_load(tmp_path):
+    from amodal_depth_ros.datasets.sources import open_dataset
+    from amodal_depth_ros.evaluation.metrics import ResultTable
+    from amodal_depth_ros.evaluation.segmentation import score_segmentation
+
+    dataset = open_dataset("tabletop:3-4", 160, 120)
+    assert dataset.count == 2 and dataset.name == "tabletop_3-4"
+    table = ResultTable()
+    for truth in dataset:
+        table.add_segmentation("truth", score_segmentation(truth, truth.instance_ids, truth.occlusion(),
+                                                           truth.true_amodal_masks()))
+    row = table.summary()["segmentation"]["truth"]
+    assert row["visible"]["overlap_f"] == 1.0 and row["amodal"]["overlap_f"] == 1.0
+    assert row["order"]["accuracy"] == 1.0
 
 
 def test_eval_command_on_a_ground_truth_bag(tmp_path):

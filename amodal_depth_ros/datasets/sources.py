@@ -1,6 +1,7 @@
 """Ground-truth datasets named on the command line, each an iterable of ``GroundTruthFrame``s.
 
     synthetic:0-499      procedural rooms, seeds 0..499 (``synthetic:500`` = seeds 0..499)
+    tabletop:0-199       table-top clutter (``synthetic.tabletop``), seeds 0..199
     PATH                 a composite set written by ``amodal-depth composites`` (has index.json)
     PATH                 a rosbag2 folder / .mcap / .db3 or a ROS 1 .bag carrying ground-truth topics
 """
@@ -48,9 +49,16 @@ def open_dataset(spec: str, width: int = 320, height: int = 240, depth_noise_std
         return Dataset(f"synthetic_{seeds.start}-{seeds.stop - 1}",
                        f"procedural rooms, seeds {seeds.start}..{seeds.stop - 1}, {width}x{height}", len(seeds),
                        lambda: (generate(seed, width, height, depth_noise_std) for seed in seeds))
+    if spec.startswith("tabletop:"):
+        from ..synthetic.tabletop import generate_tabletop
+
+        seeds = parse_seeds(spec.split(":", 1)[1])
+        return Dataset(f"tabletop_{seeds.start}-{seeds.stop - 1}",
+                       f"table tops, seeds {seeds.start}..{seeds.stop - 1}, {width}x{height}", len(seeds),
+                       lambda: (generate_tabletop(seed, width, height) for seed in seeds))
     path = Path(spec)
     if not path.exists():
-        raise ValueError(f"{spec}: no such file or folder (and not 'synthetic:SEEDS')")
+        raise ValueError(f"{spec}: no such file or folder (and not 'synthetic:SEEDS' or 'tabletop:SEEDS')")
     if (path / "index.json").is_file():
         from .composite_set import iter_composite_set, read_composite_set
 

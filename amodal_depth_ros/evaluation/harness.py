@@ -61,8 +61,12 @@ def build_methods(params: dict[str, Any] | None = None, depth: Iterable[str] = B
     segmenters = {name: STAGE_FACTORIES["segmentation"][name](p) for name in BASELINE_SEGMENTATION_METHODS
                   if name != p["segmentation.method"]} if end_to_end else {}
     # Configured learned stages load here: a missing or corrupt weights file is an error, not a fallback.
+    pipeline = AmodalDepthPipeline(p) if end_to_end else None
+    if pipeline is not None and pipeline.fallbacks:
+        raise ValueError("the configured pipeline cannot be scored as configured: "
+                         + "; ".join(pipeline.fallbacks.values()))
     return Methods(depth={name: STAGE_FACTORIES["amodal_depth"][name](p) for name in depth_names}, mask=masks,
-                   pipeline=AmodalDepthPipeline(p) if end_to_end else None, oracle=oracle, segmentation=segmenters)
+                   pipeline=pipeline, oracle=oracle, segmentation=segmenters)
 
 
 def oracle_plane_depth(truth: GroundTruthFrame, object_id: int) -> np.ndarray:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..core import config
 from ..core.cloud import build_layered_cloud
 from ..core.layers import stack_hidden_surfaces
 from ..core.pipeline import AmodalDepthPipeline
@@ -58,11 +59,49 @@ def wait_for_engines(pipeline: AmodalDepthPipeline) -> None:
             wait(None)
 
 
+def segmentation_network(resolutions: list[tuple[int, int]], frames: int) -> list[dict]:
+    """The segmentation stage alone, split into its parts (input features, network, decoding into
+    instances), per resolution and backend: torch, onnxruntime, and TensorRT where it runs (on CUDA in fp16)."""
+    from ..models.learned_segmentation import LearnedSegmenter, decode
+    from ..models.segmentation_net import network_size, segmentation_inputs
+    from ..models.tensorrt_engine import tensorrt_unavailable
+
+    p = config.defaults()
+    backends = ["torch", "onnxruntime"] + ([] if tensorrt_unavailable() else ["tensorrt"])
+    rows = []
+    for backend in backends:
+        stage = LearnedSegmenter(p["segmentation.weights"], p["inference.device"], backend, p["inference.precision"],
+                                 p["segmentation.network_size"], p["segmentation.min_core"], p["segmentation.depth_jump"])
+        for width, height in resolutions:
+            camera = SyntheticCamera(0, width, height)
+            truth = [camera.frame(i) for i in range(3)]
+            size = network_size(width, height, p["segmentation.network_size"])
+            stage(truth[0].to_rgbd_frame(), truth[0].depth)   # first call of this shape starts its graph / engine
+            stage.wait_ready(None)
+            times: dict[str, list[float]] = {"inputs": [], "network": [], "decode": [], "total": []}
+            for i in range(frames):
+                frame = truth[i % 3]
+                t0 = time.perf_counter()
+                x = segmentation_inputs(frame.rgb, frame.depth, frame.intrinsics, size)
+                t1 = time.perf_counter()
+                logits = stage.run(x[None])[0]
+                t2 = time.perf_counter()
+                decode(logits, frame.depth, stage.min_core, stage.depth_jump)
+                t3 = time.perf_counter()
+                for key, value in (("inputs", t1 - t0), ("network", t2 - t1), ("decode", t3 - t2), ("total", t3 - t0)):
+                    times[key].append(value * 1e3)
+            rows.append({"backend": backend, "status": stage.backend_status, "resolution": f"{width}x{height}",
+                         "network_input": f"{size[0]}x{size[1]}", "ms": {k: _ms(v) for k, v in times.items()}})
+    return rows
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("out/bench"), help="output folder (default: out/bench)")
     parser.add_argument("--frames", type=int, default=20, help="timed frames per configuration (default: 20)")
     parser.add_argument("--resolutions", default="320x240,640x480,1280x720", help="WxH list (default: %(default)s)")
     parser.add_argument("--pipelines", default=",".join(PIPELINES), help=f"some of {', '.join(PIPELINES)} (default: all)")
+    parser.add_argument("--no-segmentation-network", action="store_true",
+                        help="skip the table of the segmentation network alone (features, network, decoding)")
 
 
 def _ms(samples: list[float]) -> dict[str, float]:
@@ -176,22 +215,32 @@ def run(args: argparse.Namespace) -> int:
                          "overhead_ms": {k: _ms([r[k] for r in runs]) for k in OVERHEAD_KEYS},
                          "frames_per_s": round(1e3 / float(np.mean(totals)), 2),
                          "cloud_vs_open3d": cloud_versus_open3d(runs[-1]["result"])})
+    segmentation = [] if args.no_segmentation_network else segmentation_network(resolutions, args.frames)
     memory = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
               "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None}
     width = max([len("pipeline")] + [len(r["pipeline"]) for r in rows])
-    print(f"{'pipeline':{width}s} {'size':>9s} {'fps':>6s} {'pipe p50':>9s} {'p95':>7s} {'seg p50':>8s} {'overhead p50':>13s} "
-          f"{'w/o instances':>14s} {'cloud ms':>9s} {'open3d ms':>10s}")
+    print(f"{'pipeline':{width}s} {'size':>9s} {'fps':>6s} {'pipe p50':>9s} {'p95':>7s} {'seg p50':>8s} "
+          f"{'overhead p50':>13s} {'w/o instances':>14s} {'cloud ms':>9s} {'open3d ms':>10s}")
     for r in rows:
-        print(f"{r['pipeline']:{width}s} {r['resolution']:>9s} {r['frames_per_s']:6.2f} {r['stages_ms']['total']['p50']:9.1f} "
+        print(f"{r['pipeline']:{width}s} {r['resolution']:>9s} {r['frames_per_s']:6.2f} "
+              f"{r['stages_ms']['total']['p50']:9.1f} "
               f"{r['stages_ms']['total']['p95']:7.1f} {r['stages_ms']['segmentation']['p50']:8.1f} "
               f"{r['overhead_ms']['overhead']['p50']:13.1f} "
               f"{r['overhead_ms']['core_overhead']['p50']:14.1f} "
               f"{r['cloud_vs_open3d']['ours_ms']:9.1f} {r['cloud_vs_open3d']['open3d_ms']:10.1f}")
+    if segmentation:
+        print(f"\n{'segmentation network':28s} {'size':>9s} {'input':>8s} {'features':>9s} {'network':>8s} "
+              f"{'decode':>7s} {'total p50':>10s} {'p95':>6s}")
+        for r in segmentation:
+            ms = r["ms"]
+            print(f"{r['status'][:28]:28s} {r['resolution']:>9s} {r['network_input']:>8s} {ms['inputs']['p50']:9.1f} "
+                  f"{ms['network']['p50']:8.1f} {ms['decode']['p50']:7.1f} {ms['total']['p50']:10.1f} "
+                  f"{ms['total']['p95']:6.1f}")
     print(f"peak RSS {memory['peak_rss_mb']} MB; peak GPU memory {memory['peak_gpu_mb']} MB; "
           f"torch device {'cuda' if torch.cuda.is_available() else 'cpu'}")
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"machine": platform.platform(), "cpus": os.cpu_count(),
               "torch_device": "cuda" if torch.cuda.is_available() else "cpu", "rows": rows, "skipped": skipped,
-              **memory}
+              "segmentation_network": segmentation, **memory}
     (args.out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
     return 0

@@ -1,12 +1,16 @@
 """Score amodal masks and amodal depth on ground truth: baselines and the configured pipeline side by side.
 
-DATASET is 'synthetic:0-499' (procedural rooms by seed), a composite set from `amodal-depth composites`,
-or a rosbag with ground-truth topics (see datasets/bag.py). Depth methods get the true amodal masks
-(the protocol of Amodal Depth Anything): nearest = nearest visible pixel, telea = OpenCV inpainting,
-plane_fit = the node's geometric stage, plus the configured one; mask methods get the true visible
-segmentation (visible_only, convex_hull, configured); 'pipeline' runs the configured pipeline end to end
-from its own segmentation. Only occluded pixels are scored, raw and after scale+shift alignment on the
-visible part. Writes OUT/NAME/{results.json, table.txt, abs_rel.png, examples/*.png} per dataset.
+DATASET is 'synthetic:0-499' (procedural rooms by seed), 'tabletop:0-199' (table-top clutter by seed), a
+composite set from `amodal-depth composites`, or a rosbag with ground-truth topics (see datasets/bag.py).
+Depth methods get the true amodal masks (the protocol of Amodal Depth Anything): nearest = nearest visible
+pixel, telea = OpenCV inpainting, plane_fit = the node's geometric stage, plus the configured one; mask
+methods get the true visible segmentation (visible_only, convex_hull, configured); 'pipeline' runs the
+configured pipeline end to end from its own segmentation. Only occluded pixels are scored, raw and after
+scale+shift alignment on the visible part. Segmentation (the UOIS/UOAIS protocol, evaluation/segmentation.py):
+the configured segmenter and the geometric one, each followed by the pipeline's occlusion and amodal mask
+stages: overlap and boundary P/R/F and F@.75 of visible masks (all instances) and of the objects' amodal
+masks and occluded parts, and pairwise occlusion-order accuracy. Writes OUT/NAME/{results.json, table.txt,
+abs_rel.png, examples/*.png} per dataset.
 """
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ ORACLE_NOTE = (f"\n{ORACLE_PLANE}: a reference, not a method: each hidden part f
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("datasets", nargs="+", metavar="DATASET", help="synthetic:START-END, a composite set or a bag")
+    parser.add_argument("datasets", nargs="+", metavar="DATASET", help="synthetic:START-END, tabletop:START-END, a composite set or a bag")
     parser.add_argument("--out", type=Path, default=Path("out/eval"), help="output folder (default: out/eval)")
     parser.add_argument("--params", type=Path, default=None, help="pipeline parameter file (default: built-in defaults)")
     parser.add_argument("--depth-methods", default=",".join(BASELINE_DEPTH_METHODS),

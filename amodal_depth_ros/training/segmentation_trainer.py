@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..core.occlusion import BoundaryDepthOrder
-from ..datasets.composite_set import iter_composite_set
+from ..datasets.composite_set import iter_composite_set, read_composite_set
 from ..datasets.frame import GroundTruthFrame
 from ..evaluation.segmentation import SegmentationTable, score_segmentation
 from ..models.learned_segmentation import decode
@@ -72,14 +72,16 @@ def build_cache(folder: Path, cfg: SegmentationTrainConfig, jobs: list[tuple[str
     meta = {"jobs": [list(j) for j in jobs], "composites": list(composites), "size": [cfg.width, cfg.height]}
     if (folder / "cache.json").is_file() and json.loads((folder / "cache.json").read_text()) == meta:
         return FrameCache.open(folder)
-    composite_frames = [f for folder_ in composites for f in iter_composite_set(Path(folder_))]
-    cache = FrameCache.create(folder, len(jobs) + len(composite_frames), cfg.height, cfg.width)
+    composite_count = sum(len(read_composite_set(Path(c))) for c in composites)
+    cache = FrameCache.create(folder, len(jobs) + composite_count, cfg.height, cfg.width)
     tasks = [(source, seed, cfg.width, cfg.height) for source, seed in jobs]
     with get_context("spawn").Pool(max(1, cfg.workers), initializer=torch.set_num_threads, initargs=(1,)) as pool:
         for index, row in enumerate(tqdm(pool.imap(_render, tasks, chunksize=4), total=len(tasks), desc=desc,
                                          unit="frame")):
             cache.put(index, row)
-    for k, truth in enumerate(tqdm(composite_frames, desc="composites", unit="frame", disable=not composite_frames)):
+    composite_frames = (f for c in composites for f in iter_composite_set(Path(c)))   # one at a time: 640x480 each
+    for k, truth in enumerate(tqdm(composite_frames, total=composite_count, desc="composites", unit="frame",
+                                   disable=not composite_count)):
         cache.put(len(jobs) + k, cache_row(truth, cfg.width, cfg.height, rendered=False, partial=True))
     cache.flush(folder, meta)
     return FrameCache.open(folder)
