@@ -34,7 +34,9 @@ def test_depth_anything_exports_with_layernorm_and_softmax(tmp_path):
 def test_export_command_on_the_shipped_weights(tmp_path, capsys):
     assert cli.main(["export", str(tmp_path), "--batch", "2"]) == 0
     report = json.loads((tmp_path / "export.json").read_text())
-    assert set(report) == {"amodal_mask", "amodal_depth"}
+    assert set(report) == {"amodal_mask", "amodal_depth", "segmentation"}
+    assert report["segmentation"]["static"] and report["segmentation"]["uncommon_ops"] == []
+    assert max(entry["max_abs_diff"] for entry in report.values()) < 1e-3
     assert "onnxruntime max |diff|" in capsys.readouterr().out
     assert cli.main(["export", str(tmp_path), "--mask-weights", str(tmp_path / "none.pt")]) == 2
 

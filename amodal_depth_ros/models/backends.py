@@ -18,6 +18,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 import torch
+from torch.fx.experimental.optimization import fuse
 
 from .crops import CROP_SIZE
 from .export import INPUT_NAMES, OUTPUT_NAMES, example_inputs, export_onnx, onnxruntime_session
@@ -86,12 +87,25 @@ def _cuda_graph(net: torch.nn.Module, static_inputs: list[torch.Tensor]) -> Call
     return run
 
 
+def cpu_inference_net(net: torch.nn.Module) -> torch.nn.Module:
+    """``net`` for fp32 inference on the CPU: batch norms folded into the convolutions before them (a copy;
+    ``net`` itself stays exportable) and channels-last memory, together 1.5-2x faster than eager on two
+    cores. A network torch.fx cannot trace (data-dependent checks, as in Depth Anything) is only made
+    channels-last."""
+    net = net.cpu().eval()
+    try:
+        net = fuse(net)
+    except Exception:   # fx raises whatever the traced code raises on a Proxy; the net then runs unfused
+        pass
+    return net.to(memory_format=torch.channels_last)
+
+
 def torch_runner(net: torch.nn.Module, device: torch.device, kind: str, precision: str = "fp32",
                  batch: int = ONNX_BATCH) -> Runner:
     """Eager on the CPU (always fp32); on CUDA in ``precision`` and replayed as a CUDA graph per ``batch``
     crops (eager if capture fails)."""
     if device.type != "cuda":
-        net = net.to(device)
+        net = cpu_inference_net(net)
 
         def eager_cpu(*arrays: np.ndarray) -> np.ndarray:
             with torch.no_grad():
@@ -154,10 +168,12 @@ def tensorrt_runner(net: torch.nn.Module, kind: str, weights: Path, device: torc
 
 def torch_image_runner(net: torch.nn.Module, device: torch.device, precision: str = "fp32") -> Runner:
     """Eager torch for a fully convolutional image network whose input shape follows the camera: on the CPU
-    in fp32 and channels-last memory (about twice as fast for small convolutions on few cores), on CUDA in
-    ``precision``."""
+    in fp32 (``cpu_inference_net``), on CUDA in ``precision`` and channels-last."""
     dtype = torch.float16 if device.type == "cuda" and precision == "fp16" else torch.float32
-    net = net.to(device, dtype).to(memory_format=torch.channels_last).eval()
+    if device.type == "cuda":
+        net = net.to(device, dtype).to(memory_format=torch.channels_last).eval()
+    else:
+        net = cpu_inference_net(net)
 
     def run(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():

@@ -166,8 +166,14 @@ class SpadeAmodalDepth(LearnedStage):
         if self.planes is None or self.planar_tolerance <= 0 or visible.mean() < self.planar_min_area:
             return False
         reach = 4.0 * self.planes.boundary_band
-        near = cv2.distanceTransform((~hidden).view(np.uint8), cv2.DIST_L2, 3) < reach
-        rows, cols = np.nonzero(visible & near & np.isfinite(depth))
+        # Only pixels within ``reach`` of the hidden part matter: measure distances in that window alone.
+        grow = int(np.ceil(reach)) + 1
+        hr, hc = np.flatnonzero(hidden.any(axis=1)), np.flatnonzero(hidden.any(axis=0))
+        r0, c0 = max(hr[0] - grow, 0), max(hc[0] - grow, 0)
+        window = (slice(r0, hr[-1] + grow + 1), slice(c0, hc[-1] + grow + 1))
+        near = cv2.distanceTransform((~hidden[window]).view(np.uint8), cv2.DIST_L2, 3) < reach
+        rows, cols = np.nonzero(visible[window] & near & np.isfinite(depth[window]))
+        rows, cols = rows + r0, cols + c0
         return rows.size >= 50 and planar_residual(x_n[cols], y_n[rows], depth[rows, cols]) < self.planar_tolerance
 
     def __call__(self, frame: RGBDFrame, depth: np.ndarray, segmentation: Segmentation,
