@@ -98,7 +98,8 @@ STAGE_FACTORIES: dict[str, dict[str, Callable[[dict[str, Any]], Any]]] = {
     "amodal_mask": {
         "convex_hull": lambda p: ConvexHullCompletion(),
         "learned": lambda p: _learned().LearnedAmodalMask(p["amodal_mask.weights"], p["inference.device"],
-                                                          p["inference.backend"], p["inference.precision"]),
+                                                          p["inference.backend"], p["inference.precision"],
+                                                          p["amodal_mask.threshold"]),
     },
     "amodal_depth": {
         "spade": lambda p: _learned().SpadeAmodalDepth(

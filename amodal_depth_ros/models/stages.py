@@ -118,8 +118,10 @@ class LearnedStage:
 
 
 class LearnedAmodalMask(LearnedStage):
-    def __init__(self, weights: str | Path, device: str = "auto", backend: str = "torch", precision: str = "fp16"):
+    def __init__(self, weights: str | Path, device: str = "auto", backend: str = "torch", precision: str = "fp16",
+                 threshold: float = 0.5):
         path = Path(weights or WEIGHTS_DIR / "amodal_mask.pt")
+        self.threshold = threshold
         self.run = make_runner(load_weights(AmodalMaskNet(), path, "amodal mask"), "amodal_mask", path, backend,
                                select_device(device), precision)
 
@@ -141,7 +143,7 @@ class LearnedAmodalMask(LearnedStage):
             for (i, occluder, box, _), logit in zip(jobs, logits):
                 window, prob = box.put(1.0 / (1.0 + np.exp(-logit)), labels.shape)
                 # PCNet-M: only pixels under occluders can be hidden parts; elsewhere the visible mask stands.
-                masks[i][window] |= (prob > 0.5) & occluder[window]
+                masks[i][window] |= (prob > self.threshold) & occluder[window]
                 # A hole in the visible surface filled by things in front of it is hidden surface, however
                 # small it looks in a crop of a large instance (a wall behind a box).
                 masks[i] |= enclosed_holes(labels == i) & occluder

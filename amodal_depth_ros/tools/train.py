@@ -9,7 +9,8 @@ tops (--tabletop-seeds) rendered once into OUT/frames, with sensor-like depth an
 per step; writes OUT/segmentation.pt.
 
 Both show progress, validate and checkpoint every --checkpoint-every steps (OUT/checkpoint.pt; --resume
-continues from it exactly), and write OUT/summary.json and OUT/MODEL_CARD.md. --install copies the
+continues from it exactly), and write OUT/summary.json and OUT/MODEL_CARD.md (MODEL_CARD.segmentation.md for
+the segmentation network). --install copies the
 weights and card into the package (amodal_depth_ros/models/weights), where the node loads them by default.
 """
 from __future__ import annotations
