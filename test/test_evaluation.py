@@ -52,7 +52,7 @@ def test_on_a_tilted_wall_only_the_plane_fit_is_exact():
     assert hidden_error(truth, depth_stage("telea"), wall).mean() > 0.02
 
 
-GEOMETRIC = {"amodal_mask.method": "convex_hull", "amodal_depth.method": "plane_fit"}
+GEOMETRIC = {"segmentation.method": "geometric", "amodal_mask.method": "convex_hull", "amodal_depth.method": "plane_fit"}
 
 
 def test_harness_scores_the_tilted_wall():

@@ -118,7 +118,8 @@ def test_tensorrt_backend_without_tensorrt_serves_torch_and_says_why(tmp_path):
 def pipeline_params(path, **extra) -> dict:
     return {"visible_depth.source": "monocular", "monocular.checkpoint": str(path), "use_depth": False,
             "monocular.metric_max_depth": 20.0, "monocular.input_size": INPUT_SIZE, "monocular.fill_only": False,
-            "inference.device": "cpu", "amodal_mask.method": "convex_hull", "amodal_depth.method": "plane_fit", **extra}
+            "inference.device": "cpu", "segmentation.method": "geometric", "amodal_mask.method": "convex_hull",
+            "amodal_depth.method": "plane_fit", **extra}
 
 
 @pytest.fixture

@@ -56,7 +56,8 @@ def test_relative_model_without_depth_message_says_what_to_do():
 def test_topic_source_does_not_import_torch():
     code = ("import sys\n"
             "from amodal_depth_ros.core.pipeline import AmodalDepthPipeline\n"
-            "AmodalDepthPipeline({'amodal_mask.method': 'convex_hull', 'amodal_depth.method': 'plane_fit'})\n"
+            "AmodalDepthPipeline({'segmentation.method': 'geometric', 'amodal_mask.method': 'convex_hull', "
+            "'amodal_depth.method': 'plane_fit'})\n"
             "assert 'torch' not in sys.modules, 'torch imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
 

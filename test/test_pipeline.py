@@ -59,7 +59,7 @@ def box_scene_result(**params):
     return frame, AmodalDepthPipeline(params)(frame.to_rgbd_frame())
 
 
-GEOMETRIC = {"amodal_mask.method": "convex_hull", "amodal_depth.method": "plane_fit"}
+GEOMETRIC = {"segmentation.method": "geometric", "amodal_mask.method": "convex_hull", "amodal_depth.method": "plane_fit"}
 
 
 def test_box_in_front_of_wall_end_to_end():

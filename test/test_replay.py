@@ -13,7 +13,7 @@ from amodal_depth_ros.synthetic.scene import box_in_front_of_wall, render
 from amodal_depth_ros.synthetic.stream import SyntheticCamera
 from amodal_depth_ros.tools import cli
 
-GEOMETRIC = {"amodal_mask.method": "convex_hull", "amodal_depth.method": "plane_fit"}
+GEOMETRIC = {"segmentation.method": "geometric", "amodal_mask.method": "convex_hull", "amodal_depth.method": "plane_fit"}
 OUT_TOPICS = ("visible_depth/image", "visible_depth/camera_info", "amodal_depth/image", "amodal_depth/camera_info",
               "amodal_points", "amodal_instances")
 

@@ -35,7 +35,7 @@ def start(start_node, name: str, *params: str):
 @pytest.mark.skipif(not (WEIGHTS_DIR / "segmentation.pt").is_file(), reason="no segmentation weights shipped")
 def test_objects_on_a_table_are_instances_of_their_own(rclpy_context, start_node):
     truth = generate_tabletop(TABLETOP_SEED, 320, 240)
-    node, client = start(start_node, "seg_table")   # the shipped parameters: learned segmentation
+    node, client = start(start_node, "seg_table", "-p", "segmentation.method:=learned")
     try:
         _, out = client.publish_until_output(truth.rgb, truth.depth, truth.intrinsics, STAMPS, 10, 5.0)
         instances = conv.instances_from_msg(out.messages["instances"])
