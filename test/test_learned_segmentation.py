@@ -127,6 +127,10 @@ def test_training_command_learns_and_resumes_exactly(tmp_path, monkeypatch):
     straight = torch.load(tmp_path / "straight" / "segmentation.pt", weights_only=True)["model"]
     resumed = torch.load(tmp_path / "resumed" / "segmentation.pt", weights_only=True)["model"]
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    runs = json.loads((tmp_path / "resumed" / "summary.json").read_text())["runs"]
+    assert [r["from_step"] for r in runs] == [0, 2] and "--resume" in runs[1]["argv"]
+    card = (tmp_path / "resumed" / "MODEL_CARD.segmentation.md").read_text()
+    assert "--resume    # from step 2" in card
 
 
 def test_training_command_refuses_eval_seeds_and_bad_crops(tmp_path, capsys):

@@ -119,7 +119,7 @@ class LearnedStage:
 
 class LearnedAmodalMask(LearnedStage):
     def __init__(self, weights: str | Path, device: str = "auto", backend: str = "torch", precision: str = "fp16",
-                 threshold: float = 0.5):
+                 threshold: float = 0.3):
         path = Path(weights or WEIGHTS_DIR / "amodal_mask.pt")
         self.threshold = threshold
         self.run = make_runner(load_weights(AmodalMaskNet(), path, "amodal mask"), "amodal_mask", path, backend,

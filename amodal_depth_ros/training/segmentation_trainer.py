@@ -170,18 +170,23 @@ def train(cfg: SegmentationTrainConfig, resume: bool = False, command: tuple[str
     optimiser = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: min(1.0, (s + 1) / 300) * 0.5 * (1 + math.cos(math.pi * min(s / cfg.steps, 1.0))))
-    step, history = 0, []
+    step, history, runs, seconds_before = 0, [], [], 0.0
     checkpoint_path = out / "checkpoint.pt"
     if resume and checkpoint_path.is_file():
         state = torch.load(checkpoint_path, map_location=device, weights_only=False)
         net.load_state_dict(state["net"]), optimiser.load_state_dict(state["optimiser"])
         schedule.load_state_dict(state["schedule"])
         step, history = state["step"], state["history"]
+        runs, seconds_before = state.get("runs", []), state.get("seconds", 0.0)
+    # Every command that trained these weights, with the step it started from: a resumed run's card
+    # names the whole sequence, and its time is the sum.
+    runs = [*runs, {"argv": list(command), "from_step": step}]
 
     def save() -> None:
         tmp = checkpoint_path.with_suffix(".tmp")
         torch.save({"net": net.state_dict(), "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(),
-                    "step": step, "history": history, "config": asdict(cfg)}, tmp)
+                    "step": step, "history": history, "config": asdict(cfg), "runs": runs,
+                    "seconds": seconds_before + time.perf_counter() - start}, tmp)
         os.replace(tmp, checkpoint_path)
 
     start = time.perf_counter()
@@ -213,9 +218,9 @@ def train(cfg: SegmentationTrainConfig, resume: bool = False, command: tuple[str
     torch.save({"model": {k: v.cpu().contiguous() for k, v in net.state_dict().items()},
                 "meta": {"config": asdict(cfg), "steps": step, "validation": history[-1] if history else {}}},
                out / "segmentation.pt")
-    summary = {"argv": list(command),
+    summary = {"argv": list(command), "runs": runs,
                "config": asdict(cfg), "frames": len(cache), "rendered_frames": len(jobs), "device": str(device),
-               "seconds": round(time.perf_counter() - start, 1), "history": history}
+               "seconds": round(seconds_before + time.perf_counter() - start, 1), "history": history}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "MODEL_CARD.segmentation.md").write_text(model_card(summary, net))
     return summary
@@ -224,6 +229,9 @@ def train(cfg: SegmentationTrainConfig, resume: bool = False, command: tuple[str
 def model_card(summary: dict, net: torch.nn.Module) -> str:
     """What was trained, on what, how, and how it validated: travels with the weights."""
     cfg, last = summary["config"], (summary["history"][-1] if summary["history"] else {})
+
+    def metric(key: str) -> str:
+        return f"{last.get(key, float('nan')):.3f}"
     rooms, tabletops, val = cfg["room_seeds"], cfg["tabletop_seeds"], cfg["val_seeds"]
     composites = summary["frames"] - summary["rendered_frames"]
     extra = ""
@@ -234,11 +242,13 @@ def model_card(summary: dict, net: torch.nn.Module) -> str:
     init = ""
     if cfg["init"]:
         init = f"- **Initialised from** `{cfg['init']}`.\n"
+    commands = "\n    ".join(" ".join(run["argv"]) + (f"    # from step {run['from_step']}" if run["from_step"] else "")
+                              for run in summary.get("runs", [{"argv": summary.get("argv", []), "from_step": 0}]))
     return f"""# Segmentation network
 
 Trained by this package's own command:
 
-    {" ".join(summary.get("argv", []))}
+    {commands}
 
 - **segmentation.pt**: `SegmentationNet` (encoder-decoder, {sum(p.numel() for p in net.parameters()):,} parameters).
   Input per pixel at the network's resolution: log depth ratio to the frame's median depth, its validity,
@@ -254,8 +264,6 @@ Trained by this package's own command:
   are never trained on. No external weights or data.
 {init}- **Training**: {cfg["steps"]} steps of batch {cfg["batch"]}, AdamW lr {cfg["lr"]} (cosine), seed {cfg["seed"]},
   {summary["device"]}, {summary["seconds"]:.0f} s, torch {torch.__version__}.
-- **Validation** (last checkpoint, whole frames, UOIS protocol): visible overlap F
-  {last.get("overlap_f", float("nan")):.3f},
-  boundary F {last.get("boundary_f", float("nan")):.3f}, F@.75 {last.get("f75", float("nan")):.3f}, occlusion-order
-  accuracy {last.get("order_accuracy", float("nan")):.3f}.
+- **Validation** (last checkpoint, whole frames, UOIS protocol): visible overlap F {metric("overlap_f")},
+  boundary F {metric("boundary_f")}, F@.75 {metric("f75")}, occlusion-order accuracy {metric("order_accuracy")}.
 """
