@@ -45,6 +45,19 @@ def test_decoding_puts_instance_borders_on_the_full_resolution_depth_edge():
     assert segmentation.occluder.shape == depth.shape and segmentation.occluder[0, 31] > 0.9
 
 
+def test_a_depth_step_separates_surfaces_where_the_outline_is_faint():
+    logits, depth = two_halves(split_col=32)
+    logits[0, :, 15:17] = -1.0                     # probability 0.27: below the default outline threshold, 0.3
+    assert decode(logits, np.ones_like(depth), min_core=4, depth_jump=0.04).ids.size == 2   # structure changes
+    logits[1] = -6.0                               # ... and without that, one surface
+    assert decode(logits, np.ones_like(depth), min_core=4, depth_jump=0.04).ids.size == 1
+    split = decode(logits, depth, min_core=4, depth_jump=0.04)   # unless the depth steps
+    assert split.ids.tolist() == [1, 2]
+    assert (split.labels[:, :32] == split.labels[0, 0]).all() and (split.labels[:, 32:] == split.labels[0, 63]).all()
+    # A lower threshold makes the faint outline one.
+    assert decode(logits, np.ones_like(depth), min_core=4, depth_jump=0.04, outline_threshold=0.2).ids.size == 2
+
+
 def test_small_cores_and_pixels_without_depth():
     logits, depth = two_halves()
     logits[0, 4:6, 4:6] = 6.0                      # an outline ring around a 1-pixel core: too small

@@ -69,6 +69,7 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("segmentation.weights", "", "Weights file of the segmentation network ('learned'); empty = the weights shipped with the package.",),
     ParamSpec("segmentation.network_size", 320, "'learned' only: pixels of the long side of the network's input (a multiple of 16; images are never enlarged); masks come back at full resolution. Larger finds smaller objects and costs more.", 64, 1280),
     ParamSpec("segmentation.min_core", 6, "'learned' only: smallest instance core (pixels at the network's resolution inside an outline); smaller regions join their neighbours.", 1, 10000),
+    ParamSpec("segmentation.outline_threshold", 0.3, "'learned' only: outline probability above which a pixel separates instances; lower cuts more (real sensors' outlines are fainter than rendered ones).", 0.05, 0.95),
     ParamSpec("segmentation.depth_jump", 0.04, "Relative depth step between neighbouring pixels that separates two surfaces (0.04 = 4 cm at 1 m).", 0.001, 1.0),
     ParamSpec("segmentation.concavity", 0.01, "'geometric' only: relative second difference of inverse depth above which a concave crease (object standing on a surface, wall corner) separates segments.", 0.0005, 1.0),
     ParamSpec("segmentation.crease_scale", 3, "'geometric' only: pixel offset at which creases are measured; larger is more robust to sensor noise.", 1, 15),

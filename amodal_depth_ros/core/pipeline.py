@@ -90,7 +90,8 @@ STAGE_FACTORIES: dict[str, dict[str, Callable[[dict[str, Any]], Any]]] = {
     "segmentation": {
         "learned": lambda p: _learned_segmentation().LearnedSegmenter(
             p["segmentation.weights"], p["inference.device"], p["inference.backend"], p["inference.precision"],
-            p["segmentation.network_size"], p["segmentation.min_core"], p["segmentation.depth_jump"]),
+            p["segmentation.network_size"], p["segmentation.min_core"], p["segmentation.depth_jump"],
+            p["segmentation.outline_threshold"]),
         "geometric": lambda p: GeometricSegmenter(p["segmentation.depth_jump"], p["segmentation.concavity"],
                                                   p["segmentation.crease_scale"], p["segmentation.color_edge"],
                                                   p["segmentation.min_area"]),

@@ -18,6 +18,7 @@ LOG_RANGE = 1.5        # log depth ratios are clipped to +-this (a factor of 4.5
 INPUT_CHANNELS = 5     # visible, occluder, front depth, front depth valid, border (outside the image)
 FILL_CHANNEL = INPUT_CHANNELS       # the depth network's extra channel: the nearest-visible fill it corrects
 DEPTH_CHANNELS = INPUT_CHANNELS + 1
+MEDIAN_POINTS = 16384  # z0 of a larger part: the median of this many of its pixels
 
 
 @dataclass
@@ -42,22 +43,26 @@ class CropBox:
         return (max(self.top, 0), max(self.left, 0), min(self.top + self.side, shape[0]),
                 min(self.left + self.side, shape[1]))
 
-    def take(self, image: np.ndarray, fill: float, interpolation: int = cv2.INTER_NEAREST) -> np.ndarray:
-        """The window of ``image`` (any numeric or bool dtype; ``fill`` outside it) resized to size x size
-        float32. Only the window is touched: cost independent of the image size."""
-        r0, c0, r1, c1 = self.bounds(image.shape)
-        window = np.full((self.side, self.side), fill, np.float32)
-        if r0 < r1 and c0 < c1:
-            window[r0 - self.top:r1 - self.top, c0 - self.left:c1 - self.left] = image[r0:r1, c0:c1]
-        return cv2.resize(window, (self.size, self.size), interpolation=interpolation)
+    def _samples(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Image rows and columns that the crop's pixels sample (nearest, as cv2.INTER_NEAREST resizing
+        the window would), and which of them lie inside an image of ``shape``."""
+        # cv2's own arithmetic (the inverse of the inverse scale), so crops equal those networks trained on.
+        steps = np.minimum(np.floor(np.arange(self.size) * (1.0 / (self.size / self.side))).astype(np.int64), self.side - 1)
+        rows, cols = self.top + steps, self.left + steps
+        return rows, cols, (rows >= 0) & (rows < shape[0]), (cols >= 0) & (cols < shape[1])
+
+    def take(self, image: np.ndarray, fill: float) -> np.ndarray:
+        """The window of ``image`` (any numeric or bool dtype; ``fill`` outside it) sampled to size x size
+        float32, nearest. Only the sampled pixels are read: cost independent of the window and image."""
+        rows, cols, row_in, col_in = self._samples(image.shape)
+        crop = np.full((self.size, self.size), fill, np.float32)
+        crop[np.ix_(row_in, col_in)] = image[np.ix_(rows[row_in], cols[col_in])]
+        return crop
 
     def take_outside(self, shape: tuple[int, int]) -> np.ndarray:
         """size x size float32: 1 where the crop shows pixels beyond the image border."""
-        r0, c0, r1, c1 = self.bounds(shape)
-        window = np.ones((self.side, self.side), np.float32)
-        if r0 < r1 and c0 < c1:
-            window[r0 - self.top:r1 - self.top, c0 - self.left:c1 - self.left] = 0.0
-        return cv2.resize(window, (self.size, self.size), interpolation=cv2.INTER_NEAREST)
+        _, _, row_in, col_in = self._samples(shape)
+        return (~(row_in[:, None] & col_in[None, :])).astype(np.float32)
 
     def put(self, crop: np.ndarray, shape: tuple[int, int]) -> tuple[tuple[slice, slice], np.ndarray]:
         """The crop resized back to the window, clipped to an image of ``shape``: (image slices, values)."""
@@ -78,8 +83,16 @@ def front_depth(depth: np.ndarray, ancestor_depths: list[np.ndarray]) -> np.ndar
 
 
 def reference_depth(depth: np.ndarray, visible: np.ndarray) -> float | None:
-    """z0: the median valid depth of the visible part; None if it has none."""
-    values = depth[visible & np.isfinite(depth) & (depth > 0)]
+    """z0: the median valid depth of the visible part (of an evenly spread subset of a large one); None
+    if it has none. Works inside the part's bounding box: a wall's median costs no more than a cup's."""
+    rows, cols = np.flatnonzero(visible.any(axis=1)), np.flatnonzero(visible.any(axis=0))
+    if rows.size == 0:
+        return None
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    values = depth[box][visible[box]]
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size > MEDIAN_POINTS:
+        values = values[::values.size // MEDIAN_POINTS]
     return float(np.median(values)) if values.size else None
 
 

@@ -1,8 +1,9 @@
 """The learned segmentation stage: ``SegmentationNet`` on the frame, its outlines turned into instances.
 
 The network runs at a reduced resolution (the long side at most ``long_side`` pixels). Instance cores are
-the 4-connected regions its outlines enclose there (at least ``min_core`` pixels; cut also where the
-network's room-structure map changes), brought to the
+the 4-connected regions its outlines (probability above ``outline_threshold``) enclose there (at least
+``min_core`` pixels; cut also where the network's room-structure map changes and where the depth steps
+by more than ``depth_jump``: a faint outline must not let two surfaces leak into one), brought to the
 frame's resolution; the outline pixels in between go to the neighbouring core whose depth agrees best
 (outlines sit on depth edges), which puts the instance borders on the full-resolution depth edges.
 Each instance is 'structure' (floor, wall) or 'object' by the network's mean vote over it, and the
@@ -66,22 +67,38 @@ def snap_outlines(labels: np.ndarray, depth: np.ndarray, outline: np.ndarray, ra
     return out
 
 
-def decode(logits: np.ndarray, depth: np.ndarray, min_core: int, depth_jump: float) -> Segmentation:
+def _cuts(structure: np.ndarray, depth: np.ndarray, depth_jump: float) -> np.ndarray:
+    """Pixels on either side of a change between room structure and object, or of a relative depth step
+    above ``depth_jump``, between 4-neighbours."""
+    cut = np.zeros(structure.shape, bool)
+    with np.errstate(invalid="ignore"):
+        for a, b, first, second in ((np.s_[:-1], np.s_[1:], np.s_[:-1], np.s_[1:]),
+                                    (np.s_[:, :-1], np.s_[:, 1:], np.s_[:, :-1], np.s_[:, 1:])):
+            za, zb = depth[a], depth[b]
+            # Missing depth cuts nothing: at holes in the reading the outlines decide.
+            step = (structure[a] != structure[b]) | (np.abs(za - zb) > depth_jump * np.fmin(za, zb))
+            cut[first] |= step
+            cut[second] |= step
+    return cut
+
+
+def decode(logits: np.ndarray, depth: np.ndarray, min_core: int, depth_jump: float,
+           outline_threshold: float = 0.3) -> Segmentation:
     """(3, h, w) network logits + the frame's (H, W) visible depth -> Segmentation at (H, W)."""
     h, w = logits.shape[1:]
     height, width = depth.shape
-    # Cores: off the outlines, and never across a change between room structure and object (a table top
-    # running into the floor through a gap in the outline, where depth is missing, say).
-    structure = logits[STRUCTURE] > 0.0
-    change = np.zeros((h, w), bool)
-    change[:-1] |= structure[1:] != structure[:-1]
-    change[:, :-1] |= structure[:, 1:] != structure[:, :-1]
-    cores = components((logits[BOUNDARY] < 0.0) & ~change, min_core)
     full = (height, width) != (h, w)
+    # Cores: off the outlines, and never across a change between room structure and object (a table top
+    # running into the floor through a gap in the outline, where depth is missing, say) or a depth step
+    # (real sensors' outlines are fainter than rendered ones: one gap would merge two surfaces).
+    small_depth = cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST) if full else depth
+    outline_logit = float(np.log(outline_threshold / (1.0 - outline_threshold)))
+    cut = _cuts(logits[STRUCTURE] > 0.0, small_depth, depth_jump)
+    cores = components((logits[BOUNDARY] < outline_logit) & ~cut, min_core)
     labels = cv2.resize(cores, (width, height), interpolation=cv2.INTER_NEAREST) if full else cores
     boundary = (cv2.resize(logits[BOUNDARY], (width, height), interpolation=cv2.INTER_LINEAR) if full
                 else logits[BOUNDARY])
-    outline = (boundary >= 0.0) | (labels == 0)
+    outline = (boundary >= outline_logit) | (labels == 0)
     # Outlines are a pixel or two wide at the network's resolution: search as far at the frame's.
     labels = snap_outlines(labels, depth, outline, int(np.ceil(SNAP_REACH * max(height / h, width / w))))
     valid = np.isfinite(depth)
@@ -120,10 +137,12 @@ class LearnedSegmenter(LearnedStage):
     """Segmentation stage (``segmentation.method: learned``): ``(frame, visible depth) -> Segmentation``."""
 
     def __init__(self, weights: str | Path = "", device: str = "auto", backend: str = "torch",
-                 precision: str = "fp16", long_side: int = 320, min_core: int = 6, depth_jump: float = 0.04):
+                 precision: str = "fp16", long_side: int = 320, min_core: int = 6, depth_jump: float = 0.04,
+                 outline_threshold: float = 0.3):
         path = Path(weights or WEIGHTS_DIR / "segmentation.pt")
         net = load_weights(SegmentationNet(), path, "segmentation")
         self.long_side, self.min_core, self.depth_jump = long_side, min_core, depth_jump
+        self.outline_threshold = outline_threshold
         exported = copy.deepcopy(net)   # traced for export in the background: never the copy serving frames
         run_device = select_device(device)
         self.run = image_network_runner(torch_image_runner(net, run_device, precision),
@@ -139,4 +158,4 @@ class LearnedSegmenter(LearnedStage):
     def __call__(self, frame: RGBDFrame, depth: np.ndarray) -> Segmentation:
         size = network_size(frame.intrinsics.width, frame.intrinsics.height, self.long_side)
         x = segmentation_inputs(frame.rgb, depth, frame.intrinsics, size)
-        return decode(self.run(x[None])[0], depth, self.min_core, self.depth_jump)
+        return decode(self.run(x[None])[0], depth, self.min_core, self.depth_jump, self.outline_threshold)

@@ -202,7 +202,7 @@ class SpadeAmodalDepth(LearnedStage):
                 front = depth.copy()   # peeled only inside the crop: that is all the network sees
                 front[r0:r1, c0:c1] = front_depth(depth[r0:r1, c0:c1], [own[a][r0:r1, c0:c1] for a in ancestors])
                 jobs.append((i, hidden, front, z0, box, object_inputs(box, visible[i], occluder, front, z0),
-                             box.take(amodal[i].astype(np.float32), 0.0)))
+                             box.take(amodal[i], 0.0)))
             if not jobs:
                 continue
             ratios = self.run(with_nearest_fill(np.stack([j[5] for j in jobs])), np.stack([j[6] for j in jobs]))

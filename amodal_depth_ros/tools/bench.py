@@ -71,7 +71,8 @@ def segmentation_network(resolutions: list[tuple[int, int]], frames: int) -> lis
     rows = []
     for backend in backends:
         stage = LearnedSegmenter(p["segmentation.weights"], p["inference.device"], backend, p["inference.precision"],
-                                 p["segmentation.network_size"], p["segmentation.min_core"], p["segmentation.depth_jump"])
+                                 p["segmentation.network_size"], p["segmentation.min_core"], p["segmentation.depth_jump"],
+                                 p["segmentation.outline_threshold"])
         for width, height in resolutions:
             camera = SyntheticCamera(0, width, height)
             truth = [camera.frame(i) for i in range(3)]
@@ -86,7 +87,7 @@ def segmentation_network(resolutions: list[tuple[int, int]], frames: int) -> lis
                 t1 = time.perf_counter()
                 logits = stage.run(x[None])[0]
                 t2 = time.perf_counter()
-                decode(logits, frame.depth, stage.min_core, stage.depth_jump)
+                decode(logits, frame.depth, stage.min_core, stage.depth_jump, stage.outline_threshold)
                 t3 = time.perf_counter()
                 for key, value in (("inputs", t1 - t0), ("network", t2 - t1), ("decode", t3 - t2), ("total", t3 - t0)):
                     times[key].append(value * 1e3)
