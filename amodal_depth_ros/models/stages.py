@@ -94,12 +94,17 @@ def enclosed_holes(mask: np.ndarray) -> np.ndarray:
     return holes
 
 
-def _occluders(i: int, occlusion: OcclusionGraph, masks: dict[int, np.ndarray], shape) -> np.ndarray:
-    """Union of the (completed) amodal masks of every instance in front of ``i``."""
+def _occluders(i: int, occlusion: OcclusionGraph, masks: dict[int, np.ndarray], box: CropBox) -> np.ndarray:
+    """Union of the (completed) amodal masks of every instance in front of ``i``, except ``i``'s own mask,
+    inside ``box``'s window (False outside it: the crop is all that the networks see or change)."""
+    shape = masks[i].shape
+    r0, c0, r1, c1 = box.bounds(shape)
     union = np.zeros(shape, bool)
+    window = union[r0:r1, c0:c1]
     for a in occlusion.ancestors_of(i):
         if a in masks:
-            union |= masks[a]
+            window |= masks[a][r0:r1, c0:c1]
+    window &= ~masks[i][r0:r1, c0:c1]
     return union
 
 
@@ -131,22 +136,23 @@ class LearnedAmodalMask(LearnedStage):
         for ids in peeling_levels(list(masks), occlusion)[1:]:   # pass 0: nothing in front, amodal = visible
             jobs = []
             for i in ids:
-                occluder = _occluders(i, occlusion, masks, labels.shape) & ~masks[i]
-                z0 = reference_depth(depth, masks[i])
-                if z0 is None or not occluder.any():
-                    continue
                 box = CropBox.around(masks[i], MASK_GROW)
-                jobs.append((i, occluder, box, object_inputs(box, masks[i], occluder, depth, z0)))
+                occluder = _occluders(i, occlusion, masks, box)
+                z0 = reference_depth(depth, masks[i]) if occluder.any() else None
+                if z0 is None:
+                    continue
+                holes = enclosed_holes(masks[i]) & occluder   # of the visible mask, before it grows
+                jobs.append((i, occluder, holes, box, object_inputs(box, masks[i], occluder, depth, z0)))
             if not jobs:
                 continue
-            logits = self.run(np.stack([j[3] for j in jobs]))
-            for (i, occluder, box, _), logit in zip(jobs, logits):
+            logits = self.run(np.stack([j[4] for j in jobs]))
+            for (i, occluder, holes, box, _), logit in zip(jobs, logits):
                 window, prob = box.put(1.0 / (1.0 + np.exp(-logit)), labels.shape)
                 # PCNet-M: only pixels under occluders can be hidden parts; elsewhere the visible mask stands.
                 masks[i][window] |= (prob > self.threshold) & occluder[window]
                 # A hole in the visible surface filled by things in front of it is hidden surface, however
                 # small it looks in a crop of a large instance (a wall behind a box).
-                masks[i] |= enclosed_holes(labels == i) & occluder
+                masks[i] |= holes
         return masks
 
 
@@ -165,7 +171,8 @@ class SpadeAmodalDepth(LearnedStage):
         """Whether the instance is extended as a plane rather than by the network: a large one whose
         visible surface around the hidden part (the plane fit's neighbourhood) is planar, like a
         floor behind objects, even where the segmentation did not cut it from the wall."""
-        if self.planes is None or self.planar_tolerance <= 0 or visible.mean() < self.planar_min_area:
+        if (self.planes is None or self.planar_tolerance <= 0
+                or np.count_nonzero(visible) < self.planar_min_area * visible.size):
             return False
         reach = 4.0 * self.planes.boundary_band
         # Only pixels within ``reach`` of the hidden part matter: measure distances in that window alone.
@@ -183,23 +190,24 @@ class SpadeAmodalDepth(LearnedStage):
         labels, shape = segmentation.labels, segmentation.labels.shape
         visible = {int(i): labels == i for i in segmentation.ids}
         amodal = {i: amodal_masks[i] | visible[i] for i in visible}
-        own = {i: np.where(visible[i], depth, np.nan).astype(np.float32) for i in visible}
+        own = {i: np.where(visible[i], depth, np.float32(np.nan)).astype(np.float32, copy=False) for i in visible}
         x_n, y_n = normalized_coords(frame.intrinsics)
         for ids in peeling_levels(list(visible), occlusion):
             jobs = []
             for i in ids:
                 hidden = amodal[i] & ~visible[i]
-                z0 = reference_depth(depth, visible[i])
-                if z0 is None or not hidden.any():
+                z0 = reference_depth(depth, visible[i]) if hidden.any() else None
+                if z0 is None:
                     continue
                 if self._large_plane(visible[i], hidden, depth, x_n, y_n):
                     self.planes.complete(visible[i], hidden, depth, own[i], x_n, y_n)
                     continue
                 ancestors = [a for a in occlusion.ancestors_of(i) if a in own]
-                occluder = _occluders(i, occlusion, amodal, shape) & ~visible[i]
                 box = CropBox.around(amodal[i], DEPTH_GROW)
+                occluder = _occluders(i, occlusion, {**amodal, i: visible[i]}, box)
                 r0, c0, r1, c1 = box.bounds(shape)
-                front = depth.copy()   # peeled only inside the crop: that is all the network sees
+                # Peeled only inside the crop: that is all the network sees, and all that is read of it.
+                front = np.empty_like(depth)
                 front[r0:r1, c0:c1] = front_depth(depth[r0:r1, c0:c1], [own[a][r0:r1, c0:c1] for a in ancestors])
                 jobs.append((i, hidden, front, z0, box, object_inputs(box, visible[i], occluder, front, z0),
                              box.take(amodal[i], 0.0)))
