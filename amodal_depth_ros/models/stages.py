@@ -192,6 +192,7 @@ class SpadeAmodalDepth(LearnedStage):
         amodal = {i: amodal_masks[i] | visible[i] for i in visible}
         own = {i: np.where(visible[i], depth, np.float32(np.nan)).astype(np.float32, copy=False) for i in visible}
         x_n, y_n = normalized_coords(frame.intrinsics)
+        completed: set[int] = set()   # instances whose hidden part was given depth
         for ids in peeling_levels(list(visible), occlusion):
             jobs = []
             for i in ids:
@@ -199,6 +200,7 @@ class SpadeAmodalDepth(LearnedStage):
                 z0 = reference_depth(depth, visible[i]) if hidden.any() else None
                 if z0 is None:
                     continue
+                completed.add(i)
                 if self._large_plane(visible[i], hidden, depth, x_n, y_n):
                     self.planes.complete(visible[i], hidden, depth, own[i], x_n, y_n)
                     continue
@@ -217,7 +219,8 @@ class SpadeAmodalDepth(LearnedStage):
             for (i, hidden, front, z0, box, _, _), ratio in zip(jobs, ratios):
                 own[i] = self._hidden_depth(ratio, box, z0, hidden, front, visible[i], depth, own[i])
         # Hidden pixels that got no depth (no visible depth to anchor them) leave the amodal mask.
-        amodal = {i: visible[i] | (amodal[i] & np.isfinite(own[i])) for i in visible}
+        amodal = {i: visible[i] | (amodal[i] & np.isfinite(own[i])) if i in completed else visible[i]
+                  for i in visible}
         return [AmodalInstance(id=i, label=segmentation.class_name(k), score=float(segmentation.scores[k]),
                                visible_mask=visible[i], amodal_mask=amodal[i],
                                occluded_by=tuple(sorted(occlusion.occluders_of(i).tolist())), depth=own[i])
