@@ -17,6 +17,7 @@ demo: $(STAMP)
 	$(VENV)/bin/amodal-depth demo --out $(OUT)
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest test
 
 clean:

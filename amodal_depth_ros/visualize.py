@@ -5,8 +5,8 @@ the BGR order cv2 writes. Everything is vectorised numpy/cv2.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import cv2
 import numpy as np

@@ -11,12 +11,13 @@ amodal_depth/{image,camera_info}, amodal_points, amodal_instances, and /diagnost
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, GroupAction, LogInfo, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
+
+from launch import LaunchDescription
 
 PACKAGE = "amodal_depth_ros"
 PROFILES_ENV = "FASTRTPS_DEFAULT_PROFILES_FILE"
@@ -33,7 +34,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("namespace", default_value="amodal",
                               description="Namespace of amodal_depth_node and its output topics."),
         DeclareLaunchArgument("camera_namespace", default_value="/camera",
-                              description="Namespace of the camera driver; the default topic names below are built from it."),
+                              description="Namespace of the camera driver; the default topic names below are "
+                                          "built from it."),
         DeclareLaunchArgument("image_topic", default_value=[camera_namespace, "/color/image_raw"],
                               description="Colour image topic (rgb8, bgr8, rgba8, bgra8 or mono8)."),
         DeclareLaunchArgument("depth_topic", default_value=[camera_namespace, "/aligned_depth_to_color/image_raw"],

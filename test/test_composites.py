@@ -71,7 +71,9 @@ def write_intrinsics_folder(root, frames, layout="stems", intrinsics=True):
             write_pair(root / "color.png", root / "depth.png", frame)
     if intrinsics:
         fx, fy, cx, cy = cam(frames[0])
-        (root / "intrinsics.json").write_text(json.dumps({"fx": fx, "fy": fy, "cx": cx, "cy": cy, "depth_scale": 1000.0}))
+        (root / "intrinsics.json").write_text(
+            json.dumps({"fx": fx, "fy": fy, "cx": cx, "cy": cy, "depth_scale": 1000.0})
+        )
     return root
 
 
@@ -88,7 +90,7 @@ def assert_loaded(sample, frame, intrinsics=None):
 def test_metric3d_layout_resolves_repository_paths(tmp_path, rendered):
     loaded = load_rgbd_folder(write_metric3d(tmp_path / "nyu_demo", rendered))
     assert [s.name for s in loaded] == ["rgb_00000", "rgb_00001", "rgb_00002"]
-    for sample, frame in zip(loaded, rendered):
+    for sample, frame in zip(loaded, rendered, strict=False):
         assert_loaded(sample, frame)
 
 
@@ -97,7 +99,7 @@ def test_intrinsics_json_layouts(tmp_path, rendered, layout):
     frames = rendered[:1] if layout == "single" else rendered
     loaded = load_rgbd_folder(write_intrinsics_folder(tmp_path / "set", frames, layout))
     assert len(loaded) == len(frames)
-    for sample, frame in zip(loaded, frames):
+    for sample, frame in zip(loaded, frames, strict=False):
         assert_loaded(sample, frame, frames[0].intrinsics)   # one intrinsics.json for the folder
     if layout == "numbers":
         assert [s.name for s in loaded] == ["rgb_00000", "rgb_00050", "rgb_00100"]
@@ -117,7 +119,7 @@ def test_folder_without_intrinsics_needs_arguments(tmp_path, rendered):
     with pytest.raises(ValueError, match="depth_scale"):
         load_rgbd_folder(root, intrinsics=tuple(cam(rendered[0])))
     loaded = load_rgbd_folder(root, intrinsics=tuple(cam(rendered[0])), depth_scale=1000.0)
-    for sample, frame in zip(loaded, rendered):
+    for sample, frame in zip(loaded, rendered, strict=False):
         assert_loaded(sample, frame, rendered[0].intrinsics)
 
 
@@ -187,9 +189,12 @@ def frames_equal(a, b):
 def test_composites_are_deterministic(samples, composites):
     again = list(build_composites(samples, 6, seed=0))
     assert len(again) == len(composites) > 0
-    assert all(frames_equal(a, b) and pa == pb for (a, pa), (b, pb) in zip(composites, again))
+    assert all(frames_equal(a, b) and pa == pb for (a, pa), (b, pb) in zip(composites, again, strict=False))
     other = list(build_composites(samples, 6, seed=1))
-    assert not (len(other) == len(composites) and all(frames_equal(a, b) for (a, _), (b, _) in zip(composites, other)))
+    assert not (
+        len(other) == len(composites)
+        and all(frames_equal(a, b) for (a, _), (b, _) in zip(composites, other, strict=False))
+    )
 
 
 def test_composite_invariants(samples, composites):

@@ -6,11 +6,10 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from conftest import ROOT
 
 from amodal_depth_ros.core.types import LayeredCloud
 from amodal_depth_ros.visualize import PLY_DTYPE, colorize_depth, colormap_rgb, hidden_overlay, write_ply
-
-from conftest import ROOT
 
 WIDTH, HEIGHT = 320, 240
 PLY_TYPES = {"float": "<f4", "uchar": "u1", "ushort": "<u2"}
@@ -70,7 +69,7 @@ def test_demo_cloud(demo_run):
     out, _ = demo_run
     points = read_ply(out / "amodal_cloud.ply")
     summary = json.loads((out / "summary.json").read_text())
-    by_layer = {str(k): int(n) for k, n in zip(*np.unique(points["layer"], return_counts=True))}
+    by_layer = {str(k): int(n) for k, n in zip(*np.unique(points["layer"], return_counts=True), strict=False)}
     assert by_layer == summary["last_frame"]["cloud_points_by_layer"]
     assert by_layer.get("1", 0) > 0
     assert np.isfinite(points["x"]).all() and (points["z"] > 0).all()

@@ -8,9 +8,15 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from amodal_depth_ros.core.types import CameraIntrinsics, InputError, RGBDFrame  # noqa: E402
-from amodal_depth_ros.models import depth_anything_v2 as dav2  # noqa: E402
 from amodal_depth_ros.models.depth_anything_v2 import (  # noqa: E402
-    ENCODERS, DepthAnythingV2, EncoderConfig, infer_encoder, load_depth_anything_v2, predict, preprocess)
+    ENCODERS,
+    DepthAnythingV2,
+    EncoderConfig,
+    infer_encoder,
+    load_depth_anything_v2,
+    predict,
+    preprocess,
+)
 from amodal_depth_ros.models.errors import ModelLoadError  # noqa: E402
 from amodal_depth_ros.models.monocular import MonocularDepth, TorchDepthAnything, fit_scale_shift  # noqa: E402
 
@@ -31,8 +37,11 @@ def official_keys(depth: int) -> set[str]:
              "mlp.fc2.bias", "ls2.gamma")
     keys |= {f"pretrained.blocks.{i}.{k}" for i in range(depth) for k in block}
     head = [f"projects.{i}" for i in range(4)] + [f"resize_layers.{i}" for i in (0, 1, 3)]
-    head += [f"scratch.refinenet{i}.{m}" for i in range(1, 5)
-             for m in ("out_conv", "resConfUnit1.conv1", "resConfUnit1.conv2", "resConfUnit2.conv1", "resConfUnit2.conv2")]
+    head += [
+        f"scratch.refinenet{i}.{m}"
+        for i in range(1, 5)
+        for m in ("out_conv", "resConfUnit1.conv1", "resConfUnit1.conv2", "resConfUnit2.conv1", "resConfUnit2.conv2")
+    ]
     head += ["scratch.output_conv1", "scratch.output_conv2.0", "scratch.output_conv2.2"]
     keys |= {f"depth_head.{m}.{p}" for m in head for p in ("weight", "bias")}
     keys |= {f"depth_head.scratch.layer{i}_rn.weight" for i in range(1, 5)}       # 3x3 convs without bias
@@ -190,7 +199,8 @@ def test_other_architecture_without_encoder_is_not_dav2(tmp_path):
 def test_wrong_encoder_is_reported(tiny_checkpoint, monkeypatch):
     _, path = tiny_checkpoint
     wide = EncoderConfig(64, 4, 2, (0, 1, 2, 3), 16, (8, 16, 32, 48))
-    with pytest.raises(ModelLoadError, match=r"does not fit encoder custom: \d+ shape mismatches.*pos_embed \(1, 1370, 48\) "
+    with pytest.raises(ModelLoadError, match=r"does not fit encoder custom: \d+ shape mismatches.*pos_embed \(1, 1370, "
+                                             r"48\) "
                                              r"\(expected \(1, 1370, 64\)\)"):
         load_depth_anything_v2(path, wide)
     monkeypatch.setitem(ENCODERS, "tiny", TINY)

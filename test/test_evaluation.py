@@ -7,8 +7,15 @@ import numpy as np
 from amodal_depth_ros.core import config
 from amodal_depth_ros.core.pipeline import STAGE_FACTORIES
 from amodal_depth_ros.datasets.bag import write_ground_truth_bag
-from amodal_depth_ros.evaluation.harness import (END_TO_END, ORACLE_PLANE, build_methods, evaluate, match_instances,
-                                                 oracle_plane_depth, targets)
+from amodal_depth_ros.evaluation.harness import (
+    END_TO_END,
+    ORACLE_PLANE,
+    build_methods,
+    evaluate,
+    match_instances,
+    oracle_plane_depth,
+    targets,
+)
 from amodal_depth_ros.synthetic.procedural import generate
 from amodal_depth_ros.synthetic.scene import SceneObject, box_in_front_of_wall, render
 from amodal_depth_ros.synthetic.shapes import Box, Rectangle, rotation_y
@@ -52,7 +59,11 @@ def test_on_a_tilted_wall_only_the_plane_fit_is_exact():
     assert hidden_error(truth, depth_stage("telea"), wall).mean() > 0.02
 
 
-GEOMETRIC = {"segmentation.method": "geometric", "amodal_mask.method": "convex_hull", "amodal_depth.method": "plane_fit"}
+GEOMETRIC = {
+    "segmentation.method": "geometric",
+    "amodal_mask.method": "convex_hull",
+    "amodal_depth.method": "plane_fit",
+}
 
 
 def test_harness_scores_the_tilted_wall():
@@ -114,7 +125,9 @@ def run_eval(*args):
 
 
 def test_eval_command_on_synthetic_frames(tmp_path, capsys):
-    assert run_eval("synthetic:0-1", "--width", "160", "--height", "120", "--out", str(tmp_path), "--examples", "2") == 0
+    assert (
+        run_eval("synthetic:0-1", "--width", "160", "--height", "120", "--out", str(tmp_path), "--examples", "2") == 0
+    )
     out = tmp_path / "synthetic_0-1"
     report = json.loads((out / "results.json").read_text())
     assert report["frames"] == 2

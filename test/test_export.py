@@ -57,6 +57,6 @@ def test_onnxruntime_backend_matches_torch_in_the_stages(tmp_path, monkeypatch):
         assert (masks["torch"][i] != masks["onnxruntime"][i]).sum() <= 2     # logits agree to ~1e-5
     depth = {b: SpadeAmodalDepth("", 0.01, "cpu", b)(truth.to_rgbd_frame(), truth.depth, seg, occlusion,
                                                     truth.true_amodal_masks()) for b in ("torch", "onnxruntime")}
-    for a, b in zip(depth["torch"], depth["onnxruntime"]):
+    for a, b in zip(depth["torch"], depth["onnxruntime"], strict=False):
         assert np.allclose(a.depth, b.depth, equal_nan=True, atol=1e-4)
     assert sorted(p.name.split("-")[0] for p in (tmp_path / "onnx").glob("*.onnx")) == ["amodal_depth", "amodal_mask"]

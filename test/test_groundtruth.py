@@ -2,7 +2,12 @@
 import numpy as np
 import pytest
 
-from amodal_depth_ros.datasets.bag import TOPICS, count_ground_truth_frames, read_ground_truth_bag, write_ground_truth_bag
+from amodal_depth_ros.datasets.bag import (
+    TOPICS,
+    count_ground_truth_frames,
+    read_ground_truth_bag,
+    write_ground_truth_bag,
+)
 from amodal_depth_ros.datasets.frame import GroundTruthFrame
 from amodal_depth_ros.datasets.sources import open_dataset, parse_seeds
 from amodal_depth_ros.ros.bag import topics_of
@@ -55,7 +60,7 @@ def test_ground_truth_bag_round_trip(frames, tmp_path, storage):
     assert count_ground_truth_frames(path) == 2
     back = list(read_ground_truth_bag(path))
     assert len(back) == 2
-    for truth, read in zip(frames, back):
+    for truth, read in zip(frames, back, strict=False):
         assert np.array_equal(read.rgb, truth.rgb)
         assert np.array_equal(read.depth, truth.depth, equal_nan=True)
         assert read.intrinsics.fx == pytest.approx(truth.intrinsics.fx)

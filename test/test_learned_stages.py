@@ -10,7 +10,13 @@ from amodal_depth_ros.core.types import OcclusionGraph
 from amodal_depth_ros.models.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
 from amodal_depth_ros.models.crops import CROP_SIZE, INPUT_CHANNELS, CropBox, front_depth
 from amodal_depth_ros.models.errors import ModelLoadError
-from amodal_depth_ros.models.stages import WEIGHTS_DIR, LearnedAmodalMask, SpadeAmodalDepth, load_weights, peeling_levels
+from amodal_depth_ros.models.stages import (
+    WEIGHTS_DIR,
+    LearnedAmodalMask,
+    SpadeAmodalDepth,
+    load_weights,
+    peeling_levels,
+)
 from amodal_depth_ros.synthetic.procedural import generate
 from amodal_depth_ros.tools import cli
 from amodal_depth_ros.training.samples import frame_samples
@@ -213,7 +219,9 @@ def test_shipped_networks_complete_a_wall_behind_a_box():
 def test_shipped_networks_beat_the_baselines_on_held_out_rooms():
     from amodal_depth_ros.evaluation.harness import build_methods, evaluate
 
-    table, _ = evaluate((generate(seed, 320, 240) for seed in range(9000, 9012)), build_methods(LEARNED, end_to_end=False))
+    table, _ = evaluate(
+        (generate(seed, 320, 240) for seed in range(9000, 9012)), build_methods(LEARNED, end_to_end=False)
+    )
     depth, mask = table.summary()["depth"], table.summary()["mask"]
     best_baseline = min(depth[m]["all"]["aligned"]["abs_rel"] for m in ("nearest", "telea", "plane_fit"))
     assert depth["spade"]["all"]["aligned"]["abs_rel"] < best_baseline

@@ -6,8 +6,19 @@ import numpy as np
 import pytest
 
 from amodal_depth_ros.evaluation.metrics import (
-    DEPTH_METRICS, VISIBLE_RATIO_BUCKETS, MaskScore, ObjectDepthScore, ResultTable, depth_errors,
-    fit_scale_shift, format_table, mask_iou, score_amodal_mask, score_object_depth, visible_ratio_bucket)
+    DEPTH_METRICS,
+    VISIBLE_RATIO_BUCKETS,
+    MaskScore,
+    ObjectDepthScore,
+    ResultTable,
+    depth_errors,
+    fit_scale_shift,
+    format_table,
+    mask_iou,
+    score_amodal_mask,
+    score_object_depth,
+    visible_ratio_bucket,
+)
 
 NAN = np.nan
 

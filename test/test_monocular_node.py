@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, wait_for
 
 from amodal_depth_ros.core import config
@@ -145,7 +144,10 @@ def test_monocular_visible_depth_without_depth_topic(monocular_node, vits_checkp
     reference = MonocularDepth.from_checkpoint(vits_checkpoint, metric_max_depth=METRIC_MAX_DEPTH, device="cpu",
                                                input_size=INPUT_SIZE)
     rng = np.random.default_rng(1)
-    images = [scene.rgb, np.clip(scene.rgb.astype(int) + rng.integers(-40, 40, scene.rgb.shape), 0, 255).astype(np.uint8)]
+    images = [
+        scene.rgb,
+        np.clip(scene.rgb.astype(int) + rng.integers(-40, 40, scene.rgb.shape), 0, 255).astype(np.uint8),
+    ]
     for rgb in images:
         stamp, out = send_until_output(client, rgb, None, scene.intrinsics, frame_id="mono_optical")
         m = out.messages
@@ -221,7 +223,9 @@ def test_fallback_is_logged_and_reported_in_diagnostics(rclpy_context, start_nod
             values = {kv.key: kv.value for kv in status.values}
             assert status.level == DiagnosticStatus.WARN, status
             assert "fallback" in status.message
-            assert "/nonexistent.pt" in values["fallback_amodal_mask"] and "convex_hull" in values["fallback_amodal_mask"]
+            assert (
+                "/nonexistent.pt" in values["fallback_amodal_mask"] and "convex_hull" in values["fallback_amodal_mask"]
+            )
         assert node.alive()
         errors = [line for line in node.log().splitlines() if "ERROR" in line and "/nonexistent.pt" in line]
         assert len(errors) == 1, node.log()                          # logged once, not per frame

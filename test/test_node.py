@@ -6,7 +6,6 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import wait_for
 
 rclpy = pytest.importorskip("rclpy")
@@ -133,7 +132,8 @@ def test_bad_input_is_dropped_counted_and_logged(node_and_client, scene):
             client.pub_info.publish(info)
             client.pub_depth.publish(conv.depth_to_image(scene.depth, header))
             client.pub_image.publish(image)
-        assert wait_for(lambda: int(client.latest_diagnostic_values().get(f"rejected_{reason}", 0)) > 0, 10.0), \
+        assert wait_for(lambda reason=reason: int(client.latest_diagnostic_values().get(f"rejected_{reason}", 0)) > 0,
+                        10.0), \
             f"{reason} not counted; diagnostics {client.latest_diagnostic_values()}\n{node.log()}"
         assert reason in node.log()
     assert node.alive()

@@ -47,8 +47,12 @@ def test_cloud_records_are_the_published_bytes(processed):
     seen = cloud.layer == 0
     rows, cols = np.nonzero(np.isfinite(depth))
     z = depth[rows, cols]
-    np.testing.assert_allclose(cloud.points[seen], np.stack([(cols - intr.cx) / intr.fx * z, (rows - intr.cy) / intr.fy * z, z], 1),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        cloud.points[seen],
+        np.stack([(cols - intr.cx) / intr.fx * z, (rows - intr.cy) / intr.fy * z, z], 1),
+        rtol=1e-5,
+        atol=1e-6,
+    )
     np.testing.assert_array_equal(cloud.colors[seen], result.frame.rgb[rows, cols])
 
 

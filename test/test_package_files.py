@@ -37,7 +37,9 @@ def test_package_xml(manifest: ET.Element) -> None:
     assert manifest.get("format") == "3"
     assert manifest.findtext("name") == "amodal_depth_ros"
     assert manifest.findtext("export/build_type") == "ament_cmake"
-    missing = {"rclpy", "sensor_msgs", "std_msgs", "diagnostic_msgs", "rosidl_default_generators"} - _dependencies(manifest)
+    missing = {"rclpy", "sensor_msgs", "std_msgs", "diagnostic_msgs", "rosidl_default_generators"} - _dependencies(
+        manifest
+    )
     assert not missing, f"package.xml does not depend on {sorted(missing)}"
     assert "rosidl_interface_packages" in [e.text for e in manifest.findall("member_of_group")]
 
@@ -57,7 +59,9 @@ def test_every_message_is_generated() -> None:
     listed = set(re.findall(r'"?(msg/[^\s"]+\.msg)"?', block.group(1)))
     on_disk = {f"msg/{path.name}" for path in (ROOT / "msg").glob("*.msg")}
     assert on_disk, "no msg/*.msg files"
-    assert on_disk == listed, f"not generated: {sorted(on_disk - listed)}; listed but missing: {sorted(listed - on_disk)}"
+    assert on_disk == listed, (
+        f"not generated: {sorted(on_disk - listed)}; listed but missing: {sorted(listed - on_disk)}"
+    )
 
 
 def test_launch_file_compiles(tmp_path: Path) -> None:

@@ -59,7 +59,11 @@ def box_scene_result(**params):
     return frame, AmodalDepthPipeline(params)(frame.to_rgbd_frame())
 
 
-GEOMETRIC = {"segmentation.method": "geometric", "amodal_mask.method": "convex_hull", "amodal_depth.method": "plane_fit"}
+GEOMETRIC = {
+    "segmentation.method": "geometric",
+    "amodal_mask.method": "convex_hull",
+    "amodal_depth.method": "plane_fit",
+}
 
 
 def test_box_in_front_of_wall_end_to_end():
@@ -115,9 +119,11 @@ def test_layers_rank_hidden_surfaces_per_pixel():
     amodal = np.zeros(shape, bool)
     amodal[1, 1] = True
     near = AmodalInstance(1, "object", 1.0, visible, amodal, (3,), np.where(amodal, 2.0, np.nan).astype(np.float32))
-    far = AmodalInstance(2, "object", 1.0, visible, amodal.copy(), (1,), np.where(amodal, 5.0, np.nan).astype(np.float32))
+    far = AmodalInstance(
+        2, "object", 1.0, visible, amodal.copy(), (1,), np.where(amodal, 5.0, np.nan).astype(np.float32)
+    )
     hidden = stack_hidden_surfaces([far, near], shape)
-    assert sorted(zip(hidden.depth.tolist(), hidden.layer.tolist())) == [(2.0, 1), (5.0, 2)]
+    assert sorted(zip(hidden.depth.tolist(), hidden.layer.tolist(), strict=False)) == [(2.0, 1), (5.0, 2)]
     image = amodal_depth_image(np.ones(shape, np.float32), hidden)
     assert image[1, 1] == 2.0 and image[0, 0] == 1.0
 

@@ -13,7 +13,11 @@ from amodal_depth_ros.synthetic.scene import box_in_front_of_wall, render
 from amodal_depth_ros.synthetic.stream import SyntheticCamera
 from amodal_depth_ros.tools import cli
 
-GEOMETRIC = {"segmentation.method": "geometric", "amodal_mask.method": "convex_hull", "amodal_depth.method": "plane_fit"}
+GEOMETRIC = {
+    "segmentation.method": "geometric",
+    "amodal_mask.method": "convex_hull",
+    "amodal_depth.method": "plane_fit",
+}
 OUT_TOPICS = ("visible_depth/image", "visible_depth/camera_info", "amodal_depth/image", "amodal_depth/camera_info",
               "amodal_points", "amodal_instances")
 
@@ -44,7 +48,7 @@ def test_replay_writes_the_node_outputs_with_input_stamps(recorded, tmp_path):
     assert types["/amodal/amodal_instances"] == ("amodal_depth_ros/msg/AmodalInstanceArray", 4)
     by_stamp = outputs_by_stamp(tmp_path / "out")
     assert sorted(by_stamp) == [1_700_000_000 * 10**9 + k * 100_000_000 for k in range(4)]
-    for stamp, frame in zip(sorted(by_stamp), frames):
+    for stamp, frame in zip(sorted(by_stamp), frames, strict=False):
         messages = by_stamp[stamp]
         assert set(messages) == set(OUT_TOPICS)
         assert all(m.header.frame_id == "cam_optical" for m in messages.values())
@@ -89,6 +93,7 @@ def test_replay_command_and_its_errors(recorded, tmp_path, capsys):
 
 def test_frames_that_cannot_be_decoded_are_counted_not_fatal(tmp_path):
     from std_msgs.msg import Header
+
     from amodal_depth_ros.ros.bag import BagWriter
 
     frame = render(*box_in_front_of_wall(160, 120))
@@ -143,7 +148,9 @@ def test_colorized_depth_topics_on_request(recorded, tmp_path):
     from amodal_depth_ros.visualize import colorize_depth
 
     path, _ = recorded
-    replay(path, tmp_path / "out", config.validated({**GEOMETRIC, "output.colorized": True, "output.colorize_max": 4.0}))
+    replay(
+        path, tmp_path / "out", config.validated({**GEOMETRIC, "output.colorized": True, "output.colorize_max": 4.0})
+    )
     messages = next(iter(outputs_by_stamp(tmp_path / "out", ("visible_depth/image", "visible_depth/colorized",
                                                                   "amodal_depth/colorized")).values()))
     visible = conv.image_to_depth(messages["visible_depth/image"])

@@ -5,8 +5,14 @@ from amodal_depth_ros.models.segmentation_net import INPUT_CHANNELS, network_siz
 from amodal_depth_ros.synthetic.scene import box_in_front_of_wall, render
 from amodal_depth_ros.synthetic.sensor import rgbd_camera_depth
 from amodal_depth_ros.synthetic.tabletop import generate_tabletop, random_tabletop
-from amodal_depth_ros.training.segmentation_samples import UNKNOWN, FrameCache, cache_row, frame_labels, outline, \
-    training_crop
+from amodal_depth_ros.training.segmentation_samples import (
+    UNKNOWN,
+    FrameCache,
+    cache_row,
+    frame_labels,
+    outline,
+    training_crop,
+)
 
 
 def test_tabletops_are_deterministic_packed_and_stacked():

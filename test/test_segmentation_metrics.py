@@ -4,8 +4,14 @@ import pytest
 
 from amodal_depth_ros.core.types import OcclusionGraph
 from amodal_depth_ros.datasets.frame import GroundTruthFrame
-from amodal_depth_ros.evaluation.segmentation import (SegmentationTable, boundary_map, boundary_tolerance, prf,
-                                                      score_segmentation, true_order_pairs)
+from amodal_depth_ros.evaluation.segmentation import (
+    SegmentationTable,
+    boundary_map,
+    boundary_tolerance,
+    prf,
+    score_segmentation,
+    true_order_pairs,
+)
 from amodal_depth_ros.synthetic.scene import SceneObject, box_in_front_of_wall, render
 from amodal_depth_ros.synthetic.shapes import Box
 

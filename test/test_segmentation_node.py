@@ -7,7 +7,6 @@ import itertools
 
 import numpy as np
 import pytest
-
 from conftest import wait_for
 
 from amodal_depth_ros.evaluation.metrics import mask_iou

@@ -12,8 +12,7 @@ import torch
 from amodal_depth_ros.core.pipeline import AmodalDepthPipeline
 from amodal_depth_ros.models import tensorrt_engine as te
 from amodal_depth_ros.models.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
-from amodal_depth_ros.models.backends import (FunctionRunner, cached_onnx, make_runner, onnxruntime_runner,
-                                              torch_runner)
+from amodal_depth_ros.models.backends import FunctionRunner, cached_onnx, make_runner, onnxruntime_runner, torch_runner
 from amodal_depth_ros.models.crops import CROP_SIZE
 from amodal_depth_ros.models.export import INPUT_NAMES, example_inputs
 from amodal_depth_ros.models.stages import load_weights
@@ -26,7 +25,9 @@ NETS = {"amodal_mask": AmodalMaskNet, "amodal_depth": SpadeAmodalDepthNet}
 
 
 def needs_tensorrt(test):
-    return pytest.mark.cuda(pytest.mark.skipif(bool(te.tensorrt_unavailable()), reason=te.tensorrt_unavailable() or "")(test))
+    return pytest.mark.cuda(
+        pytest.mark.skipif(bool(te.tensorrt_unavailable()), reason=te.tensorrt_unavailable() or "")(test)
+    )
 
 
 def needs_cuda(test):
@@ -73,7 +74,10 @@ def test_engine_key_covers_graph_shapes_precision_tensorrt_and_gpu(net, weights)
     path = cached_onnx(net("amodal_depth"), "amodal_depth", weights["amodal_depth"], batch=2)
     k = key(path)
     assert k["onnx_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
-    shapes = {name: list(t.shape) for name, t in zip(INPUT_NAMES["amodal_depth"], example_inputs("amodal_depth", 2))}
+    shapes = {
+        name: list(t.shape)
+        for name, t in zip(INPUT_NAMES["amodal_depth"], example_inputs("amodal_depth", 2), strict=False)
+    }
     assert k["inputs"] == shapes
     assert k["outputs"] == {"log_ratio": [2, CROP_SIZE, CROP_SIZE]}
     assert (k["precision"], k["tensorrt"], k["compute_capability"]) == ("fp16", "10.3.0", "9.0")
@@ -182,7 +186,7 @@ def test_pipeline_on_tensorrt_backend_falls_back_to_torch_with_the_same_results(
     expected, result = torch_pipeline(frame), trt_pipeline(frame)
     assert any(i.occluded_by for i in result.instances)   # so the networks did run
     assert len(result.instances) == len(expected.instances)
-    for a, b in zip(expected.instances, result.instances):
+    for a, b in zip(expected.instances, result.instances, strict=False):
         assert np.array_equal(a.amodal_mask, b.amodal_mask) and np.array_equal(a.depth, b.depth, equal_nan=True)
 
 

@@ -6,7 +6,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -65,7 +66,9 @@ def _monocular(p: dict[str, Any]) -> Any:
 
         from ..models.monocular import MonocularDepth
     except ImportError as exc:
-        raise ModelLoadError(f"visible_depth.source 'monocular' needs PyTorch, which cannot be imported: {exc}") from exc
+        raise ModelLoadError(
+            f"visible_depth.source 'monocular' needs PyTorch, which cannot be imported: {exc}"
+        ) from exc
     device = p["inference.device"]
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"

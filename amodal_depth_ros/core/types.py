@@ -34,21 +34,23 @@ class CameraIntrinsics:
     def __post_init__(self) -> None:
         values = (self.fx, self.fy, self.cx, self.cy)
         if not all(math.isfinite(v) for v in values):
-            raise InputError("invalid_intrinsics", f"intrinsics contain NaN/inf: fx={self.fx} fy={self.fy} cx={self.cx} cy={self.cy}")
+            raise InputError(
+                "invalid_intrinsics", f"intrinsics contain NaN/inf: fx={self.fx} fy={self.fy} cx={self.cx} cy={self.cy}"
+            )
         if self.fx <= 0 or self.fy <= 0:
             raise InputError("invalid_intrinsics", f"focal lengths must be positive, got fx={self.fx} fy={self.fy}")
         if self.width <= 0 or self.height <= 0:
             raise InputError("invalid_intrinsics", f"image size must be positive, got {self.width}x{self.height}")
 
     @classmethod
-    def from_matrix(cls, k: np.ndarray, width: int, height: int) -> "CameraIntrinsics":
+    def from_matrix(cls, k: np.ndarray, width: int, height: int) -> CameraIntrinsics:
         k = np.asarray(k, dtype=np.float64).reshape(3, 3)
         return cls(float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2]), int(width), int(height))
 
     def matrix(self) -> np.ndarray:
         return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
 
-    def scaled(self, width: int, height: int) -> "CameraIntrinsics":
+    def scaled(self, width: int, height: int) -> CameraIntrinsics:
         sx, sy = width / self.width, height / self.height
         # Pixel centres sit at +0.5: scale about the image corner, not the first pixel centre.
         return CameraIntrinsics(self.fx * sx, self.fy * sy, (self.cx + 0.5) * sx - 0.5,
@@ -70,9 +72,13 @@ class RGBDFrame:
         if self.rgb.ndim != 3 or self.rgb.shape[2] != 3 or self.rgb.dtype != np.uint8:
             raise InputError("bad_image", f"rgb must be (H, W, 3) uint8, got {self.rgb.shape} {self.rgb.dtype}")
         if self.rgb.shape[:2] != (h, w):
-            raise InputError("size_mismatch", f"image is {self.rgb.shape[1]}x{self.rgb.shape[0]} but camera_info says {w}x{h}")
+            raise InputError(
+                "size_mismatch", f"image is {self.rgb.shape[1]}x{self.rgb.shape[0]} but camera_info says {w}x{h}"
+            )
         if self.depth is not None and self.depth.shape != (h, w):
-            raise InputError("size_mismatch", f"depth is {self.depth.shape[1]}x{self.depth.shape[0]} but camera_info says {w}x{h}")
+            raise InputError(
+                "size_mismatch", f"depth is {self.depth.shape[1]}x{self.depth.shape[0]} but camera_info says {w}x{h}"
+            )
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -169,7 +175,7 @@ class LayeredCloud:
 
     @classmethod
     def from_arrays(cls, points: np.ndarray, colors: np.ndarray, layer: np.ndarray,
-                    instance: np.ndarray) -> "LayeredCloud":
+                    instance: np.ndarray) -> LayeredCloud:
         n = len(points)
         for name, arr, shape in (("points", points, (n, 3)), ("colors", colors, (n, 3)),
                                  ("layer", layer, (n,)), ("instance", instance, (n,))):

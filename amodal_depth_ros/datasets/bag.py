@@ -8,8 +8,8 @@ Messages of one frame share a header stamp. Room structure (walls, floors) is no
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 from std_msgs.msg import Header
@@ -25,10 +25,19 @@ TOPICS = {"image": "/camera/color/image_raw", "camera_info": "/camera/color/came
 
 def _true_instances(truth: GroundTruthFrame) -> list[AmodalInstance]:
     pairs = truth.occlusion_pairs.reshape(-1, 2)
-    return [AmodalInstance(id=i, label=truth.names[i - 1], score=1.0, visible_mask=truth.visible_mask(i),
-                           amodal_mask=truth.amodal_mask(i), occluded_by=tuple(sorted(pairs[pairs[:, 1] == i, 0].tolist())),
-                           depth=truth.object_depths[i - 1])
-            for i in truth.object_ids if not truth.stuff[i - 1] and truth.amodal_mask(i).any()]
+    return [
+        AmodalInstance(
+            id=i,
+            label=truth.names[i - 1],
+            score=1.0,
+            visible_mask=truth.visible_mask(i),
+            amodal_mask=truth.amodal_mask(i),
+            occluded_by=tuple(sorted(pairs[pairs[:, 1] == i, 0].tolist())),
+            depth=truth.object_depths[i - 1],
+        )
+        for i in truth.object_ids
+        if not truth.stuff[i - 1] and truth.amodal_mask(i).any()
+    ]
 
 
 def write_ground_truth_bag(path: Path, frames: Iterable[GroundTruthFrame], storage: str = "mcap",

@@ -10,8 +10,8 @@ textured smooth shape ("generated"). Each composite is a ``GroundTruthFrame`` wi
 from __future__ import annotations
 
 import colorsys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -27,10 +27,10 @@ MIN_VALID_DEPTH = 0.9         # fraction of the target with a depth reading: its
 MAX_BORDER_OUTLINE = 0.1      # fraction of the outline on the image border: cut-off regions are not objects
 MIN_SOLIDITY = 0.6            # area / convex hull area
 HIDDEN_RATIO = (0.2, 0.7)
-OCCLUDER_AREA = (0.5, 1.3)    # occluder area / target area: small enough to leave some visible, large enough to hide 70 %
+OCCLUDER_AREA = (0.5, 1.3)  # occluder area / target area: small enough to leave some visible, large enough to hide 70 %
 BASE_FACTOR = (0.55, 0.85)    # occluder base depth / nearest depth it covers
 MIN_BASE_M = 0.3
-RELIEF_FRACTION = 0.1         # |relief| <= this * nearest covered depth, so with BASE_FACTOR the occluder stays in front
+RELIEF_FRACTION = 0.1  # |relief| <= this * nearest covered depth, so with BASE_FACTOR the occluder stays in front
 PLACEMENT_TRIES = 8
 ATTEMPTS = 3                  # (target, occluder) draws per composite before giving up on it
 
@@ -118,8 +118,11 @@ def generated(rng: np.random.Generator, height: int, width: int) -> Occluder:
         theta, period = rng.uniform(0, np.pi), rng.uniform(4, 16)
         pattern = np.sin(2 * np.pi * ((u * w / 2) * np.cos(theta) + (v * h / 2) * np.sin(theta)) / period)
     else:
-        pattern = cv2.resize(rng.uniform(-1, 1, (int(rng.integers(3, 11)), int(rng.integers(3, 11)))).astype(np.float32),
-                             (w, h), interpolation=cv2.INTER_CUBIC).clip(-1, 1)
+        pattern = cv2.resize(
+            rng.uniform(-1, 1, (int(rng.integers(3, 11)), int(rng.integers(3, 11)))).astype(np.float32),
+            (w, h),
+            interpolation=cv2.INTER_CUBIC,
+        ).clip(-1, 1)
     colour = np.array(colorsys.hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.3, 0.9), rng.uniform(0.35, 0.9)), np.float32)
     shade = 1.0 + rng.uniform(0.15, 0.4) * pattern
     rgb = np.clip(255.0 * colour * shade[..., None] + 0.5, 0, 255).astype(np.uint8)

@@ -125,7 +125,9 @@ def _intrinsics_json(path: Path) -> tuple[Intrinsics4, float | None]:
         scale = data.get("depth_scale")
         return cam, None if scale is None else float(scale)  # type: ignore[return-value]
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ValueError(f"{path}: expected numbers fx, fy, cx, cy (and depth_scale), got a problem with {exc}") from exc
+        raise ValueError(
+            f"{path}: expected numbers fx, fy, cx, cy (and depth_scale), got a problem with {exc}"
+        ) from exc
 
 
 def _images(folder: Path) -> list[Path]:
@@ -144,7 +146,7 @@ def _pairs(path: Path) -> list[tuple[str, Path, Path]]:
     by_stem = {p.stem: p for p in depths}
     numbers = [_number(p.stem) for p in depths]
     # A number pairs only when exactly one depth image carries it: an ambiguous pairing is no pairing.
-    by_number = {n: p for n, p in zip(numbers, depths) if n is not None and numbers.count(n) == 1}
+    by_number = {n: p for n, p in zip(numbers, depths, strict=False) if n is not None and numbers.count(n) == 1}
     pairs = []
     for rgb in _images(color_dir):
         depth = by_stem.get(rgb.stem) or by_number.get(_number(rgb.stem))
@@ -169,12 +171,16 @@ def _read(entry: _Entry, cam: Intrinsics4 | None, scale: float | None) -> RGBDSa
         raise ValueError(f"{entry.depth}: depth image must have one channel, got {raw.shape[2]}")
     h, w = bgr.shape[:2]
     if raw.shape != (h, w):
-        raise ValueError(f"{entry.depth}: depth is {raw.shape[1]}x{raw.shape[0]} but colour image {entry.rgb} is {w}x{h}")
+        raise ValueError(
+            f"{entry.depth}: depth is {raw.shape[1]}x{raw.shape[0]} but colour image {entry.rgb} is {w}x{h}"
+        )
     if np.issubdtype(raw.dtype, np.floating):
         depth = raw.astype(np.float32)
     else:
         if scale is None or not scale > 0:
-            raise ValueError(f"{entry.depth}: integer depth needs a positive depth_scale (units per metre), got {scale}")
+            raise ValueError(
+                f"{entry.depth}: integer depth needs a positive depth_scale (units per metre), got {scale}"
+            )
         depth = raw.astype(np.float32) / np.float32(scale)
     with np.errstate(invalid="ignore"):
         depth[~(depth > 0) | ~np.isfinite(depth)] = np.nan   # 0 = no reading

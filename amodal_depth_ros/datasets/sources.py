@@ -8,9 +8,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 from .frame import GroundTruthFrame
 
@@ -43,7 +43,7 @@ def parse_seeds(text: str) -> range:
 def open_dataset(spec: str, width: int = 320, height: int = 240, depth_noise_std: float = 0.0) -> Dataset:
     """The dataset ``spec`` names (see the module docstring); ValueError with the reason if it cannot."""
     if spec.startswith("synthetic:"):
-        from ..synthetic.procedural import generate   # imported here: the generator is not needed otherwise
+        from ..synthetic.procedural import generate  # imported here: the generator is not needed otherwise
 
         seeds = parse_seeds(spec.split(":", 1)[1])
         return Dataset(f"synthetic_{seeds.start}-{seeds.stop - 1}",
@@ -64,7 +64,7 @@ def open_dataset(spec: str, width: int = 320, height: int = 240, depth_noise_std
 
         files = read_composite_set(path)
         return Dataset(path.name, f"composite set {path}", len(files), lambda: iter_composite_set(path))
-    from .bag import read_ground_truth_bag, count_ground_truth_frames
+    from .bag import count_ground_truth_frames, read_ground_truth_bag
 
     return Dataset(path.stem, f"ground-truth bag {path}", count_ground_truth_frames(path),
                    lambda: read_ground_truth_bag(path))

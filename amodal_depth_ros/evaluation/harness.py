@@ -12,16 +12,16 @@ what it misses is the truth's curvature and sensor noise, so it shows how low a 
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
 from ..core import config
 from ..core.amodal_mask import ConvexHullCompletion
 from ..core.geometry import fit_inverse_depth_plane, normalized_coords
-from ..core.pipeline import (STAGE_FACTORIES, AmodalDepthPipeline, AmodalDepthStage, AmodalMaskStage,
-                             SegmentationStage)
+from ..core.pipeline import STAGE_FACTORIES, AmodalDepthPipeline, AmodalDepthStage, AmodalMaskStage, SegmentationStage
 from ..core.types import AmodalInstance, OcclusionGraph, PipelineResult, RGBDFrame, Segmentation
 from ..datasets.frame import GroundTruthFrame
 from .metrics import ResultTable, mask_iou, score_amodal_mask, score_object_depth

@@ -206,11 +206,15 @@ def format_table(summary: dict, metrics: Sequence[str] = ("abs_rel", "rmse", "de
         widths = [max(len(header), 9) for header, _ in columns]
         for bucket in ("all", *VISIBLE_RATIO_BUCKETS):
             lines.append(f"{title} [{bucket}]")
-            lines.append("  ".join(["method".ljust(name_w)] + [h.rjust(w) for (h, _), w in zip(columns, widths)]))
+            lines.append(
+                "  ".join(["method".ljust(name_w)] + [h.rjust(w) for (h, _), w in zip(columns, widths, strict=False)])
+            )
             for method, buckets in section.items():
                 group = buckets[bucket]
                 cells = [group["objects"]] + [get(group) if group["objects"] else None for _, get in columns[1:]]
-                lines.append("  ".join([method.ljust(name_w)] + [_cell(c, w) for c, w in zip(cells, widths)]))
+                lines.append(
+                    "  ".join([method.ljust(name_w)] + [_cell(c, w) for c, w in zip(cells, widths, strict=False)])
+                )
             lines.append("")
 
     if summary.get("depth"):
@@ -219,6 +223,13 @@ def format_table(summary: dict, metrics: Sequence[str] = ("abs_rel", "rmse", "de
               + [(m, lambda g, m=m: g["aligned"][m]) for m in metrics]
               + [("raw abs_rel", lambda g: g["raw"]["abs_rel"])])
     if summary.get("mask"):
-        block("amodal mask", summary["mask"],
-              [("objects", lambda g: g["objects"]), ("iou", lambda g: g["iou"]), ("occluded_iou", lambda g: g["occluded_iou"])])
+        block(
+            "amodal mask",
+            summary["mask"],
+            [
+                ("objects", lambda g: g["objects"]),
+                ("iou", lambda g: g["iou"]),
+                ("occluded_iou", lambda g: g["occluded_iou"]),
+            ],
+        )
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -30,7 +30,7 @@ def conv_block(cin: int, cout: int) -> nn.Sequential:
 class Encoder(nn.Module):
     def __init__(self, cin: int, widths: tuple[int, ...]):
         super().__init__()
-        self.stages = nn.ModuleList(conv_block(a, b) for a, b in zip((cin,) + widths[:-1], widths))
+        self.stages = nn.ModuleList(conv_block(a, b) for a, b in zip((cin,) + widths[:-1], widths, strict=False))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         skips = []
@@ -44,14 +44,14 @@ class AmodalMaskNet(nn.Module):
     def __init__(self, widths: tuple[int, ...] = (16, 32, 48, 64)):
         super().__init__()
         self.encoder = Encoder(INPUT_CHANNELS, widths)
-        self.decoder = nn.ModuleList(conv_block(a + b, b) for a, b in zip(widths[:0:-1], widths[-2::-1]))
+        self.decoder = nn.ModuleList(conv_block(a + b, b) for a, b in zip(widths[:0:-1], widths[-2::-1], strict=False))
         self.head = nn.Conv2d(widths[0], 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, INPUT_CHANNELS, S, S) -> (B, S, S) amodal-mask logits."""
         skips = self.encoder(x)
         y = skips[-1]
-        for block, skip in zip(self.decoder, skips[-2::-1]):
+        for block, skip in zip(self.decoder, skips[-2::-1], strict=False):
             y = block(torch.cat([F.interpolate(y, size=skip.shape[-2:], mode="nearest"), skip], 1))
         return self.head(y)[:, 0]
 
@@ -91,7 +91,7 @@ class SpadeAmodalDepthNet(nn.Module):
     def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 96)):
         super().__init__()
         self.encoder = Encoder(DEPTH_CHANNELS + 1, widths)   # + the amodal mask
-        self.decoder = nn.ModuleList(SpadeUp(a, b, b) for a, b in zip(widths[:0:-1], widths[-2::-1]))
+        self.decoder = nn.ModuleList(SpadeUp(a, b, b) for a, b in zip(widths[:0:-1], widths[-2::-1], strict=False))
         self.head = nn.Conv2d(widths[0], 1, 3, padding=1)
         nn.init.zeros_(self.head.weight), nn.init.zeros_(self.head.bias)   # untrained = the baseline fill
 
@@ -102,7 +102,7 @@ class SpadeAmodalDepthNet(nn.Module):
         cond = torch.cat([amodal, visible, front * visible, fill], 1)
         skips = self.encoder(torch.cat([x, amodal], 1))
         y = skips[-1]
-        for block, skip in zip(self.decoder, skips[-2::-1]):
+        for block, skip in zip(self.decoder, skips[-2::-1], strict=False):
             y = block(y, skip, cond)
         correction = LOG_RANGE * torch.tanh(self.head(y) / LOG_RANGE)
         return (fill + correction)[:, 0].clamp(-LOG_RANGE, LOG_RANGE)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -80,7 +81,7 @@ def _cuda_graph(net: torch.nn.Module, static_inputs: list[torch.Tensor]) -> Call
         static_output = net(*static_inputs)
 
     def run(*arrays: np.ndarray) -> np.ndarray:
-        for tensor, array in zip(static_inputs, arrays):
+        for tensor, array in zip(static_inputs, arrays, strict=False):
             tensor.copy_(torch.from_numpy(array))
         graph.replay()
         return static_output.float().cpu().numpy()
@@ -144,7 +145,7 @@ def onnxruntime_runner(path: Path, device: str = "cpu", precision: str = "fp32")
     session = onnxruntime_session(path, device, precision, engine_cache=cache_dir() / "ort_trt")
     names = [i.name for i in session.get_inputs()]
     batch = session.get_inputs()[0].shape[0]
-    run = fixed_batch(lambda *arrays: session.run(None, dict(zip(names, arrays)))[0], batch)
+    run = fixed_batch(lambda *arrays: session.run(None, dict(zip(names, arrays, strict=False)))[0], batch)
     return FunctionRunner(run, f"onnxruntime ({session.get_providers()[0]})")
 
 

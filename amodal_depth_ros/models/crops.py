@@ -47,7 +47,9 @@ class CropBox:
         """Image rows and columns that the crop's pixels sample (nearest, as cv2.INTER_NEAREST resizing
         the window would), and which of them lie inside an image of ``shape``."""
         # cv2's own arithmetic (the inverse of the inverse scale), so crops equal those networks trained on.
-        steps = np.minimum(np.floor(np.arange(self.size) * (1.0 / (self.size / self.side))).astype(np.int64), self.side - 1)
+        steps = np.minimum(
+            np.floor(np.arange(self.size) * (1.0 / (self.size / self.side))).astype(np.int64), self.side - 1
+        )
         rows, cols = self.top + steps, self.left + steps
         return rows, cols, (rows >= 0) & (rows < shape[0]), (cols >= 0) & (cols < shape[1])
 

@@ -5,7 +5,7 @@ Only what Depth Anything V2 needs at inference: patch tokens of chosen blocks af
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

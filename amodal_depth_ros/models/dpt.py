@@ -1,7 +1,7 @@
 """DPT head of Depth Anything V2 (reassemble, fuse, upsample to the input), with the official parameter names."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

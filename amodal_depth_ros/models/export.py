@@ -6,8 +6,8 @@ a common set. Parity with torch is measured under onnxruntime on the CPU.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -101,7 +101,7 @@ def parity(model: torch.nn.Module, inputs: Sequence[torch.Tensor], path: Path) -
     session = onnxruntime_session(path)
     with torch.no_grad():
         expected = model.eval()(*inputs).numpy()
-    feeds = {i.name: t.numpy() for i, t in zip(session.get_inputs(), inputs)}
+    feeds = {i.name: t.numpy() for i, t in zip(session.get_inputs(), inputs, strict=False)}
     return float(np.abs(session.run(None, feeds)[0] - expected).max())
 
 

@@ -19,8 +19,15 @@ import torch
 
 from ..core.types import InputError, RGBDFrame
 from .backends import FunctionRunner, cache_dir, image_network_runner
-from .depth_anything_v2 import (ENCODERS, DepthAnythingV2, EncoderConfig, load_depth_anything_v2, predict,
-                                preprocess, to_image_size)
+from .depth_anything_v2 import (
+    ENCODERS,
+    DepthAnythingV2,
+    EncoderConfig,
+    load_depth_anything_v2,
+    predict,
+    preprocess,
+    to_image_size,
+)
 from .export import export_onnx
 
 MIN_ALIGN_PIXELS = 64          # fewer valid depth readings than this cannot pin scale and shift down
@@ -143,7 +150,7 @@ class MonocularDepth:
     def from_checkpoint(cls, path: str | Path, encoder: str | EncoderConfig | None = None,
                         metric_max_depth: float | None = None, device: str = "cpu", input_size: int = 518,
                         fill_only: bool = True, min_depth: float = 0.0, max_depth: float = math.inf,
-                        backend: str = "torch", precision: str = "fp32") -> "MonocularDepth":
+                        backend: str = "torch", precision: str = "fp32") -> MonocularDepth:
         """Depth Anything V2 ``.pth``; ``metric_max_depth`` (20 indoor, 80 outdoor) marks a metric checkpoint.
         ``backend``: torch, onnxruntime or tensorrt (inference.backend); ``precision`` fp16 applies on CUDA only."""
         model = load_depth_anything_v2(path, encoder, metric_max_depth, device)

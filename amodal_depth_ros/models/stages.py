@@ -130,7 +130,9 @@ class LearnedAmodalMask(LearnedStage):
         self.run = make_runner(load_weights(AmodalMaskNet(), path, "amodal mask"), "amodal_mask", path, backend,
                                select_device(device), precision)
 
-    def __call__(self, segmentation: Segmentation, occlusion: OcclusionGraph, depth: np.ndarray) -> dict[int, np.ndarray]:
+    def __call__(
+        self, segmentation: Segmentation, occlusion: OcclusionGraph, depth: np.ndarray
+    ) -> dict[int, np.ndarray]:
         labels = segmentation.labels
         masks = {int(i): labels == i for i in segmentation.ids}
         for ids in peeling_levels(list(masks), occlusion)[1:]:   # pass 0: nothing in front, amodal = visible
@@ -146,7 +148,7 @@ class LearnedAmodalMask(LearnedStage):
             if not jobs:
                 continue
             logits = self.run(np.stack([j[4] for j in jobs]))
-            for (i, occluder, holes, box, _), logit in zip(jobs, logits):
+            for (i, occluder, holes, box, _), logit in zip(jobs, logits, strict=False):
                 window, prob = box.put(1.0 / (1.0 + np.exp(-logit)), labels.shape)
                 # PCNet-M: only pixels under occluders can be hidden parts; elsewhere the visible mask stands.
                 masks[i][window] |= (prob > self.threshold) & occluder[window]
@@ -216,7 +218,7 @@ class SpadeAmodalDepth(LearnedStage):
             if not jobs:
                 continue
             ratios = self.run(with_nearest_fill(np.stack([j[5] for j in jobs])), np.stack([j[6] for j in jobs]))
-            for (i, hidden, front, z0, box, _, _), ratio in zip(jobs, ratios):
+            for (i, hidden, front, z0, box, _, _), ratio in zip(jobs, ratios, strict=False):
                 own[i] = self._hidden_depth(ratio, box, z0, hidden, front, visible[i], depth, own[i])
         # Hidden pixels that got no depth (no visible depth to anchor them) leave the amodal mask.
         amodal = {i: visible[i] | (amodal[i] & np.isfinite(own[i])) if i in completed else visible[i]

@@ -197,7 +197,7 @@ def ensure_engine(onnx_path: Path, precision: str, cache: EngineCache) -> tuple[
     return engine, f"built ({why})"
 
 
-def engine_runner(onnx_path: Path, precision: str, cache: EngineCache) -> "TensorRTRunner":
+def engine_runner(onnx_path: Path, precision: str, cache: EngineCache) -> TensorRTRunner:
     """A runner on the engine of ``onnx_path``. A cached engine that passes its checksum but that TensorRT
     still refuses (a driver or plugin change the key cannot see) is deleted and rebuilt once."""
     engine, how = ensure_engine(onnx_path, precision, cache)
@@ -236,7 +236,7 @@ class TensorRTRunner:
         self.status, self.error = f"tensorrt ({precision}, batch {batch})", ""
 
     def _run(self, *arrays: np.ndarray) -> np.ndarray:
-        for name, array in zip(self.inputs, arrays):
+        for name, array in zip(self.inputs, arrays, strict=False):
             self.buffers[name].copy_(torch.from_numpy(array))
         self.context.execute_async_v3(torch.cuda.current_stream().cuda_stream)
         return self.buffers[self.output].float().cpu().numpy()

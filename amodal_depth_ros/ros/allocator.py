@@ -22,6 +22,8 @@ def reuse_large_buffers(mmap_threshold: int = 64 << 20, trim_threshold: int = 25
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(libc.mallopt(M_TRIM_THRESHOLD, trim_threshold))
-    except (OSError, AttributeError):   # not glibc (musl, ...): keep its defaults
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(
+            libc.mallopt(M_TRIM_THRESHOLD, trim_threshold)
+        )
+    except (OSError, AttributeError):  # not glibc (musl, ...): keep its defaults
         return False

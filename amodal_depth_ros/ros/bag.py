@@ -3,8 +3,9 @@ ROS 1 .bag), rclpy's own serialiser handles the bytes, so messages are the very 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.highlevel import AnyReader

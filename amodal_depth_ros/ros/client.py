@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
@@ -41,9 +41,14 @@ class Outputs:
 
 
 class CameraStreamClient(Node):
-    def __init__(self, namespace: str = "/camera", node_namespace: str = "/amodal",
-                 reliability: ReliabilityPolicy = ReliabilityPolicy.RELIABLE,
-                 output_reliability: ReliabilityPolicy = ReliabilityPolicy.RELIABLE, name: str = "camera_stream_client"):
+    def __init__(
+        self,
+        namespace: str = "/camera",
+        node_namespace: str = "/amodal",
+        reliability: ReliabilityPolicy = ReliabilityPolicy.RELIABLE,
+        output_reliability: ReliabilityPolicy = ReliabilityPolicy.RELIABLE,
+        name: str = "camera_stream_client",
+    ):
         super().__init__(name)
         qos = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=reliability)
         self.pub_image = self.create_publisher(Image, f"{namespace}/image", qos)

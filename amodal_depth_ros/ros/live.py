@@ -8,9 +8,10 @@ a live recording and an offline replay of the same bag can be compared message b
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
@@ -77,7 +78,9 @@ class LiveReplay(Node):
             self.executor_.spin_once(timeout_sec=0.05)
         return False
 
-    def play(self, rate: float = 1.0, drain_s: float = 5.0, on_frame: Callable[[int], None] | None = None) -> LiveSummary:
+    def play(
+        self, rate: float = 1.0, drain_s: float = 5.0, on_frame: Callable[[int], None] | None = None
+    ) -> LiveSummary:
         """Publish the bag on its own clock scaled by ``rate``, then record for up to ``drain_s`` seconds
         more (less once every played frame has all its outputs)."""
         start_wall, start_bag = None, None
@@ -96,7 +99,9 @@ class LiveReplay(Node):
                 if on_frame:
                     on_frame(self.summary.frames_played)
         deadline = time.monotonic() + drain_s
-        while time.monotonic() < deadline and not all(len(self.stamps.get(s, ())) == len(self.recorders) for s in played):
+        while time.monotonic() < deadline and not all(
+            len(self.stamps.get(s, ())) == len(self.recorders) for s in played
+        ):
             self.executor_.spin_once(timeout_sec=0.05)
         self.summary.complete_frames = sum(len(self.stamps.get(s, ())) == len(self.recorders) for s in played)
         return self.summary

@@ -47,7 +47,9 @@ class AmodalDepthNode(Node):
         self._logged_fallbacks: set[str] = set()
         self._logged_backends: dict[str, str] = {}   # learned stage -> last backend status logged
         self._report_fallbacks()
-        self.sync = StampSynchronizer(p["sync.slop"], p["sync.queue_size"], p["use_depth"], p["sync.camera_info_use_latest"])
+        self.sync = StampSynchronizer(
+            p["sync.slop"], p["sync.queue_size"], p["use_depth"], p["sync.camera_info_use_latest"]
+        )
         self._last_log: dict[str, float] = {}
 
         sensor_in = QoSProfile(depth=p["sync.queue_size"], history=HistoryPolicy.KEEP_LAST,

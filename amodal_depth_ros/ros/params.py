@@ -11,8 +11,16 @@ from rclpy.parameter import Parameter
 from ..core import config
 
 # Changing these means new subscriptions or publishers: fixed for the life of the node.
-READ_ONLY = frozenset({"use_depth", "sync.queue_size", "output.queue_depth", "output.publish_instances", "output.colorized",
-                       "diagnostics.period"})
+READ_ONLY = frozenset(
+    {
+        "use_depth",
+        "sync.queue_size",
+        "output.queue_depth",
+        "output.publish_instances",
+        "output.colorized",
+        "diagnostics.period",
+    }
+)
 
 
 _TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
@@ -40,7 +48,9 @@ def declare_pipeline_parameters(node: Node) -> dict[str, Any]:
         try:
             values[spec.name] = node.declare_parameter(spec.name, spec.default, _descriptor(spec)).value
         except (InvalidParameterValueException, InvalidParameterTypeException) as error:
-            raise ValueError(f"invalid value for parameter '{spec.name}' ({error}); expected {_expectation(spec)}") from None
+            raise ValueError(
+                f"invalid value for parameter '{spec.name}' ({error}); expected {_expectation(spec)}"
+            ) from None
     return config.validated(values)
 
 

@@ -8,9 +8,10 @@ parameters: same output bag.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from .outputs import process
 from .sync import StampSynchronizer
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReplayTopics:
     image: str = "/camera/color/image_raw"
     camera_info: str = "/camera/color/camera_info"

@@ -8,7 +8,7 @@ object standing on the floor (y = 0) is placed at ``centre = (x, -half_height, z
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -56,7 +56,9 @@ def lathe(radii: Sequence[float], heights: Sequence[float], segments: int = 24) 
     """
     radii, heights = np.asarray(radii, float).ravel(), np.asarray(heights, float).ravel()
     if len(radii) != len(heights) or len(radii) < 2:
-        raise ValueError(f"lathe needs >= 2 profile points with one height per radius, got {len(radii)}, {len(heights)}")
+        raise ValueError(
+            f"lathe needs >= 2 profile points with one height per radius, got {len(radii)}, {len(heights)}"
+        )
     if not (np.isfinite(radii).all() and np.isfinite(heights).all()) or (radii < 0).any():
         raise ValueError(f"lathe radii must be finite and >= 0, heights finite, got {radii}, {heights}")
     if segments < 3:

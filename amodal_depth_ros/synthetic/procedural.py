@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import colorsys
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -20,8 +20,19 @@ from ..core.types import CameraIntrinsics
 from ..datasets.frame import GroundTruthFrame
 from . import meshes
 from .scene import PATTERNS, SceneObject, World
-from .shapes import (Box, Compound, Cylinder, Ellipsoid, Frustum, Rectangle, Shape, Sphere, TriangleMesh, rotation_x,
-                     rotation_y)
+from .shapes import (
+    Box,
+    Compound,
+    Cylinder,
+    Ellipsoid,
+    Frustum,
+    Rectangle,
+    Shape,
+    Sphere,
+    TriangleMesh,
+    rotation_x,
+    rotation_y,
+)
 
 EXTENT = 30.0   # room planes reach far past any view
 
@@ -215,19 +226,28 @@ def random_room(seed: int, width: int = 320, height: int = 240) -> World:
     floor_prints.add(table_x, table_z, float(np.hypot(*top_half[[0, 2]])))
     scale = rng.uniform(0.08, 0.13)
     small = list(SMALL_KINDS.values())
-    for line in range(int(rng.integers(2, 5))):
+    for _ in range(int(rng.integers(2, 5))):
         local_start = rng.uniform(-0.6, 0.6) * top_half[0], -top_half[2] * rng.uniform(0.4, 0.9)
         start = np.array([table_x, table_z]) + to_table @ np.array(local_start)
-        for solid, x, z in _queue_along_sight(rng, eye_xz, start, int(rng.integers(2, 6)),
-                                              lambda: small[int(rng.integers(len(small)))](rng, scale * rng.uniform(0.7, 1.4)),
-                                              on_table, footprints):
+        for solid, x, z in _queue_along_sight(
+            rng,
+            eye_xz,
+            start,
+            int(rng.integers(2, 6)),
+            lambda: small[int(rng.integers(len(small)))](rng, scale * rng.uniform(0.7, 1.4)),
+            on_table,
+            footprints,
+        ):
             objects.append(_material(rng, f"{solid.kind}_{len(objects)}", solid.placed(x, -table_height, z,
                                                                                       rng.uniform(0, 2 * math.pi))))
 
     # Furniture: in front of the table (hiding its legs and what stands on it) and behind it.
     floor = list(FLOOR_KINDS.values())
     back_z = table_z + top_half[2] + rng.uniform(0.5, 1.5)
-    for zone_z, count in (((0.7, table_z - 0.4), int(rng.integers(0, 3))), ((table_z + 0.3, back_z - 0.3), int(rng.integers(0, 3)))):
+    for zone_z, count in (
+        ((0.7, table_z - 0.4), int(rng.integers(0, 3))),
+        ((table_z + 0.3, back_z - 0.3), int(rng.integers(0, 3))),
+    ):
         for _ in range(count):
             solid = floor[int(rng.integers(len(floor)))](rng, rng.uniform(0.15, 0.3))
             for _attempt in range(6):

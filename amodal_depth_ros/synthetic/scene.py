@@ -9,16 +9,28 @@ from __future__ import annotations
 
 import colorsys
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Sequence
 
 import numpy as np
 
 from ..core.types import CameraIntrinsics
 from ..datasets.frame import GroundTruthFrame
-from .shapes import (MIN_HIT_DISTANCE, Box, Compound, Cylinder, Rectangle, Shape, Sphere, Vec3, dot, look_at, rotation_x,
-                     rotation_y)
+from .shapes import (
+    MIN_HIT_DISTANCE,
+    Box,
+    Compound,
+    Cylinder,
+    Rectangle,
+    Shape,
+    Sphere,
+    Vec3,
+    dot,
+    look_at,
+    rotation_x,
+    rotation_y,
+)
 
 DEFAULT_LIGHT = (-0.4, -1.0, -0.6)   # towards the light, optical frame: above, left, behind the camera
 PATTERNS = ("plaid", "stripes", "checker", "speckle")
@@ -89,7 +101,7 @@ def _texture(local_points: Vec3, pattern: str, period: float) -> np.ndarray:
     if pattern == "speckle":   # incommensurate frequencies: looks irregular, costs three sines
         return (np.sin(k * np.float32(2.3) * x + np.float32(3.1) * np.sin(k * y))
                 * np.sin(k * np.float32(1.7) * z + np.float32(2.0) * np.sin(k * np.float32(0.9) * x)))
-    waves = (np.sin(p * k + np.float32(phase)) for p, phase in zip(local_points, (0.0, 1.3, 2.1)))
+    waves = (np.sin(p * k + np.float32(phase)) for p, phase in zip(local_points, (0.0, 1.3, 2.1), strict=False))
     return sum(waves) / np.float32(3.0)
 
 
@@ -105,7 +117,7 @@ def render(objects: Sequence[SceneObject], intrinsics: CameraIntrinsics, light_d
     ids = np.zeros((h, w), np.int32)
     lambert = np.zeros((h, w), np.float32)   # shading runs in float32: it only feeds 8-bit colour
     windows = [_screen_window(obj.shape, intrinsics) for obj in objects]
-    for k, (obj, win) in enumerate(zip(objects, windows)):
+    for k, (obj, win) in enumerate(zip(objects, windows, strict=False)):
         if win is None:
             continue
         # A compound is cast part by part, each in its own window: a table's thin legs cover few pixels.
@@ -124,7 +136,7 @@ def render(objects: Sequence[SceneObject], intrinsics: CameraIntrinsics, light_d
     # Albedo factor of the surface pattern, evaluated only where each object is seen. float32 also
     # because numpy's float64 sin is an order of magnitude slower.
     albedo = np.ones((h, w), np.float32)
-    for k, (obj, win) in enumerate(zip(objects, windows)):
+    for k, (obj, win) in enumerate(zip(objects, windows, strict=False)):
         mine = ids[win] == k + 1 if win is not None else None
         if mine is not None and mine.any():
             z = nearest[win][mine]
@@ -139,9 +151,17 @@ def render(objects: Sequence[SceneObject], intrinsics: CameraIntrinsics, light_d
     depth = np.where(np.isfinite(nearest), nearest, np.nan).astype(np.float32)
     if depth_noise_std > 0:
         depth += np.random.default_rng(seed).normal(0.0, depth_noise_std, depth.shape).astype(np.float32)
-    return GroundTruthFrame(rgb, depth, ids, np.isfinite(object_depths), object_depths,
-                            tuple(obj.name for obj in objects), intrinsics, _occlusion_pairs(ids, object_depths, windows),
-                            np.array([obj.stuff for obj in objects], bool))
+    return GroundTruthFrame(
+        rgb,
+        depth,
+        ids,
+        np.isfinite(object_depths),
+        object_depths,
+        tuple(obj.name for obj in objects),
+        intrinsics,
+        _occlusion_pairs(ids, object_depths, windows),
+        np.array([obj.stuff for obj in objects], bool),
+    )
 
 
 def _occlusion_pairs(ids: np.ndarray, object_depths: np.ndarray,
@@ -215,7 +235,7 @@ def random_world(seed: int, width: int = 320, height: int = 240) -> World:
     lines = int(rng.integers(1, 3))
     # Objects queue along one or two lines of sight: per line the last footprint (x, z, radius),
     # seeded with a zero-size start point at a random bearing.
-    starts = zip(rng.uniform(-0.5, 0.5, lines) * hfov / 2, rng.uniform(0.7, 1.2, lines))
+    starts = zip(rng.uniform(-0.5, 0.5, lines) * hfov / 2, rng.uniform(0.7, 1.2, lines), strict=False)
     last = [(z * math.tan(bearing), z, 0.0) for bearing, z in starts]
     placed: list[tuple[float, float, float]] = []
     objects = []

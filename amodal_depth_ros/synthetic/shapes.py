@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field, replace
+
 import numpy as np
 
 Vec3 = tuple[np.ndarray | float, np.ndarray | float, np.ndarray | float]
@@ -59,7 +60,7 @@ def _times(v: Vec3, matrix: np.ndarray) -> Vec3:
 def _point_at(origins: Vec3, dirs: Vec3, t: np.ndarray) -> Vec3:
     """Hit points; misses (t = inf) give the origin instead of inf/NaN."""
     t = np.where(np.isfinite(t), t, 0.0)
-    return tuple(o + t * d for o, d in zip(origins, dirs))
+    return tuple(o + t * d for o, d in zip(origins, dirs, strict=False))
 
 
 def _nearest_positive(t_first: np.ndarray, t_second: np.ndarray) -> np.ndarray:
@@ -108,7 +109,7 @@ class Shape:
     def cast(self, origins: Vec3, dirs: Vec3) -> tuple[np.ndarray, Vec3]:
         """``intersect`` on vectors given as component triples of any (broadcastable) shape."""
         local_dirs = _times(dirs, self.rotation)
-        offsets = tuple(o - c for o, c in zip(origins, self.centre))
+        offsets = tuple(o - c for o, c in zip(origins, self.centre, strict=False))
         t, normals = self._cast_local(_times(offsets, self.rotation), local_dirs)
         # Local routines may return either orientation of the surface normal; turn it against the ray.
         factor = np.where(dot(normals, local_dirs) > 0, -1.0, 1.0) * np.isfinite(t)
@@ -117,7 +118,7 @@ class Shape:
     def _cast_local(self, origins: Vec3, dirs: Vec3) -> tuple[np.ndarray, Vec3]:
         raise NotImplementedError
 
-    def transformed(self, rotation: np.ndarray, translation: np.ndarray) -> "Shape":
+    def transformed(self, rotation: np.ndarray, translation: np.ndarray) -> Shape:
         """The same shape after the rigid motion ``p -> rotation @ p + translation``."""
         rotation = np.asarray(rotation, float)
         return replace(self, centre=rotation @ self.centre + np.asarray(translation, float),
@@ -127,7 +128,7 @@ class Shape:
         """Parent-frame points in the shape's own frame, in the points' precision (float32 stays float32)."""
         dtype = np.result_type(*points)
         centre, rotation = self.centre.astype(dtype), self.rotation.astype(dtype)
-        return _times(tuple(p - c for p, c in zip(points, centre)), rotation)
+        return _times(tuple(p - c for p, c in zip(points, centre, strict=False)), rotation)
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -151,7 +152,7 @@ class Box(Shape):
         # Slab method. Axis-parallel rays get a tiny direction component instead of 0: the slab
         # parameters then become huge finite numbers of the right sign rather than 0/0 = NaN.
         t_in, t_out = [], []
-        for o, d, h in zip(origins, dirs, self.half_extents):
+        for o, d, h in zip(origins, dirs, self.half_extents, strict=False):
             d = np.where(np.abs(d) < 1e-300, 1e-300, d)
             t_low, t_high = (-h - o) / d, (h - o) / d
             t_in.append(np.minimum(t_low, t_high))
@@ -283,8 +284,8 @@ class Ellipsoid(Shape):
 
     def _cast_local(self, origins: Vec3, dirs: Vec3) -> tuple[np.ndarray, Vec3]:
         # The map p -> p / radii takes the ellipsoid onto the unit sphere and keeps the ray parameter t.
-        o = tuple(c / r for c, r in zip(origins, self.radii))
-        d = tuple(c / r for c, r in zip(dirs, self.radii))
+        o = tuple(c / r for c, r in zip(origins, self.radii, strict=False))
+        d = tuple(c / r for c, r in zip(dirs, self.radii, strict=False))
         a = dot(d, d)
         b = dot(o, d)
         disc = b * b - a * (dot(o, o) - 1.0)
@@ -292,7 +293,7 @@ class Ellipsoid(Shape):
         root = np.sqrt(np.where(hit, disc, 0.0))
         t = np.where(hit, _nearest_positive((-b - root) / a, (-b + root) / a), np.inf)
         # Gradient of |p / radii|^2, normalised (on the unit sphere image: scaled point / radii).
-        gradient = tuple(p / r for p, r in zip(_point_at(o, d, t), self.radii))
+        gradient = tuple(p / r for p, r in zip(_point_at(o, d, t), self.radii, strict=False))
         norm = np.sqrt(dot(gradient, gradient))
         norm = np.where(norm > 0, norm, 1.0)
         return t, tuple(g / norm for g in gradient)
@@ -385,8 +386,11 @@ class Compound(Shape):
         corners = np.concatenate([part.corners() for part in parts])
         object.__setattr__(self, "_extent", np.abs(corners).max(axis=0))
         # Bounding spheres of the parts (around their bounding boxes), slightly inflated against rounding.
-        object.__setattr__(self, "_spheres", [(part.centre, (np.linalg.norm(part.local_extent) * (1 + 1e-6) + 1e-12) ** 2)
-                                              for part in parts])
+        object.__setattr__(
+            self,
+            "_spheres",
+            [(part.centre, (np.linalg.norm(part.local_extent) * (1 + 1e-6) + 1e-12) ** 2) for part in parts],
+        )
 
     @property
     def local_extent(self) -> np.ndarray:
@@ -397,13 +401,15 @@ class Compound(Shape):
         t = np.full(shape, np.inf)
         normals = tuple(np.zeros(shape) for _ in range(3))
         dir_norm2 = dot(dirs, dirs)
-        for part, (centre, radius2) in zip(self.parts, self._spheres):
+        for part, (centre, radius2) in zip(self.parts, self._spheres, strict=False):
             # Only rays that can meet the part's bounding sphere are cast at it: a table leg covers a
             # small share of the table's window. Such a ray starts inside the sphere, or heads towards
             # its centre and passes it within the radius.
-            to_centre = tuple(c - o for c, o in zip(centre, origins))
+            to_centre = tuple(c - o for c, o in zip(centre, origins, strict=False))
             along, distance2 = dot(to_centre, dirs), dot(to_centre, to_centre)
-            may_hit = (distance2 <= radius2) | ((along > 0) & (distance2 * dir_norm2 - along * along <= radius2 * dir_norm2))
+            may_hit = (distance2 <= radius2) | (
+                (along > 0) & (distance2 * dir_norm2 - along * along <= radius2 * dir_norm2)
+            )
             may_hit = np.broadcast_to(may_hit, shape)
             count = np.count_nonzero(may_hit)
             if count == 0:
@@ -412,7 +418,7 @@ class Compound(Shape):
                 t_part, n_part = part.cast(origins, dirs)
                 closer = t_part < t
                 np.copyto(t, t_part, where=closer)
-                for n, m in zip(normals, n_part):
+                for n, m in zip(normals, n_part, strict=False):
                     np.copyto(n, m, where=closer)
                 continue
             t_part, n_part = part.cast(_gather(origins, may_hit), _gather(dirs, may_hit))
@@ -421,7 +427,7 @@ class Compound(Shape):
                 continue
             index = tuple(i[closer] for i in np.nonzero(may_hit))
             t[index] = t_part[closer]
-            for n, m in zip(normals, n_part):
+            for n, m in zip(normals, n_part, strict=False):
                 n[index] = np.broadcast_to(m, t_part.shape)[closer]
         return t, normals
 
@@ -453,7 +459,7 @@ class _MeshRaycaster:
         if self._scene is None:
             with self._lock:
                 if self._scene is None:
-                    import open3d as o3d   # lazily: importing the shapes must not import open3d
+                    import open3d as o3d  # lazily: importing the shapes must not import open3d
                     scene = o3d.t.geometry.RaycastingScene(nthreads=1)
                     scene.add_triangles(o3d.core.Tensor(self.vertices.astype(np.float32)),
                                         o3d.core.Tensor(self.triangles.astype(np.uint32)))

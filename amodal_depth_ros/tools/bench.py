@@ -31,7 +31,11 @@ from ..core.types import RGBDFrame
 from ..synthetic.stream import SyntheticCamera
 
 LEARNED = {"segmentation.method": "learned", "amodal_mask.method": "learned", "amodal_depth.method": "spade"}
-GEOMETRIC = {"segmentation.method": "geometric", "amodal_mask.method": "convex_hull", "amodal_depth.method": "plane_fit"}
+GEOMETRIC = {
+    "segmentation.method": "geometric",
+    "amodal_mask.method": "convex_hull",
+    "amodal_depth.method": "plane_fit",
+}
 PIPELINES = {"geometric": GEOMETRIC, "learned": LEARNED,
              "learned_geometric_segmentation": {**LEARNED, "segmentation.method": "geometric"},
              "learned_onnxruntime": {**LEARNED, "inference.backend": "onnxruntime"},
@@ -70,9 +74,16 @@ def segmentation_network(resolutions: list[tuple[int, int]], frames: int) -> lis
     backends = ["torch", "onnxruntime"] + ([] if tensorrt_unavailable() else ["tensorrt"])
     rows = []
     for backend in backends:
-        stage = LearnedSegmenter(p["segmentation.weights"], p["inference.device"], backend, p["inference.precision"],
-                                 p["segmentation.network_size"], p["segmentation.min_core"], p["segmentation.depth_jump"],
-                                 p["segmentation.outline_threshold"])
+        stage = LearnedSegmenter(
+            p["segmentation.weights"],
+            p["inference.device"],
+            backend,
+            p["inference.precision"],
+            p["segmentation.network_size"],
+            p["segmentation.min_core"],
+            p["segmentation.depth_jump"],
+            p["segmentation.outline_threshold"],
+        )
         for width, height in resolutions:
             camera = SyntheticCamera(0, width, height)
             truth = [camera.frame(i) for i in range(3)]
@@ -100,7 +111,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("out/bench"), help="output folder (default: out/bench)")
     parser.add_argument("--frames", type=int, default=20, help="timed frames per configuration (default: 20)")
     parser.add_argument("--resolutions", default="320x240,640x480,1280x720", help="WxH list (default: %(default)s)")
-    parser.add_argument("--pipelines", default=",".join(PIPELINES), help=f"some of {', '.join(PIPELINES)} (default: all)")
+    parser.add_argument(
+        "--pipelines", default=",".join(PIPELINES), help=f"some of {', '.join(PIPELINES)} (default: all)"
+    )
     parser.add_argument("--no-segmentation-network", action="store_true",
                         help="skip the table of the segmentation network alone (features, network, decoding)")
 

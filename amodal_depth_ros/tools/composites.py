@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="camera intrinsics in pixels; override the folder's")
     parser.add_argument("--depth-scale", type=float, default=None, metavar="S",
                         help="integer depth units per metre (1000 = millimetres); overrides the folder's")
-    parser.add_argument("--previews", type=int, default=12, help="preview PNGs written for the first N composites (default: 12)")
+    parser.add_argument("--previews", type=int, default=12, help="preview PNGs written for the first N composites "
+                                                                 "(default: 12)")
 
 
 def run(args: argparse.Namespace) -> int:

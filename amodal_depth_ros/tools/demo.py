@@ -24,13 +24,13 @@ from tqdm import tqdm
 
 import amodal_depth_ros
 
+from .. import visualize as vis
+from ..datasets.frame import GroundTruthFrame
 from ..resources import package_path
 from ..ros import conversions as conv
 from ..ros.client import CameraStreamClient, Outputs
 from ..ros.process import NodeProcess, remap_args
-from ..datasets.frame import GroundTruthFrame
 from ..synthetic.stream import SyntheticCamera
-from .. import visualize as vis
 
 BASE_STAMP_NS = 1_700_000_000 * 10**9   # fixed epoch: stamps, and so outputs, are the same on every run
 NODE_NAME = "/amodal/amodal_depth_node"
@@ -159,7 +159,7 @@ def write_frame_outputs(out: Path, truth: GroundTruthFrame, outputs: Outputs) ->
     instances = msgs.get("instances")
     entries: dict[str, object] = {
         "depth_colour_range_m": [round(vmin, 3), round(vmax, 3)],
-        "cloud_points_by_layer": {str(int(layer)): int(n) for layer, n in zip(layers, counts)},
+        "cloud_points_by_layer": {str(int(layer)): int(n) for layer, n in zip(layers, counts, strict=False)},
         "instances": None if instances is None else len(instances.instances),
         "occlusion": None if instances is None else [
             {"id": int(i.id), "occluded_by": [int(o) for o in i.occluded_by],

@@ -23,23 +23,24 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .. import visualize as vis
 from ..core import config
 from ..datasets.sources import open_dataset
 from ..evaluation.harness import BASELINE_DEPTH_METHODS, ORACLE_PLANE, build_methods, evaluate
 from ..evaluation.metrics import format_table
-from ..evaluation.segmentation import format_segmentation
 from ..evaluation.pictures import bar_chart, comparison
-from .. import visualize as vis
-
+from ..evaluation.segmentation import format_segmentation
 
 ORACLE_NOTE = (f"\n{ORACLE_PLANE}: a reference, not a method: each hidden part filled with the plane fitted to its own "
                "true depth, the floor of any planar completion\n")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("datasets", nargs="+", metavar="DATASET", help="synthetic:START-END, tabletop:START-END, a composite set or a bag")
+    parser.add_argument("datasets", nargs="+", metavar="DATASET", help="synthetic:START-END, tabletop:START-END, a "
+                                                                       "composite set or a bag")
     parser.add_argument("--out", type=Path, default=Path("out/eval"), help="output folder (default: out/eval)")
-    parser.add_argument("--params", type=Path, default=None, help="pipeline parameter file (default: built-in defaults)")
+    parser.add_argument("--params", type=Path, default=None, help="pipeline parameter file (default: built-in "
+                                                                  "defaults)")
     parser.add_argument("--depth-methods", default=",".join(BASELINE_DEPTH_METHODS),
                         help=f"comma-separated baselines (default: {','.join(BASELINE_DEPTH_METHODS)})")
     parser.add_argument("--no-pipeline", action="store_true", help="skip the end-to-end pipeline row")
@@ -66,8 +67,9 @@ def run(args: argparse.Namespace) -> int:
         (out / "examples").mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         frames = tqdm(dataset, total=dataset.count, desc=dataset.name, unit="frame")
+        every = max(dataset.count // max(args.examples, 1), 1)   # frames between two example pictures
         table, examples = evaluate(frames, methods, args.min_pixels,
-                                   keep=lambda index, p: bool(p.targets) and index % max(dataset.count // max(args.examples, 1), 1) == 0)
+                                   keep=lambda index, p, every=every: bool(p.targets) and index % every == 0)
         seconds = time.perf_counter() - start
         summary = table.summary()
         text = format_table(summary) + "\n" + format_segmentation(summary["segmentation"])
@@ -76,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n{dataset.description}: {dataset.count} frames in {seconds:.1f} s\n{text}")
         for k, predictions in enumerate(examples[:args.examples]):
             vis.write_png(out / "examples" / f"{k:03d}.png", comparison(predictions))
-        vis.write_png(out / "abs_rel.png", bar_chart(summary, title=f"{dataset.name}: aligned AbsRel on occluded pixels"))
+        vis.write_png(
+            out / "abs_rel.png", bar_chart(summary, title=f"{dataset.name}: aligned AbsRel on occluded pixels")
+        )
         (out / "table.txt").write_text(text + "\n")
         report = {"dataset": dataset.description, "frames": dataset.count, "seconds": round(seconds, 2),
                   "min_pixels": args.min_pixels, "params": params, "machine": platform.platform(), **summary}

@@ -41,7 +41,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         mask = load_weights(AmodalMaskNet(), args.mask_weights or WEIGHTS_DIR / "amodal_mask.pt", "amodal mask")
-        depth = load_weights(SpadeAmodalDepthNet(), args.depth_weights or WEIGHTS_DIR / "amodal_depth.pt", "amodal depth")
+        depth = load_weights(
+            SpadeAmodalDepthNet(), args.depth_weights or WEIGHTS_DIR / "amodal_depth.pt", "amodal depth"
+        )
         segmentation = load_weights(SegmentationNet(), args.segmentation_weights or WEIGHTS_DIR / "segmentation.pt",
                                     "segmentation")
     except ModelLoadError as exc:
@@ -49,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     report = export_amodal_nets(mask, depth, args.out, args.batch)
     report["segmentation"] = export_segmentation_net(segmentation, args.out, height, width)
-    for kind, r in report.items():
+    for r in report.values():
         print(f"{r['file']}: opset {r['opset']}, static shapes {r['static']}, ops {', '.join(r['ops'])}; "
               f"uncommon ops {r['uncommon_ops'] or 'none'}; torch vs onnxruntime max |diff| {r['max_abs_diff']:.2e}")
     (args.out / "export.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from .. import visualize as vis
 from ..datasets.sources import parse_seeds
 from ..synthetic.procedural import generate
-from .. import visualize as vis
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

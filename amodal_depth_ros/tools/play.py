@@ -32,7 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-topic", default=d.image, help=f"(default: {d.image})")
     parser.add_argument("--camera-info-topic", default=d.camera_info, help=f"(default: {d.camera_info})")
     parser.add_argument("--depth-topic", default=d.depth, help=f"(default: {d.depth}; '' for none)")
-    parser.add_argument("--namespace", default=d.output_namespace, help=f"node namespace (default: {d.output_namespace})")
+    parser.add_argument(
+        "--namespace", default=d.output_namespace, help=f"node namespace (default: {d.output_namespace})"
+    )
     parser.add_argument("--drain", type=float, default=5.0, help="seconds to keep recording after the bag ends")
     parser.add_argument("--connect-timeout", type=float, default=30.0, help="seconds to wait for the node")
 

@@ -28,7 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-topic", default=d.image, help=f"(default: {d.image})")
     parser.add_argument("--camera-info-topic", default=d.camera_info, help=f"(default: {d.camera_info})")
     parser.add_argument("--depth-topic", default=d.depth, help=f"(default: {d.depth})")
-    parser.add_argument("--namespace", default=d.output_namespace, help=f"output topic namespace (default: {d.output_namespace})")
+    parser.add_argument(
+        "--namespace", default=d.output_namespace, help=f"output topic namespace (default: {d.output_namespace})"
+    )
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="output format (default: mcap)")
     parser.add_argument("--copy-inputs", action="store_true", help="write the input topics to OUT too")
 

@@ -28,7 +28,7 @@ SHARED = ("steps", "batch", "lr", "seed", "workers", "checkpoint_every", "width"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..training.segmentation_trainer import SegmentationTrainConfig
-    from ..training.trainer import TrainConfig   # defaults shown in --help come from the config classes
+    from ..training.trainer import TrainConfig  # defaults shown in --help come from the config classes
     d, s = TrainConfig(), SegmentationTrainConfig()
     parser.add_argument("--network", choices=NETWORKS, default="amodal",
                         help="which network to train (default: amodal = the amodal mask and depth networks)")

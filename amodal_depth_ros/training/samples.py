@@ -1,8 +1,9 @@
 """Training samples of the learned amodal stages, cut from ground-truth frames exactly as the stages
 cut their inputs at run time (``models.crops``, ``models.stages``), so training and inference agree.
 
-Per object with a hidden part (walls and floors included: the node completes them too): a mask sample (crop around the visible part, occluders = true amodal masks of
-everything in front, target = true amodal mask) and a depth sample (crop around the true amodal
+Per object with a hidden part (walls and floors included: the node completes them too): a mask sample
+(crop around the visible part, occluders = true amodal masks of everything in front, target = true
+amodal mask) and a depth sample (crop around the true amodal
 mask, front depth peeled with the true surfaces in front, target = true log depth ratio).
 The observed depth gets Kinect-like noise so that models trained on rendered depth accept sensors.
 """
@@ -65,4 +66,4 @@ def frame_samples(truth: GroundTruthFrame, rng: np.random.Generator, noise: bool
                      depth_box.take(target, 0.0), depth_box.take(known, 0.0) * amodal_crop))
     if not rows:
         return None
-    return SampleBatch(*(np.stack(column).astype(np.float16) for column in zip(*rows)))
+    return SampleBatch(*(np.stack(column).astype(np.float16) for column in zip(*rows, strict=False)))

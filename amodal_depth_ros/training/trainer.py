@@ -101,7 +101,9 @@ def _draw(rng: np.random.Generator, cfg: TrainConfig, rendered: int, total: int)
     return np.where(from_composites, rng.integers(rendered, total, cfg.batch), rng.integers(0, rendered, cfg.batch))
 
 
-def losses(mask_net: AmodalMaskNet, depth_net: SpadeAmodalDepthNet, batch: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+def losses(
+    mask_net: AmodalMaskNet, depth_net: SpadeAmodalDepthNet, batch: list[torch.Tensor]
+) -> dict[str, torch.Tensor]:
     mask_in, mask_target, depth_in, amodal, target, valid = batch
     weight = 0.1 + mask_in[:, 1]                  # the decision only matters under occluders
     mask_loss = (F.binary_cross_entropy_with_logits(mask_net(mask_in), mask_target, reduction="none") * weight).sum() \
@@ -168,9 +170,20 @@ def train(cfg: TrainConfig, resume: bool = False, command: tuple[str, ...] = ())
 
     def save() -> None:
         tmp = checkpoint_path.with_suffix(".tmp")
-        torch.save({"mask_net": mask_net.state_dict(), "depth_net": depth_net.state_dict(),
-                    "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(), "rng": rng.bit_generator.state,
-                    "torch_rng": torch.get_rng_state(), "step": step, "history": history, "config": asdict(cfg)}, tmp)
+        torch.save(
+            {
+                "mask_net": mask_net.state_dict(),
+                "depth_net": depth_net.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "schedule": schedule.state_dict(),
+                "rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "step": step,
+                "history": history,
+                "config": asdict(cfg),
+            },
+            tmp,
+        )
         os.replace(tmp, checkpoint_path)
 
     start = time.perf_counter()
@@ -194,10 +207,16 @@ def train(cfg: TrainConfig, resume: bool = False, command: tuple[str, ...] = ())
         torch.save({"model": {k: v.cpu() for k, v in net.state_dict().items()},
                     "meta": {"config": asdict(cfg), "steps": step, "validation": history[-1] if history else {}}},
                    out / name)
-    summary = {"argv": list(command),
-               "config": asdict(cfg), "train_samples": len(train_set), "val_samples": len(val_set), "device": str(device),
-               "composite_samples": len(train_set) - rendered, "seconds": round(time.perf_counter() - start, 1),
-               "history": history}
+    summary = {
+        "argv": list(command),
+        "config": asdict(cfg),
+        "train_samples": len(train_set),
+        "val_samples": len(val_set),
+        "device": str(device),
+        "composite_samples": len(train_set) - rendered,
+        "seconds": round(time.perf_counter() - start, 1),
+        "history": history,
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "MODEL_CARD.md").write_text(model_card(summary, mask_net, depth_net))
     return summary
@@ -226,11 +245,12 @@ Trained by this package's own command:
   a learned correction (zero when untrained), as a log depth ratio; aligned by scale and shift on the
   visible part.
 - **Data**: procedural rooms (`amodal_depth_ros.synthetic.procedural`), {cfg["width"]}x{cfg["height"]},
-  training seeds {train_seeds[0]}..{train_seeds[1] - 1} ({rendered} object samples){_composites_text(cfg, composites)}; validation
-  seeds {val_seeds[0]}..{val_seeds[1] - 1} ({summary["val_samples"]} samples); rendered depth with structured-light noise.
+  training seeds {train_seeds[0]}..{train_seeds[1] - 1} ({rendered} object samples){_composites_text(cfg, composites)};
+  validation seeds {val_seeds[0]}..{val_seeds[1] - 1} ({summary["val_samples"]} samples); rendered depth with
+  structured-light noise.
   Evaluation seeds 0..9999 and the evaluation composites are never trained on. No external weights.
-{_init_text(cfg["init"])}- **Training**: {cfg["steps"]} steps of batch {cfg["batch"]}, AdamW lr {cfg["lr"]} (cosine), seed {cfg["seed"]},
-  {summary["device"]}, {summary["seconds"]:.0f} s, torch {torch.__version__}.
+{_init_text(cfg["init"])}- **Training**: {cfg["steps"]} steps of batch {cfg["batch"]}, AdamW lr {cfg["lr"]} (cosine),
+  seed {cfg["seed"]}, {summary["device"]}, {summary["seconds"]:.0f} s, torch {torch.__version__}.
 - **Validation** (last checkpoint): occluded-part mask IoU {last.get("occluded_iou", float("nan")):.3f},
   mean |log depth ratio error| on hidden pixels {last.get("hidden_log_l1", float("nan")):.4f}.
 """
