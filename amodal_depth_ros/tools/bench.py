@@ -7,7 +7,8 @@ per-stage p50/p95 ms and end-to-end frames/s of the pipeline; the node's overhea
 as a publisher does); cloud construction alone against open3d's create_from_rgbd_image on the same
 frame; peak RSS and, with CUDA, peak GPU memory. Learned stages run on torch (CUDA with fp16 and CUDA
 graphs when present), onnxruntime, and TensorRT where it is installed (timed once the engines are
-built; the row is skipped, with the reason, elsewhere).
+built; the row is skipped, with the reason, elsewhere). Without ROS 2 (rclpy cannot be imported) the
+overhead columns are '-' (null in the JSON) and frames/s is the pipeline's alone.
 """
 from __future__ import annotations
 
@@ -138,10 +139,9 @@ def node_overhead(pipeline: AmodalDepthPipeline, frame, stamp: int) -> dict[str,
         from ..ros import conversions as conv
         from ..ros.outputs import frame_of, output_messages, output_topics
         from ..ros.sync import Matched
-    except ImportError:   # no ROS 2 here (a bare GPU machine): the pipeline alone
+    except ImportError:   # no ROS 2 here (a bare GPU machine): the pipeline alone, no overhead keys
         result = pipeline(RGBDFrame(frame.rgb, frame.intrinsics, frame.depth, stamp))
-        return {"cloud_stage": result.timings_ms["cloud"], "stages": result.timings_ms, "result": result,
-                **dict.fromkeys(OVERHEAD_KEYS, 0.0)}
+        return {"cloud_stage": result.timings_ms["cloud"], "stages": result.timings_ms, "result": result}
     header = Header(stamp=conv.ns_to_stamp(stamp), frame_id="camera_color_optical_frame")
     matched = Matched(conv.rgb_to_image(frame.rgb, header), conv.intrinsics_to_camera_info(frame.intrinsics, header),
                       conv.depth_to_image(frame.depth, header), stamp)
@@ -163,6 +163,11 @@ def node_overhead(pipeline: AmodalDepthPipeline, frame, stamp: int) -> dict[str,
     ms["overhead"] = ms["decode"] + ms["build_messages"] + ms["serialize"]
     ms["core_overhead"] = ms["decode"] + sum(built[t] + serialized[t] for t in core) * 1e3
     return {**ms, "cloud_stage": result.timings_ms["cloud"], "stages": result.timings_ms, "result": result}
+
+
+def _p50(overhead: dict | None, key: str) -> str:
+    """Table cell of an overhead figure: '-' where ROS 2 was not there to measure it."""
+    return "-" if overhead is None else f"{overhead[key]['p50']:.1f}"
 
 
 def cloud_versus_open3d(result, repeats: int = 5) -> dict[str, float]:
@@ -224,9 +229,11 @@ def run(args: argparse.Namespace) -> int:
                     runs[-1].pop("result")   # keep one result alive, as the node does
                 runs.append(node_overhead(pipeline, frames[i % 5], i))
             stages = {k: _ms([r["stages"][k] for r in runs]) for k in runs[0]["stages"]}
-            totals = [r["stages"]["total"] + r["overhead"] for r in runs]
+            with_ros = "overhead" in runs[0]
+            totals = [r["stages"]["total"] + r.get("overhead", 0.0) for r in runs]
             rows.append({"pipeline": name, "resolution": f"{width}x{height}", "stages_ms": stages,
-                         "overhead_ms": {k: _ms([r[k] for r in runs]) for k in OVERHEAD_KEYS},
+                         # None without ROS 2: the node's messages cannot be built here.
+                         "overhead_ms": {k: _ms([r[k] for r in runs]) for k in OVERHEAD_KEYS} if with_ros else None,
                          "frames_per_s": round(1e3 / float(np.mean(totals)), 2),
                          "cloud_vs_open3d": cloud_versus_open3d(runs[-1]["result"])})
     segmentation = [] if args.no_segmentation_network else segmentation_network(resolutions, args.frames)
@@ -239,8 +246,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{r['pipeline']:{width}s} {r['resolution']:>9s} {r['frames_per_s']:6.2f} "
               f"{r['stages_ms']['total']['p50']:9.1f} "
               f"{r['stages_ms']['total']['p95']:7.1f} {r['stages_ms']['segmentation']['p50']:8.1f} "
-              f"{r['overhead_ms']['overhead']['p50']:13.1f} "
-              f"{r['overhead_ms']['core_overhead']['p50']:14.1f} "
+              f"{_p50(r['overhead_ms'], 'overhead'):>13s} {_p50(r['overhead_ms'], 'core_overhead'):>14s} "
               f"{r['cloud_vs_open3d']['ours_ms']:9.1f} {r['cloud_vs_open3d']['open3d_ms']:10.1f}")
     if segmentation:
         print(f"\n{'segmentation network':28s} {'size':>9s} {'input':>8s} {'features':>9s} {'network':>8s} "

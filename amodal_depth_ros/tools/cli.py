@@ -35,8 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
         except ImportError as exc:
             reason = f"amodal-depth {name} is unavailable here: {exc}"
             command = sub.add_parser(name, help=f"(unavailable: {exc})", add_help=False)
-            command.add_argument("rest", nargs=argparse.REMAINDER)
-            command.set_defaults(run=lambda args, reason=reason: print(reason, file=sys.stderr) or 2)
+            # Whatever options follow are left unparsed: the reason is the answer to any of them.
+            command.set_defaults(run=lambda args, reason=reason: print(reason, file=sys.stderr) or 2, unavailable=True)
             continue
         doc = (module.__doc__ or "").strip()
         command = sub.add_parser(name, help=doc.split("\n", 1)[0], description=doc,
@@ -47,7 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "unavailable", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.command_line = ["amodal-depth", *(sys.argv[1:] if argv is None else argv)]   # for records of the run
     try:
         return int(args.run(args))
