@@ -5,7 +5,6 @@ import cv2
 import numpy as np
 
 from amodal_depth_ros.core import config
-from amodal_depth_ros.core.pipeline import STAGE_FACTORIES
 from amodal_depth_ros.datasets.bag import write_ground_truth_bag
 from amodal_depth_ros.evaluation.harness import (
     END_TO_END,
@@ -16,6 +15,7 @@ from amodal_depth_ros.evaluation.harness import (
     oracle_plane_depth,
     targets,
 )
+from amodal_depth_ros.pipeline import STAGE_FACTORIES
 from amodal_depth_ros.synthetic.procedural import generate
 from amodal_depth_ros.synthetic.scene import SceneObject, box_in_front_of_wall, render
 from amodal_depth_ros.synthetic.shapes import Box, Rectangle, rotation_y

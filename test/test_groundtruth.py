@@ -8,8 +8,8 @@ from amodal_depth_ros.datasets.bag import (
     read_ground_truth_bag,
     write_ground_truth_bag,
 )
-from amodal_depth_ros.datasets.frame import GroundTruthFrame
 from amodal_depth_ros.datasets.sources import open_dataset, parse_seeds
+from amodal_depth_ros.groundtruth import GroundTruthFrame
 from amodal_depth_ros.ros.bag import topics_of
 from amodal_depth_ros.synthetic.procedural import generate
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from amodal_depth_ros.core.occlusion import BoundaryDepthOrder
-from amodal_depth_ros.core.pipeline import AmodalDepthPipeline
 from amodal_depth_ros.core.types import Segmentation
 from amodal_depth_ros.models.learned_segmentation import LearnedSegmenter, decode
 from amodal_depth_ros.models.segmentation_net import SegmentationNet, segmentation_inputs
+from amodal_depth_ros.pipeline import AmodalDepthPipeline
 from amodal_depth_ros.synthetic.scene import box_in_front_of_wall, render
 from amodal_depth_ros.tools import cli
 

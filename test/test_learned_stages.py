@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-from amodal_depth_ros.core.pipeline import AmodalDepthPipeline
 from amodal_depth_ros.core.types import OcclusionGraph
 from amodal_depth_ros.models.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
 from amodal_depth_ros.models.crops import CROP_SIZE, INPUT_CHANNELS, CropBox, front_depth
@@ -17,6 +16,7 @@ from amodal_depth_ros.models.stages import (
     load_weights,
     peeling_levels,
 )
+from amodal_depth_ros.pipeline import AmodalDepthPipeline
 from amodal_depth_ros.synthetic.procedural import generate
 from amodal_depth_ros.tools import cli
 from amodal_depth_ros.training.samples import frame_samples

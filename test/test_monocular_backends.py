@@ -6,11 +6,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
-from amodal_depth_ros.core.pipeline import AmodalDepthPipeline  # noqa: E402
 from amodal_depth_ros.core.types import CameraIntrinsics, RGBDFrame  # noqa: E402
 from amodal_depth_ros.models import tensorrt_engine as te  # noqa: E402
 from amodal_depth_ros.models.depth_anything_v2 import ENCODERS, DepthAnythingV2, EncoderConfig  # noqa: E402
 from amodal_depth_ros.models.monocular import GraphDepthAnything, MonocularDepth  # noqa: E402
+from amodal_depth_ros.pipeline import AmodalDepthPipeline  # noqa: E402
 
 TINY = EncoderConfig(embed_dim=48, depth=4, heads=2, layers=(0, 1, 2, 3), features=16, out_channels=(8, 16, 32, 48))
 INPUT_SIZE = 140                      # the smallest allowed: small graphs, fast exports

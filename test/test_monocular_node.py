@@ -11,8 +11,8 @@ import pytest
 from conftest import ROOT, wait_for
 
 from amodal_depth_ros.core import config
-from amodal_depth_ros.core.pipeline import AmodalDepthPipeline
 from amodal_depth_ros.models.errors import ModelLoadError
+from amodal_depth_ros.pipeline import AmodalDepthPipeline
 from amodal_depth_ros.synthetic.scene import box_in_front_of_wall, render
 
 W, H = 320, 240
@@ -54,7 +54,7 @@ def test_relative_model_without_depth_message_says_what_to_do():
 
 def test_topic_source_does_not_import_torch():
     code = ("import sys\n"
-            "from amodal_depth_ros.core.pipeline import AmodalDepthPipeline\n"
+            "from amodal_depth_ros.pipeline import AmodalDepthPipeline\n"
             "AmodalDepthPipeline({'segmentation.method': 'geometric', 'amodal_mask.method': 'convex_hull', "
             "'amodal_depth.method': 'plane_fit'})\n"
             "assert 'torch' not in sys.modules, 'torch imported'\n")

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from std_msgs.msg import Header
 
-from amodal_depth_ros.core.pipeline import AmodalDepthPipeline
 from amodal_depth_ros.core.types import POINT_DTYPE, InputError, LayeredCloud
+from amodal_depth_ros.pipeline import AmodalDepthPipeline
 from amodal_depth_ros.ros import allocator
 from amodal_depth_ros.ros import conversions as conv
 from amodal_depth_ros.ros.outputs import ALL_TYPES, frame_of, output_messages, output_topics

@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 from amodal_depth_ros.core.types import OcclusionGraph
-from amodal_depth_ros.datasets.frame import GroundTruthFrame
 from amodal_depth_ros.evaluation.segmentation import (
     SegmentationTable,
     boundary_map,
@@ -12,6 +11,7 @@ from amodal_depth_ros.evaluation.segmentation import (
     score_segmentation,
     true_order_pairs,
 )
+from amodal_depth_ros.groundtruth import GroundTruthFrame
 from amodal_depth_ros.synthetic.scene import SceneObject, box_in_front_of_wall, render
 from amodal_depth_ros.synthetic.shapes import Box
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from amodal_depth_ros.core.pipeline import AmodalDepthPipeline
 from amodal_depth_ros.models import tensorrt_engine as te
 from amodal_depth_ros.models.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
 from amodal_depth_ros.models.backends import FunctionRunner, cached_onnx, make_runner, onnxruntime_runner, torch_runner
@@ -17,6 +16,7 @@ from amodal_depth_ros.models.crops import CROP_SIZE
 from amodal_depth_ros.models.export import INPUT_NAMES, example_inputs
 from amodal_depth_ros.models.stages import load_weights
 from amodal_depth_ros.models.switching import SwitchingRunner
+from amodal_depth_ros.pipeline import AmodalDepthPipeline
 from amodal_depth_ros.synthetic.procedural import generate
 from amodal_depth_ros.tools import cli
 

@@ -15,9 +15,9 @@ import numpy as np
 from std_msgs.msg import Header
 
 from ..core.types import AmodalInstance
+from ..groundtruth import GroundTruthFrame
 from ..ros import conversions as conv
 from ..ros.bag import BagWriter, read_messages, topics_of
-from .frame import GroundTruthFrame
 
 TOPICS = {"image": "/camera/color/image_raw", "camera_info": "/camera/color/camera_info",
           "depth": "/camera/depth/image_raw", "truth": "/amodal/ground_truth"}

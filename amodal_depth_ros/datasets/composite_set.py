@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from .. import visualize as vis
-from .frame import GroundTruthFrame
+from ..groundtruth import GroundTruthFrame
 
 SET_FORMAT, SET_VERSION = "amodal_depth_ros.composite_set", 1
 TARGET_RGB, OCCLUDER_RGB = (40, 255, 40), (255, 40, 255)   # preview outlines

@@ -17,9 +17,9 @@ import cv2
 import numpy as np
 
 from ..core import config
-from ..core.pipeline import STAGE_FACTORIES
 from ..core.types import RGBDFrame
-from .frame import GroundTruthFrame
+from ..groundtruth import GroundTruthFrame
+from ..pipeline import STAGE_FACTORIES
 from .rgbd_folder import RGBDSample
 
 TARGET_AREA = (0.01, 0.20)    # fraction of the image

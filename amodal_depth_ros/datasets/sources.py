@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .frame import GroundTruthFrame
+from ..groundtruth import GroundTruthFrame
 
 _SEEDS = re.compile(r"^(?:(\d+)-)?(\d+)$")
 

@@ -21,9 +21,9 @@ import numpy as np
 from ..core import config
 from ..core.amodal_mask import ConvexHullCompletion
 from ..core.geometry import fit_inverse_depth_plane, normalized_coords
-from ..core.pipeline import STAGE_FACTORIES, AmodalDepthPipeline, AmodalDepthStage, AmodalMaskStage, SegmentationStage
 from ..core.types import AmodalInstance, OcclusionGraph, PipelineResult, RGBDFrame, Segmentation
-from ..datasets.frame import GroundTruthFrame
+from ..groundtruth import GroundTruthFrame
+from ..pipeline import STAGE_FACTORIES, AmodalDepthPipeline, AmodalDepthStage, AmodalMaskStage, SegmentationStage
 from .metrics import ResultTable, mask_iou, score_amodal_mask, score_object_depth
 from .segmentation import score_segmentation
 

@@ -33,7 +33,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from ..core.types import OcclusionGraph
-from ..datasets.frame import GroundTruthFrame
+from ..groundtruth import GroundTruthFrame
 
 F_THRESHOLD = 0.75
 MIN_PAIR_PIXELS = 10

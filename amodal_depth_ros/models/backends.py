@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch.fx.experimental.optimization import fuse
 
+from .batching import fixed_batch
 from .crops import CROP_SIZE
 from .export import INPUT_NAMES, OUTPUT_NAMES, example_inputs, export_onnx, onnxruntime_session
 from .switching import SwitchingRunner
@@ -51,20 +52,6 @@ def cache_dir() -> Path:
     if explicit:
         return Path(explicit)
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "amodal_depth_ros"
-
-
-def fixed_batch(run: Callable[..., np.ndarray], batch: int) -> Callable[..., np.ndarray]:
-    """``run`` takes exactly ``batch`` items; the result takes any number (zero-padded up to the batch, split above)."""
-    def call(*arrays: np.ndarray) -> np.ndarray:
-        outputs = []
-        for start in range(0, len(arrays[0]), batch):
-            chunk = [a[start:start + batch] for a in arrays]
-            n = len(chunk[0])
-            if n < batch:
-                chunk = [np.concatenate([c, np.zeros((batch - n,) + c.shape[1:], c.dtype)]) for c in chunk]
-            outputs.append(run(*chunk)[:n])
-        return np.concatenate(outputs)
-    return call
 
 
 def _cuda_graph(net: torch.nn.Module, static_inputs: list[torch.Tensor]) -> Callable[..., np.ndarray]:

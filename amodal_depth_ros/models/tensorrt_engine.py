@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .backends import fixed_batch
+from .batching import fixed_batch
 
 log = logging.getLogger(__name__)
 # Kept in FP32 under an FP16 build: their sums, exponentials and variances overflow or lose precision in FP16.

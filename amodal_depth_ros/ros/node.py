@@ -20,8 +20,8 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CameraInfo, Image
 
 from ..core import config
-from ..core.pipeline import AmodalDepthPipeline
 from ..core.types import InputError
+from ..pipeline import AmodalDepthPipeline
 from . import conversions as conv
 from . import outputs
 from .allocator import reuse_large_buffers

@@ -7,8 +7,8 @@ from typing import Any
 
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from ..core.pipeline import AmodalDepthPipeline, PipelineResult
 from ..core.types import RGBDFrame
+from ..pipeline import AmodalDepthPipeline, PipelineResult
 from ..visualize import colorize_depth
 from . import conversions as conv
 from .sync import Matched

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..core.pipeline import AmodalDepthPipeline
 from ..core.types import InputError
+from ..pipeline import AmodalDepthPipeline
 from . import conversions as conv
 from .bag import BagWriter, read_messages, topics_of
 from .outputs import process

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.types import CameraIntrinsics
-from ..datasets.frame import GroundTruthFrame
+from ..groundtruth import GroundTruthFrame
 from . import meshes
 from .scene import PATTERNS, SceneObject, World
 from .shapes import (

@@ -16,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..core.types import CameraIntrinsics
-from ..datasets.frame import GroundTruthFrame
+from ..groundtruth import GroundTruthFrame
 from .shapes import (
     MIN_HIT_DISTANCE,
     Box,

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from ..core.types import CameraIntrinsics
-from ..datasets.frame import GroundTruthFrame
+from ..groundtruth import GroundTruthFrame
 from .scene import SceneObject, random_world
 
 

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from ..core.types import CameraIntrinsics
-from ..datasets.frame import GroundTruthFrame
+from ..groundtruth import GroundTruthFrame
 from .procedural import EXTENT, SMALL_KINDS, Solid, _legged, _material
 from .scene import World
 from .shapes import Rectangle, rotation_x, rotation_y

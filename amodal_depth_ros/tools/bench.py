@@ -27,8 +27,8 @@ from tqdm import tqdm
 from ..core import config
 from ..core.cloud import build_layered_cloud
 from ..core.layers import stack_hidden_surfaces
-from ..core.pipeline import AmodalDepthPipeline
 from ..core.types import RGBDFrame
+from ..pipeline import AmodalDepthPipeline
 from ..synthetic.stream import SyntheticCamera
 
 LEARNED = {"segmentation.method": "learned", "amodal_mask.method": "learned", "amodal_depth.method": "spade"}

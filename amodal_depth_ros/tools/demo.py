@@ -25,7 +25,7 @@ from tqdm import tqdm
 import amodal_depth_ros
 
 from .. import visualize as vis
-from ..datasets.frame import GroundTruthFrame
+from ..groundtruth import GroundTruthFrame
 from ..resources import package_path
 from ..ros import conversions as conv
 from ..ros.client import CameraStreamClient, Outputs

@@ -20,9 +20,9 @@ import numpy as np
 
 from .. import visualize as vis
 from ..core import config
-from ..core.pipeline import AmodalDepthPipeline, PipelineResult
 from ..core.types import RGBDFrame
 from ..datasets.rgbd_folder import load_rgbd_folder
+from ..pipeline import AmodalDepthPipeline, PipelineResult
 from ..synthetic.stream import SyntheticCamera
 
 PANEL_WIDTH = 400   # pixels of each panel of a real frame's picture

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..datasets.frame import GroundTruthFrame
 from ..evaluation.harness import targets
+from ..groundtruth import GroundTruthFrame
 from ..models.crops import CropBox, front_depth, log_ratio, object_inputs, reference_depth
 from ..models.stages import DEPTH_GROW, MASK_GROW
 from ..synthetic.sensor import structured_light_noise

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from ..core.types import CameraIntrinsics
-from ..datasets.frame import GroundTruthFrame
+from ..groundtruth import GroundTruthFrame
 from ..models.segmentation_net import segmentation_inputs
 from ..synthetic.sensor import rgbd_camera_depth, structured_light_noise
 

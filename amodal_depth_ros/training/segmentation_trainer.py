@@ -25,8 +25,8 @@ from tqdm import tqdm
 
 from ..core.occlusion import BoundaryDepthOrder
 from ..datasets.composite_set import iter_composite_set, read_composite_set
-from ..datasets.frame import GroundTruthFrame
 from ..evaluation.segmentation import SegmentationTable, score_segmentation
+from ..groundtruth import GroundTruthFrame
 from ..models.learned_segmentation import decode
 from ..models.segmentation_net import SegmentationNet, network_size, segmentation_inputs
 from ..models.stages import WEIGHTS_DIR, load_weights

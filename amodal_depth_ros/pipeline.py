@@ -1,5 +1,8 @@
 """The amodal depth pipeline: stages chosen by configuration, run in one direction, timed.
 
+It composes the training-free stages of ``core`` and the learned ones of ``models``, so it sits above
+both: ``core`` never imports ``models``.
+
     frame -> visible depth -> segmentation -> occlusion order -> amodal masks -> amodal depth
           -> hidden layers -> amodal depth image + completed cloud
 """
@@ -11,16 +14,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..models.errors import ModelLoadError
-from . import config
-from .amodal_depth import NearestVisibleFill, PlaneFitCompletion, TeleaInpaintFill
-from .amodal_mask import ConvexHullCompletion
-from .cloud import build_layered_cloud
-from .layers import amodal_depth_image, stack_hidden_surfaces
-from .occlusion import BoundaryDepthOrder
-from .segmentation import GeometricSegmenter
-from .types import AmodalInstance, OcclusionGraph, PipelineResult, RGBDFrame, Segmentation
-from .visible_depth import DepthFromTopic
+from .core import config
+from .core.amodal_depth import NearestVisibleFill, PlaneFitCompletion, TeleaInpaintFill
+from .core.amodal_mask import ConvexHullCompletion
+from .core.cloud import build_layered_cloud
+from .core.layers import amodal_depth_image, stack_hidden_surfaces
+from .core.occlusion import BoundaryDepthOrder
+from .core.segmentation import GeometricSegmenter
+from .core.types import AmodalInstance, OcclusionGraph, PipelineResult, RGBDFrame, Segmentation
+from .core.visible_depth import DepthFromTopic
+from .models.errors import ModelLoadError
 
 
 class VisibleDepthStage(Protocol):
@@ -47,13 +50,13 @@ class AmodalDepthStage(Protocol):
 
 def _learned() -> Any:
     """The learned stages, imported on first use: torch is only needed when they are configured."""
-    from ..models import stages
+    from .models import stages
     return stages
 
 
 def _learned_segmentation() -> Any:
     """The learned segmentation stage, imported on first use (torch)."""
-    from ..models import learned_segmentation
+    from .models import learned_segmentation
     return learned_segmentation
 
 
@@ -64,7 +67,7 @@ def _monocular(p: dict[str, Any]) -> Any:
     try:
         import torch
 
-        from ..models.monocular import MonocularDepth
+        from .models.monocular import MonocularDepth
     except ImportError as exc:
         raise ModelLoadError(
             f"visible_depth.source 'monocular' needs PyTorch, which cannot be imported: {exc}"

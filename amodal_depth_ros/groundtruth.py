@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.types import CameraIntrinsics, OcclusionGraph, RGBDFrame, Segmentation
+from .core.types import CameraIntrinsics, OcclusionGraph, RGBDFrame, Segmentation
 
 FORMAT_VERSION = 1
 
