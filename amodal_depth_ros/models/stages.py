@@ -94,17 +94,18 @@ def enclosed_holes(mask: np.ndarray) -> np.ndarray:
     return holes
 
 
-def _occluders(i: int, occlusion: OcclusionGraph, masks: dict[int, np.ndarray], box: CropBox) -> np.ndarray:
-    """Union of the (completed) amodal masks of every instance in front of ``i``, except ``i``'s own mask,
-    inside ``box``'s window (False outside it: the crop is all that the networks see or change)."""
-    shape = masks[i].shape
+def _occluders(i: int, occlusion: OcclusionGraph, masks: dict[int, np.ndarray], box: CropBox,
+               own: np.ndarray) -> np.ndarray:
+    """Union of the (completed) amodal masks of every instance in front of ``i``, less ``own`` (``i``'s
+    mask), inside ``box``'s window (False outside it: the crop is all that the networks see or change)."""
+    shape = own.shape
     r0, c0, r1, c1 = box.bounds(shape)
     union = np.zeros(shape, bool)
     window = union[r0:r1, c0:c1]
     for a in occlusion.ancestors_of(i):
         if a in masks:
             window |= masks[a][r0:r1, c0:c1]
-    window &= ~masks[i][r0:r1, c0:c1]
+    window &= ~own[r0:r1, c0:c1]
     return union
 
 
@@ -139,7 +140,7 @@ class LearnedAmodalMask(LearnedStage):
             jobs = []
             for i in ids:
                 box = CropBox.around(masks[i], MASK_GROW)
-                occluder = _occluders(i, occlusion, masks, box)
+                occluder = _occluders(i, occlusion, masks, box, masks[i])
                 z0 = reference_depth(depth, masks[i]) if occluder.any() else None
                 if z0 is None:
                     continue
@@ -208,7 +209,7 @@ class SpadeAmodalDepth(LearnedStage):
                     continue
                 ancestors = [a for a in occlusion.ancestors_of(i) if a in own]
                 box = CropBox.around(amodal[i], DEPTH_GROW)
-                occluder = _occluders(i, occlusion, {**amodal, i: visible[i]}, box)
+                occluder = _occluders(i, occlusion, amodal, box, visible[i])
                 r0, c0, r1, c1 = box.bounds(shape)
                 # Peeled only inside the crop: that is all the network sees, and all that is read of it.
                 front = np.empty_like(depth)
