@@ -26,6 +26,7 @@ from . import conversions as conv
 from . import outputs
 from .allocator import reuse_large_buffers
 from .diagnostics import NodeStats
+from .logs import route_to_rclpy, stop_routing
 from .params import declare_pipeline_parameters, validate_update
 from .sync import Matched, StampSynchronizer
 
@@ -36,6 +37,7 @@ NODE_ONLY_PREFIXES = ("sync.", "diagnostics.", "output.publish_instances")
 class AmodalDepthNode(Node):
     def __init__(self, **kwargs):
         super().__init__("amodal_depth_node", **kwargs)
+        self._log_handler = route_to_rclpy(self.get_logger())   # before the pipeline: model loading logs too
         self.params = declare_pipeline_parameters(self)
         # ValueError (bad combination, or a monocular checkpoint that cannot be loaded) stops the node: main().
         self.pipeline = AmodalDepthPipeline(self.params)
@@ -185,6 +187,7 @@ class AmodalDepthNode(Node):
             self._running = False
             self._lock.notify()
         self._worker.join(timeout=5.0)
+        stop_routing(self._log_handler)
         super().destroy_node()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 SUBCOMMANDS = {
@@ -46,7 +47,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of the record (tests and callers may swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def log_to_console() -> None:
+    """The tools' sink for the package's log records (library modules log through
+    ``logging.getLogger(__name__)``): stderr, INFO and above; other libraries' loggers are left alone."""
+    package = logging.getLogger(__name__.split(".")[0])   # "amodal_depth_ros"
+    if not package.handlers:
+        handler = _StderrHandler()
+        handler.setLevel(logging.INFO)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        package.addHandler(handler)
+        package.setLevel(logging.INFO)
+        package.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
+    log_to_console()
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown and not getattr(args, "unavailable", False):
