@@ -26,27 +26,11 @@ class GeometricSegmenter:
 
     def __call__(self, frame: RGBDFrame, depth: np.ndarray) -> Segmentation:
         valid = np.isfinite(depth)
-        cut = ~valid | self._depth_edges(depth) | self._concave_creases(depth, valid)
+        cut = ~valid | depth_edges(depth, self.depth_jump) | self._concave_creases(depth, valid)
         if self.color_edge > 0:
             cut |= self._color_edges(frame.rgb)
         labels = components(~cut, max(1, int(self.min_area * depth.size)))
         return relabel(absorb_unlabelled(labels, depth, valid, self.depth_jump))
-
-    def _depth_edges(self, depth: np.ndarray) -> np.ndarray:
-        """Pixels on either side of a relative depth step larger than ``depth_jump``."""
-        edges = np.zeros(depth.shape, bool)
-        with np.errstate(invalid="ignore"):
-            for axis in (0, 1):
-                a = depth[:-1, :] if axis == 0 else depth[:, :-1]
-                b = depth[1:, :] if axis == 0 else depth[:, 1:]
-                step = np.abs(a - b) > self.depth_jump * np.fmin(a, b)
-                if axis == 0:
-                    edges[:-1, :] |= step
-                    edges[1:, :] |= step
-                else:
-                    edges[:, :-1] |= step
-                    edges[:, 1:] |= step
-        return edges
 
     def _concave_creases(self, depth: np.ndarray, valid: np.ndarray) -> np.ndarray:
         k = self.crease_scale
@@ -68,6 +52,24 @@ class GeometricSegmenter:
         gx = cv2.Scharr(gray, cv2.CV_32F, 1, 0) / 16.0
         gy = cv2.Scharr(gray, cv2.CV_32F, 0, 1) / 16.0
         return np.hypot(gx, gy) > self.color_edge
+
+
+def depth_edges(depth: np.ndarray, depth_jump: float) -> np.ndarray:
+    """Pixels on either side of a relative depth step larger than ``depth_jump`` between 4-neighbours
+    (missing depth steps nowhere)."""
+    edges = np.zeros(depth.shape, bool)
+    with np.errstate(invalid="ignore"):
+        for axis in (0, 1):
+            a = depth[:-1, :] if axis == 0 else depth[:, :-1]
+            b = depth[1:, :] if axis == 0 else depth[:, 1:]
+            step = np.abs(a - b) > depth_jump * np.fmin(a, b)
+            if axis == 0:
+                edges[:-1, :] |= step
+                edges[1:, :] |= step
+            else:
+                edges[:, :-1] |= step
+                edges[:, 1:] |= step
+    return edges
 
 
 def components(keep: np.ndarray, min_pixels: int) -> np.ndarray:

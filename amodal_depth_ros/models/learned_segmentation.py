@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..core.segmentation import absorb_unlabelled, components, relabel
+from ..core.segmentation import absorb_unlabelled, components, depth_edges, relabel
 from ..core.types import RGBDFrame, Segmentation
 from .backends import cache_dir, image_network_runner, torch_image_runner
 from .export import INPUT_NAMES, OUTPUT_NAMES, export_onnx
@@ -67,19 +67,15 @@ def snap_outlines(labels: np.ndarray, depth: np.ndarray, outline: np.ndarray, ra
     return out
 
 
-def _cuts(structure: np.ndarray, depth: np.ndarray, depth_jump: float) -> np.ndarray:
-    """Pixels on either side of a change between room structure and object, or of a relative depth step
-    above ``depth_jump``, between 4-neighbours."""
-    cut = np.zeros(structure.shape, bool)
-    with np.errstate(invalid="ignore"):
-        for a, b, first, second in ((np.s_[:-1], np.s_[1:], np.s_[:-1], np.s_[1:]),
-                                    (np.s_[:, :-1], np.s_[:, 1:], np.s_[:, :-1], np.s_[:, 1:])):
-            za, zb = depth[a], depth[b]
-            # Missing depth cuts nothing: at holes in the reading the outlines decide.
-            step = (structure[a] != structure[b]) | (np.abs(za - zb) > depth_jump * np.fmin(za, zb))
-            cut[first] |= step
-            cut[second] |= step
-    return cut
+def _structure_changes(structure: np.ndarray) -> np.ndarray:
+    """Pixels on either side of a change between room structure and object, between 4-neighbours."""
+    change = np.zeros(structure.shape, bool)
+    rows, cols = structure[1:] != structure[:-1], structure[:, 1:] != structure[:, :-1]
+    change[:-1] |= rows
+    change[1:] |= rows
+    change[:, :-1] |= cols
+    change[:, 1:] |= cols
+    return change
 
 
 def decode(logits: np.ndarray, depth: np.ndarray, min_core: int, depth_jump: float,
@@ -93,7 +89,7 @@ def decode(logits: np.ndarray, depth: np.ndarray, min_core: int, depth_jump: flo
     # (real sensors' outlines are fainter than rendered ones: one gap would merge two surfaces).
     small_depth = cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST) if full else depth
     outline_logit = float(np.log(outline_threshold / (1.0 - outline_threshold)))
-    cut = _cuts(logits[STRUCTURE] > 0.0, small_depth, depth_jump)
+    cut = _structure_changes(logits[STRUCTURE] > 0.0) | depth_edges(small_depth, depth_jump)
     cores = components((logits[BOUNDARY] < outline_logit) & ~cut, min_core)
     labels = cv2.resize(cores, (width, height), interpolation=cv2.INTER_NEAREST) if full else cores
     boundary = (cv2.resize(logits[BOUNDARY], (width, height), interpolation=cv2.INTER_LINEAR) if full
