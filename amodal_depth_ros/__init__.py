@@ -1,8 +1,11 @@
 """amodal_depth_ros: visible and amodal (occluded) depth for ROS 2 cameras.
 
-Layout: ``core`` is the ROS-free pipeline (stages with small typed interfaces), ``synthetic``
-makes RGB-D scenes with known hidden geometry, ``ros`` adapts the pipeline to ROS 2 topics and
-``tools`` holds the command-line programs (demo, ...).
+Layers, lowest first: ``errors``; ``core``, the ROS-free, training-free pipeline stages with small typed
+interfaces; ``networks`` (torch modules) and ``runtime`` (where they run: torch, onnxruntime, TensorRT);
+``learned``, the stages backed by networks; ``pipeline``, which composes the stages; ``synthetic``
+(procedural ground truth); ``ros``, the ROS 2 adapter (messages, bags, the node); ``datasets``,
+``evaluation`` and ``training``; and ``tools``, the ``amodal-depth`` command. Imports point down this list
+only (checked by test/test_import_graph.py).
 """
 
 # The ROS interface build (rosidl) installs the generated ``amodal_depth_ros.msg`` into

@@ -1,7 +1,7 @@
 """The amodal depth pipeline: stages chosen by configuration, run in one direction, timed.
 
-It composes the training-free stages of ``core`` and the learned ones of ``models``, so it sits above
-both: ``core`` never imports ``models``.
+It composes the training-free stages of ``core`` and the learned ones of ``learned``, so it sits above
+both: ``core`` never imports ``learned``.
 
     frame -> visible depth -> segmentation -> occlusion order -> amodal masks -> amodal depth
           -> hidden layers -> amodal depth image + completed cloud
@@ -23,7 +23,7 @@ from .core.occlusion import BoundaryDepthOrder
 from .core.segmentation import GeometricSegmenter
 from .core.types import AmodalInstance, OcclusionGraph, PipelineResult, RGBDFrame, Segmentation
 from .core.visible_depth import DepthFromTopic
-from .models.errors import ModelLoadError
+from .errors import ModelLoadError
 
 
 class VisibleDepthStage(Protocol):
@@ -50,13 +50,13 @@ class AmodalDepthStage(Protocol):
 
 def _learned() -> Any:
     """The learned stages, imported on first use: torch is only needed when they are configured."""
-    from .models import stages
+    from .learned import amodal as stages
     return stages
 
 
 def _learned_segmentation() -> Any:
     """The learned segmentation stage, imported on first use (torch)."""
-    from .models import learned_segmentation
+    from .learned import segmentation as learned_segmentation
     return learned_segmentation
 
 
@@ -67,7 +67,7 @@ def _monocular(p: dict[str, Any]) -> Any:
     try:
         import torch
 
-        from .models.monocular import MonocularDepth
+        from .learned.monocular import MonocularDepth
     except ImportError as exc:
         raise ModelLoadError(
             f"visible_depth.source 'monocular' needs PyTorch, which cannot be imported: {exc}"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from amodal_depth_ros.ros.process import NodeProcess
+from amodal_depth_ros.ros import NodeProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 

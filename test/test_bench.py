@@ -27,7 +27,7 @@ def test_bench_reports_stages_overhead_and_open3d_peer(tmp_path, capsys):
 
 
 def test_bench_skips_tensorrt_where_it_cannot_run_and_refuses_unknown_pipelines(tmp_path, capsys):
-    from amodal_depth_ros.models.tensorrt_engine import tensorrt_unavailable
+    from amodal_depth_ros.runtime import tensorrt_unavailable
 
     reason = tensorrt_unavailable()
     if not reason:

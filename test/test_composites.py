@@ -7,11 +7,16 @@ import cv2
 import numpy as np
 import pytest
 
-from amodal_depth_ros.core.types import CameraIntrinsics
-from amodal_depth_ros.datasets.composite_set import iter_composite_set, read_composite_set, write_composite_set
+from amodal_depth_ros.core import CameraIntrinsics
+from amodal_depth_ros.datasets import (
+    RGBDSample,
+    iter_composite_set,
+    load_rgbd_folder,
+    read_composite_set,
+    write_composite_set,
+)
 from amodal_depth_ros.datasets.composites import HIDDEN_RATIO, build_composites, find_targets, generated
-from amodal_depth_ros.datasets.rgbd_folder import RGBDSample, load_rgbd_folder
-from amodal_depth_ros.synthetic.scene import random_scene, render
+from amodal_depth_ros.synthetic import random_scene, render
 from amodal_depth_ros.tools import composites as tool
 
 W, H = 160, 120
@@ -297,8 +302,8 @@ def test_command_rejects_bad_input(tmp_path, capsys):
 
 
 def test_synthetic_source_composites(tmp_path, capsys):
-    from amodal_depth_ros.datasets.synthetic_rgbd import SyntheticRGBD
-    from amodal_depth_ros.synthetic.procedural import generate
+    from amodal_depth_ros.datasets import SyntheticRGBD
+    from amodal_depth_ros.synthetic import generate
 
     source = SyntheticRGBD(range(10_000, 10_003))
     sample = source[1]

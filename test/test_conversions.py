@@ -11,7 +11,8 @@ from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, RegionOfInterest
 from std_msgs.msg import Header
 
-from amodal_depth_ros.core.types import AmodalInstance, CameraIntrinsics, InputError, LayeredCloud
+from amodal_depth_ros.core import AmodalInstance, CameraIntrinsics, LayeredCloud
+from amodal_depth_ros.errors import InputError
 from amodal_depth_ros.ros import conversions as conv
 
 RNG = np.random.default_rng(1234)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from amodal_depth_ros.core.types import LayeredCloud
+from amodal_depth_ros.core import LayeredCloud
 from amodal_depth_ros.visualize import PLY_DTYPE, colorize_depth, colormap_rgb, hidden_overlay, write_ply
 
 WIDTH, HEIGHT = 320, 240

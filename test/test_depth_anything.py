@@ -7,8 +7,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from amodal_depth_ros.core.types import CameraIntrinsics, InputError, RGBDFrame  # noqa: E402
-from amodal_depth_ros.models.depth_anything_v2 import (  # noqa: E402
+from amodal_depth_ros.core import CameraIntrinsics, RGBDFrame  # noqa: E402
+from amodal_depth_ros.errors import InputError, ModelLoadError  # noqa: E402
+from amodal_depth_ros.learned.monocular import MonocularDepth, TorchDepthAnything, robust_scale_shift  # noqa: E402
+from amodal_depth_ros.networks.depth_anything_v2 import (  # noqa: E402
     ENCODERS,
     DepthAnythingV2,
     EncoderConfig,
@@ -17,8 +19,6 @@ from amodal_depth_ros.models.depth_anything_v2 import (  # noqa: E402
     predict,
     preprocess,
 )
-from amodal_depth_ros.models.errors import ModelLoadError  # noqa: E402
-from amodal_depth_ros.models.monocular import MonocularDepth, TorchDepthAnything, fit_scale_shift  # noqa: E402
 
 TINY = EncoderConfig(embed_dim=48, depth=4, heads=2, layers=(0, 1, 2, 3), features=16, out_channels=(8, 16, 32, 48))
 
@@ -289,7 +289,7 @@ def test_fit_scale_shift_ignores_outliers():
     pred = rng.uniform(0, 5, 10_000)
     target = 0.4 * pred - 0.1
     target[:500] += rng.uniform(1, 3, 500)                                            # 5 % gross outliers
-    s, t = fit_scale_shift(pred, target)
+    s, t = robust_scale_shift(pred, target)
     assert s == pytest.approx(0.4, rel=1e-9) and t == pytest.approx(-0.1, rel=1e-9)
 
 

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 
 from amodal_depth_ros.core import config
-from amodal_depth_ros.datasets.bag import write_ground_truth_bag
+from amodal_depth_ros.datasets import write_ground_truth_bag
 from amodal_depth_ros.evaluation.harness import (
     END_TO_END,
     ORACLE_PLANE,
@@ -16,7 +16,7 @@ from amodal_depth_ros.evaluation.harness import (
     targets,
 )
 from amodal_depth_ros.pipeline import STAGE_FACTORIES
-from amodal_depth_ros.synthetic.procedural import generate
+from amodal_depth_ros.synthetic import generate
 from amodal_depth_ros.synthetic.scene import SceneObject, box_in_front_of_wall, render
 from amodal_depth_ros.synthetic.shapes import Box, Rectangle, rotation_y
 from amodal_depth_ros.tools import cli
@@ -154,9 +154,8 @@ def test_eval_command_on_synthetic_frames(tmp_path, capsys):
 
 
 def test_eval_scores_the_true_segmentation_as_perfect_and_table_tops_load(tmp_path):
-    from amodal_depth_ros.datasets.sources import open_dataset
-    from amodal_depth_ros.evaluation.metrics import ResultTable
-    from amodal_depth_ros.evaluation.segmentation import score_segmentation
+    from amodal_depth_ros.datasets import open_dataset
+    from amodal_depth_ros.evaluation import ResultTable, score_segmentation
 
     dataset = open_dataset("tabletop:3-4", 160, 120)
     assert dataset.count == 2 and dataset.name == "tabletop_3-4"

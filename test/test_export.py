@@ -3,9 +3,8 @@ import json
 
 import torch
 
-from amodal_depth_ros.models.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
-from amodal_depth_ros.models.depth_anything_v2 import DepthAnythingV2, EncoderConfig
-from amodal_depth_ros.models.export import check_onnx, export_amodal_nets, export_onnx, parity
+from amodal_depth_ros.networks import AmodalMaskNet, DepthAnythingV2, EncoderConfig, SpadeAmodalDepthNet
+from amodal_depth_ros.runtime.export import check_onnx, export_amodal_nets, export_onnx, parity
 from amodal_depth_ros.tools import cli
 
 
@@ -46,8 +45,8 @@ def test_onnxruntime_backend_matches_torch_in_the_stages(tmp_path, monkeypatch):
     batches) gives the torch results; the export is cached per weights file."""
     import numpy as np
 
-    from amodal_depth_ros.models.stages import LearnedAmodalMask, SpadeAmodalDepth
-    from amodal_depth_ros.synthetic.procedural import generate
+    from amodal_depth_ros.learned import LearnedAmodalMask, SpadeAmodalDepth
+    from amodal_depth_ros.synthetic import generate
 
     monkeypatch.setenv("AMODAL_DEPTH_CACHE", str(tmp_path))
     truth = generate(3, 320, 240)

@@ -2,16 +2,16 @@
 import numpy as np
 import pytest
 
+from amodal_depth_ros.datasets import open_dataset, parse_seeds
 from amodal_depth_ros.datasets.bag import (
     TOPICS,
     count_ground_truth_frames,
     read_ground_truth_bag,
     write_ground_truth_bag,
 )
-from amodal_depth_ros.datasets.sources import open_dataset, parse_seeds
 from amodal_depth_ros.groundtruth import GroundTruthFrame
 from amodal_depth_ros.ros.bag import topics_of
-from amodal_depth_ros.synthetic.procedural import generate
+from amodal_depth_ros.synthetic import generate
 
 FIELDS = ("rgb", "depth", "instance_ids", "amodal_masks", "object_depths", "occlusion_pairs", "stuff")
 

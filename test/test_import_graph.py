@@ -24,7 +24,8 @@ def _imported(name: str, path: Path, node: ast.Import | ast.ImportFrom, modules:
         for _ in range(max(node.level - 1, 0)):
             base = base.rsplit(".", 1)[0]
         module = (f"{base}.{node.module}" if node.module else base) if node.level else (node.module or "")
-        found = {module} | {f"{module}.{alias.name}" for alias in node.names}   # "from . import x" names a module
+        # "from . import x" depends on the module x, not on the package's face; other names on the face itself.
+        found = {f"{module}.{alias.name}" if f"{module}.{alias.name}" in modules else module for alias in node.names}
     return {m for m in found if m in modules and m != name}
 
 
@@ -86,5 +87,18 @@ def test_no_import_cycle_between_subpackages():
 def test_the_checker_sees_lazy_imports():
     graph = import_graph()
     # The pipeline imports the learned stages inside functions only: still an edge.
-    assert "amodal_depth_ros.models.stages" in graph["amodal_depth_ros.pipeline"]
+    assert "amodal_depth_ros.learned.amodal" in graph["amodal_depth_ros.pipeline"]
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+# The layers, lowest first, as the package docstring names them: a module imports only its own layer or lower ones.
+LAYERS = ["amodal_depth_ros", "errors", "_lazy", "resources", "core", "networks", "runtime", "learned", "pipeline",
+          "groundtruth", "visualize", "synthetic", "ros", "datasets", "evaluation", "training", "tools"]
+
+
+def test_imports_point_down_the_layers():
+    rank = {f"amodal_depth_ros.{layer}" if layer != "amodal_depth_ros" else layer: i for i, layer in enumerate(LAYERS)}
+    upward = sorted((name, other) for name, imported in import_graph().items() for other in imported
+                    if rank[_layer(other)] > rank[_layer(name)])
+    assert upward == []
+    assert set(rank) == {_layer(name) for name in import_graph()}, "a new layer: place it in LAYERS"

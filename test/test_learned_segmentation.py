@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from amodal_depth_ros.core.occlusion import BoundaryDepthOrder
-from amodal_depth_ros.core.types import Segmentation
-from amodal_depth_ros.models.learned_segmentation import LearnedSegmenter, decode
-from amodal_depth_ros.models.segmentation_net import SegmentationNet, segmentation_inputs
+from amodal_depth_ros.core import BoundaryDepthOrder, Segmentation
+from amodal_depth_ros.learned.segmentation import LearnedSegmenter, decode
+from amodal_depth_ros.networks import SegmentationNet, segmentation_inputs
 from amodal_depth_ros.pipeline import AmodalDepthPipeline
 from amodal_depth_ros.synthetic.scene import box_in_front_of_wall, render
 from amodal_depth_ros.tools import cli
@@ -172,7 +171,7 @@ def test_segmentation_on_cuda_fp16_matches_the_cpu(random_weights):
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(bool(__import__("amodal_depth_ros.models.tensorrt_engine", fromlist=["x"]).tensorrt_unavailable()),
+@pytest.mark.skipif(bool(__import__("amodal_depth_ros.runtime.tensorrt_engine", fromlist=["x"]).tensorrt_unavailable()),
                     reason="tensorrt cannot run here")
 def test_segmentation_tensorrt_engine_takes_over_and_matches_torch(random_weights, tmp_path, monkeypatch):
     monkeypatch.setenv("AMODAL_DEPTH_CACHE", str(tmp_path / "cache"))
@@ -187,10 +186,8 @@ def test_segmentation_tensorrt_engine_takes_over_and_matches_torch(random_weight
 
 
 def test_composite_sets_join_the_training_frames_partly_labelled(tmp_path):
-    from amodal_depth_ros.datasets.composite_set import write_composite_set
-    from amodal_depth_ros.datasets.composites import build_composites
-    from amodal_depth_ros.datasets.rgbd_folder import RGBDSample
-    from amodal_depth_ros.synthetic.scene import random_scene
+    from amodal_depth_ros.datasets import RGBDSample, build_composites, write_composite_set
+    from amodal_depth_ros.synthetic import random_scene
     from amodal_depth_ros.training.segmentation_samples import UNKNOWN, FrameCache
 
     frames = [render(*random_scene(seed, 160, 120)) for seed in (0, 1)]

@@ -5,21 +5,21 @@ import numpy as np
 import pytest
 import torch
 
-from amodal_depth_ros.core.types import OcclusionGraph
-from amodal_depth_ros.models.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
-from amodal_depth_ros.models.crops import CROP_SIZE, INPUT_CHANNELS, CropBox, front_depth
-from amodal_depth_ros.models.errors import ModelLoadError
-from amodal_depth_ros.models.stages import (
+from amodal_depth_ros.core import OcclusionGraph
+from amodal_depth_ros.errors import ModelLoadError
+from amodal_depth_ros.learned.amodal import (
     WEIGHTS_DIR,
     LearnedAmodalMask,
     SpadeAmodalDepth,
     load_weights,
     peeling_levels,
 )
+from amodal_depth_ros.networks import AmodalMaskNet, SpadeAmodalDepthNet
+from amodal_depth_ros.networks.crops import CROP_SIZE, INPUT_CHANNELS, CropBox, front_depth
 from amodal_depth_ros.pipeline import AmodalDepthPipeline
-from amodal_depth_ros.synthetic.procedural import generate
+from amodal_depth_ros.synthetic import generate
 from amodal_depth_ros.tools import cli
-from amodal_depth_ros.training.samples import frame_samples
+from amodal_depth_ros.training import frame_samples
 
 
 @pytest.fixture(scope="module")
@@ -177,10 +177,8 @@ def test_shipped_weights_load_when_selected():
 
 
 def test_composite_sets_add_real_image_samples(tmp_path):
-    from amodal_depth_ros.datasets.composite_set import write_composite_set
-    from amodal_depth_ros.datasets.composites import build_composites
-    from amodal_depth_ros.datasets.rgbd_folder import RGBDSample
-    from amodal_depth_ros.synthetic.scene import random_scene, render
+    from amodal_depth_ros.datasets import RGBDSample, build_composites, write_composite_set
+    from amodal_depth_ros.synthetic import random_scene, render
     from amodal_depth_ros.training.trainer import composite_samples
 
     frames = [render(*random_scene(seed, 160, 120)) for seed in (0, 1)]
@@ -217,7 +215,7 @@ def test_shipped_networks_complete_a_wall_behind_a_box():
 
 @pytest.mark.skipif(not (WEIGHTS_DIR / "amodal_depth.pt").is_file(), reason="no weights shipped yet")
 def test_shipped_networks_beat_the_baselines_on_held_out_rooms():
-    from amodal_depth_ros.evaluation.harness import build_methods, evaluate
+    from amodal_depth_ros.evaluation import build_methods, evaluate
 
     table, _ = evaluate(
         (generate(seed, 320, 240) for seed in range(9000, 9012)), build_methods(LEARNED, end_to_end=False)
@@ -229,7 +227,7 @@ def test_shipped_networks_beat_the_baselines_on_held_out_rooms():
 
 
 def test_nearest_fill_extends_the_visible_depth_and_keeps_it():
-    from amodal_depth_ros.models.crops import DEPTH_CHANNELS, FILL_CHANNEL, INPUT_CHANNELS, with_nearest_fill
+    from amodal_depth_ros.networks.crops import DEPTH_CHANNELS, FILL_CHANNEL, INPUT_CHANNELS, with_nearest_fill
 
     crops = np.zeros((2, INPUT_CHANNELS, 8, 8), np.float32)
     crops[0, 0, :, :3] = crops[0, 3, :, :3] = 1.0       # visible, valid: columns 0-2 at 0.1, ...

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from amodal_depth_ros.core import fit_scale_shift
 from amodal_depth_ros.evaluation.metrics import (
     DEPTH_METRICS,
     VISIBLE_RATIO_BUCKETS,
@@ -12,7 +13,6 @@ from amodal_depth_ros.evaluation.metrics import (
     ObjectDepthScore,
     ResultTable,
     depth_errors,
-    fit_scale_shift,
     format_table,
     mask_iou,
     score_amodal_mask,

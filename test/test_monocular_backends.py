@@ -6,11 +6,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
-from amodal_depth_ros.core.types import CameraIntrinsics, RGBDFrame  # noqa: E402
-from amodal_depth_ros.models import tensorrt_engine as te  # noqa: E402
-from amodal_depth_ros.models.depth_anything_v2 import ENCODERS, DepthAnythingV2, EncoderConfig  # noqa: E402
-from amodal_depth_ros.models.monocular import GraphDepthAnything, MonocularDepth  # noqa: E402
+from amodal_depth_ros.core import CameraIntrinsics, RGBDFrame  # noqa: E402
+from amodal_depth_ros.learned.monocular import GraphDepthAnything, MonocularDepth  # noqa: E402
+from amodal_depth_ros.networks import ENCODERS, DepthAnythingV2, EncoderConfig  # noqa: E402
 from amodal_depth_ros.pipeline import AmodalDepthPipeline  # noqa: E402
+from amodal_depth_ros.runtime import tensorrt_engine as te  # noqa: E402
 
 TINY = EncoderConfig(embed_dim=48, depth=4, heads=2, layers=(0, 1, 2, 3), features=16, out_channels=(8, 16, 32, 48))
 INPUT_SIZE = 140                      # the smallest allowed: small graphs, fast exports
@@ -92,7 +92,7 @@ def test_a_failed_export_keeps_torch_serving_and_is_a_fallback(tmp_path, monkeyp
 
     def broken(*args, **kwargs):
         raise RuntimeError("exporter crashed")
-    monkeypatch.setattr("amodal_depth_ros.models.monocular.export_onnx", broken)
+    monkeypatch.setattr("amodal_depth_ros.learned.monocular.export_onnx", broken)
     rgb = image(96, 128)
     stage.infer(rgb)
     assert stage.backend.wait_ready(120)

@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT, wait_for
 
 from amodal_depth_ros.core import config
-from amodal_depth_ros.models.errors import ModelLoadError
+from amodal_depth_ros.errors import ModelLoadError
 from amodal_depth_ros.pipeline import AmodalDepthPipeline
 from amodal_depth_ros.synthetic.scene import box_in_front_of_wall, render
 
@@ -67,7 +67,7 @@ def vits_checkpoint(tmp_path_factory):
     """The loader only knows the official encoder sizes (it infers vits/vitb/vitl from the shapes), so the
     node cannot load a tiny custom config: write a random 'vits' (99 MB, < 1 s) once for the module."""
     torch = pytest.importorskip("torch")
-    from amodal_depth_ros.models.depth_anything_v2 import ENCODERS, DepthAnythingV2
+    from amodal_depth_ros.networks import ENCODERS, DepthAnythingV2
     torch.manual_seed(0)
     model = DepthAnythingV2(ENCODERS["vits"], METRIC_MAX_DEPTH)
     with torch.no_grad():   # spread the final sigmoid so the depth varies over metres, not centimetres
@@ -90,7 +90,7 @@ def monocular_params(checkpoint, **extra) -> dict:
 
 
 def test_pipeline_builds_the_monocular_stage_from_the_parameters(vits_checkpoint):
-    from amodal_depth_ros.models.monocular import MonocularDepth
+    from amodal_depth_ros.learned import MonocularDepth
     pipeline = AmodalDepthPipeline(monocular_params(vits_checkpoint, **{
         "use_depth": False, "monocular.fill_only": False, "monocular.encoder": "vits",
         "visible_depth.min_depth": 0.3, "visible_depth.max_depth": 7.0}))
@@ -113,7 +113,7 @@ def test_monocular_checkpoint_errors_have_no_fallback(vits_checkpoint, tmp_path)
 # --- the node with monocular depth and no depth topic -------------------------------------------------
 @pytest.fixture(scope="module")
 def monocular_node(rclpy_context, vits_checkpoint, tmp_path_factory):
-    from amodal_depth_ros.ros.client import CameraStreamClient
+    from amodal_depth_ros.ros import CameraStreamClient
     from amodal_depth_ros.ros.process import NodeProcess, remap_args
     args = ["--params-file", str(ROOT / "config" / "amodal_depth.yaml"),
             "-p", "use_depth:=false", "-p", "visible_depth.source:=monocular",
@@ -137,8 +137,8 @@ def send_until_output(client, rgb, depth, intr, tries=10, wait=10.0, **encodings
 
 
 def test_monocular_visible_depth_without_depth_topic(monocular_node, vits_checkpoint, scene):
-    from amodal_depth_ros.core.types import RGBDFrame
-    from amodal_depth_ros.models.monocular import MonocularDepth
+    from amodal_depth_ros.core import RGBDFrame
+    from amodal_depth_ros.learned import MonocularDepth
     from amodal_depth_ros.ros import conversions as conv
     node, client = monocular_node
     reference = MonocularDepth.from_checkpoint(vits_checkpoint, metric_max_depth=METRIC_MAX_DEPTH, device="cpu",
@@ -200,8 +200,8 @@ def test_startup_errors_exit_2_with_a_clear_message(rclpy_context, start_node, t
 def test_fallback_is_logged_and_reported_in_diagnostics(rclpy_context, start_node, scene):
     from diagnostic_msgs.msg import DiagnosticStatus
 
+    from amodal_depth_ros.ros import CameraStreamClient
     from amodal_depth_ros.ros import conversions as conv
-    from amodal_depth_ros.ros.client import CameraStreamClient
     from amodal_depth_ros.ros.process import remap_args
     node = start_node("-p", "amodal_mask.method:=learned", "-p", "amodal_mask.weights:=/nonexistent.pt",
                       "-p", "diagnostics.period:=0.2",
@@ -262,7 +262,7 @@ def test_node_stats_fallbacks_make_the_status_warn():
     pytest.importorskip("rclpy")
     from diagnostic_msgs.msg import DiagnosticStatus
 
-    from amodal_depth_ros.ros.diagnostics import NodeStats
+    from amodal_depth_ros.ros import NodeStats
     stats = NodeStats()
     stats.count_input()
     stats.count_output({"total": 1.0})

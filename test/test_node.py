@@ -13,9 +13,9 @@ from rclpy.qos import ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from amodal_depth_ros.core.types import CameraIntrinsics  # noqa: E402
+from amodal_depth_ros.core import CameraIntrinsics  # noqa: E402
+from amodal_depth_ros.ros import CameraStreamClient  # noqa: E402
 from amodal_depth_ros.ros import conversions as conv  # noqa: E402
-from amodal_depth_ros.ros.client import CameraStreamClient  # noqa: E402
 from amodal_depth_ros.ros.process import remap_args  # noqa: E402
 from amodal_depth_ros.synthetic.scene import box_in_front_of_wall, render  # noqa: E402
 

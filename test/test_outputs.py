@@ -3,13 +3,14 @@ import numpy as np
 import pytest
 from std_msgs.msg import Header
 
-from amodal_depth_ros.core.types import POINT_DTYPE, InputError, LayeredCloud
+from amodal_depth_ros.core import POINT_DTYPE, LayeredCloud
+from amodal_depth_ros.errors import InputError
 from amodal_depth_ros.pipeline import AmodalDepthPipeline
 from amodal_depth_ros.ros import allocator
 from amodal_depth_ros.ros import conversions as conv
 from amodal_depth_ros.ros.outputs import ALL_TYPES, frame_of, output_messages, output_topics
 from amodal_depth_ros.ros.sync import Matched
-from amodal_depth_ros.synthetic.stream import SyntheticCamera
+from amodal_depth_ros.synthetic import SyntheticCamera
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 import cv2
 import numpy as np
 
-from amodal_depth_ros.core.types import CameraIntrinsics, LayeredCloud
+from amodal_depth_ros.core import CameraIntrinsics, LayeredCloud
 from amodal_depth_ros.tools import cli
 from amodal_depth_ros.visualize import LAYER_RGB, cloud_view, render_points
 

@@ -2,11 +2,17 @@
 import numpy as np
 import pytest
 
-from amodal_depth_ros.core import config
+from amodal_depth_ros.core import (
+    AmodalInstance,
+    CameraIntrinsics,
+    RGBDFrame,
+    amodal_depth_image,
+    config,
+    stack_hidden_surfaces,
+)
 from amodal_depth_ros.core.amodal_mask import convex_hull_mask
 from amodal_depth_ros.core.geometry import backproject, fit_inverse_depth_plane, normalized_coords
-from amodal_depth_ros.core.layers import amodal_depth_image, stack_hidden_surfaces
-from amodal_depth_ros.core.types import AmodalInstance, CameraIntrinsics, InputError, RGBDFrame
+from amodal_depth_ros.errors import InputError
 from amodal_depth_ros.pipeline import AmodalDepthPipeline
 from amodal_depth_ros.synthetic.scene import box_in_front_of_wall, random_scene, render
 

@@ -9,8 +9,8 @@ from amodal_depth_ros.datasets.bag import TOPICS, write_ground_truth_bag
 from amodal_depth_ros.ros import conversions as conv
 from amodal_depth_ros.ros.bag import read_messages, topics_of
 from amodal_depth_ros.ros.replay import replay
+from amodal_depth_ros.synthetic import SyntheticCamera
 from amodal_depth_ros.synthetic.scene import box_in_front_of_wall, render
-from amodal_depth_ros.synthetic.stream import SyntheticCamera
 from amodal_depth_ros.tools import cli
 
 GEOMETRIC = {
@@ -94,7 +94,7 @@ def test_replay_command_and_its_errors(recorded, tmp_path, capsys):
 def test_frames_that_cannot_be_decoded_are_counted_not_fatal(tmp_path):
     from std_msgs.msg import Header
 
-    from amodal_depth_ros.ros.bag import BagWriter
+    from amodal_depth_ros.ros import BagWriter
 
     frame = render(*box_in_front_of_wall(160, 120))
     path = tmp_path / "bag"

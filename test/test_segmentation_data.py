@@ -1,10 +1,9 @@
 """Training material of the segmentation network: table-top scenes, the depth sensor model, label maps, crops."""
 import numpy as np
 
-from amodal_depth_ros.models.segmentation_net import INPUT_CHANNELS, network_size, surface_normals
+from amodal_depth_ros.networks.segmentation_net import INPUT_CHANNELS, network_size, surface_normals
+from amodal_depth_ros.synthetic import generate_tabletop, random_tabletop, rgbd_camera_depth
 from amodal_depth_ros.synthetic.scene import box_in_front_of_wall, render
-from amodal_depth_ros.synthetic.sensor import rgbd_camera_depth
-from amodal_depth_ros.synthetic.tabletop import generate_tabletop, random_tabletop
 from amodal_depth_ros.training.segmentation_samples import (
     UNKNOWN,
     FrameCache,

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from amodal_depth_ros.core.types import OcclusionGraph
+from amodal_depth_ros.core import OcclusionGraph
 from amodal_depth_ros.evaluation.segmentation import (
     SegmentationTable,
     boundary_map,

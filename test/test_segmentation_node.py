@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from conftest import wait_for
 
-from amodal_depth_ros.evaluation.metrics import mask_iou
-from amodal_depth_ros.models.stages import WEIGHTS_DIR
-from amodal_depth_ros.synthetic.tabletop import generate_tabletop
+from amodal_depth_ros.evaluation import mask_iou
+from amodal_depth_ros.networks import WEIGHTS_DIR
+from amodal_depth_ros.synthetic import generate_tabletop
 
 rclpy = pytest.importorskip("rclpy")
+from amodal_depth_ros.ros import CameraStreamClient  # noqa: E402
 from amodal_depth_ros.ros import conversions as conv  # noqa: E402
-from amodal_depth_ros.ros.client import CameraStreamClient  # noqa: E402
 from amodal_depth_ros.ros.process import remap_args  # noqa: E402
 
 STAMPS = itertools.count(3_000_000_000_000, 10_000_000)

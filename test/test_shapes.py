@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from amodal_depth_ros.core.types import CameraIntrinsics
+from amodal_depth_ros.core import CameraIntrinsics
 from amodal_depth_ros.synthetic import meshes
 from amodal_depth_ros.synthetic.scene import _screen_window
 from amodal_depth_ros.synthetic.shapes import (

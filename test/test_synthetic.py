@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from amodal_depth_ros.core.types import RGBDFrame
+from amodal_depth_ros.core import RGBDFrame
+from amodal_depth_ros.synthetic import SyntheticCamera
 from amodal_depth_ros.synthetic.scene import box_in_front_of_wall, random_scene, random_world, render
 from amodal_depth_ros.synthetic.shapes import Box, Cylinder, Rectangle, Sphere, rotation_x, rotation_y
-from amodal_depth_ros.synthetic.stream import SyntheticCamera
 
 BACKGROUND = ("wall", "floor")
 

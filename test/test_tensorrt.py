@@ -9,15 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from amodal_depth_ros.models import tensorrt_engine as te
-from amodal_depth_ros.models.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
-from amodal_depth_ros.models.backends import FunctionRunner, cached_onnx, make_runner, onnxruntime_runner, torch_runner
-from amodal_depth_ros.models.crops import CROP_SIZE
-from amodal_depth_ros.models.export import INPUT_NAMES, example_inputs
-from amodal_depth_ros.models.stages import load_weights
-from amodal_depth_ros.models.switching import SwitchingRunner
+from amodal_depth_ros.networks import CROP_SIZE, AmodalMaskNet, SpadeAmodalDepthNet, load_weights
 from amodal_depth_ros.pipeline import AmodalDepthPipeline
-from amodal_depth_ros.synthetic.procedural import generate
+from amodal_depth_ros.runtime import SwitchingRunner
+from amodal_depth_ros.runtime import tensorrt_engine as te
+from amodal_depth_ros.runtime.backends import FunctionRunner, cached_onnx, make_runner, onnxruntime_runner, torch_runner
+from amodal_depth_ros.runtime.export import INPUT_NAMES, example_inputs
+from amodal_depth_ros.synthetic import generate
 from amodal_depth_ros.tools import cli
 
 CPU = torch.device("cpu")
@@ -209,7 +207,7 @@ def test_a_build_failing_after_startup_shows_up_in_the_pipeline_fallbacks(net, l
 
 def test_backend_status_is_a_diagnostics_value():
     pytest.importorskip("rclpy")
-    from amodal_depth_ros.ros.diagnostics import NodeStats
+    from amodal_depth_ros.ros import NodeStats
 
     stats = NodeStats()
     stats.set_fallbacks({}, {"amodal_mask": "building tensorrt engine, serving torch on cuda (fp16, CUDA graph)"})
@@ -278,8 +276,8 @@ def test_engine_build_cache_and_rebuild(cache, net, weights):
 def test_layernorm_softmax_and_reductions_stay_fp32(tmp_path):
     import tensorrt as trt
 
-    from amodal_depth_ros.models.depth_anything_v2 import DepthAnythingV2, EncoderConfig
-    from amodal_depth_ros.models.export import export_onnx
+    from amodal_depth_ros.networks import DepthAnythingV2, EncoderConfig
+    from amodal_depth_ros.runtime import export_onnx
 
     tiny = EncoderConfig(embed_dim=48, depth=4, heads=2, layers=(0, 1, 2, 3), features=16, out_channels=(8, 16, 32, 48))
     path = export_onnx(DepthAnythingV2(tiny, max_depth=20.0).eval(), (torch.rand(1, 3, 140, 140),),
@@ -310,7 +308,7 @@ def test_tensorrt_backend_switches_to_the_engine_and_matches_torch(kind, net, we
 
 @needs_tensorrt
 def test_engines_command_builds_then_reports_cached(capsys, weights, tmp_path):
-    from amodal_depth_ros.models.segmentation_net import SegmentationNet
+    from amodal_depth_ros.networks import SegmentationNet
 
     torch.save({"model": SegmentationNet().state_dict()}, tmp_path / "segmentation.pt")
     files = ["--mask-weights", str(weights["amodal_mask"]), "--depth-weights", str(weights["amodal_depth"]),

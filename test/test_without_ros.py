@@ -12,7 +12,7 @@ class NoRos(importlib.abc.MetaPathFinder):
         if top == "rclpy" or top.startswith(("rosidl", "rosbag2", "rmw")) or top.endswith(("_msgs", "_interfaces")):
             raise ModuleNotFoundError(f"No module named {name!r} (ROS 2 blocked by the test)")
 sys.meta_path.insert(0, NoRos())
-from amodal_depth_ros.tools.cli import main
+from amodal_depth_ros.tools import main
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -9,12 +9,11 @@ import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-import cv2
 import numpy as np
 
 from .geometry import normalized_coords
 from .layers import HiddenSurfaces
-from .types import POINT_DTYPE, LayeredCloud, RGBDFrame
+from .types import POINT_DTYPE, LayeredCloud, RGBDFrame, pack_rgb
 
 BANDS = min(4, os.cpu_count() or 1)   # threads filling the visible points
 MIN_PARALLEL = 64 * 64                # smaller images are not worth a thread hand-off
@@ -39,7 +38,7 @@ def build_layered_cloud(frame: RGBDFrame, visible_depth: np.ndarray, labels: np.
     n_visible = int(starts[-1])
     records = np.zeros(n_visible + h_rows.size, POINT_DTYPE)   # zeros: layer 0 and a fixed padding byte
     x_n, y_n = normalized_coords(intr)
-    rgb = packed_rgb(frame.rgb)
+    rgb = pack_rgb(frame.rgb)
 
     def fill_band(k: int) -> None:
         if not bands[k].size:
@@ -63,7 +62,7 @@ def build_layered_cloud(frame: RGBDFrame, visible_depth: np.ndarray, labels: np.
     np.multiply(y_n[h_rows], h_depth, out=behind["y"])
     behind["z"] = h_depth
     # Hidden surfaces have no observed colour: give them their instance's mean visible colour.
-    behind["rgb"] = packed_rgb(instance_mean_colors(frame.rgb, labels)[None])[0][h_ids]
+    behind["rgb"] = pack_rgb(instance_mean_colors(frame.rgb, labels))[h_ids]
     behind["instance"] = h_ids
     behind["layer"] = hidden.layer[on_grid]
     return LayeredCloud(records)
@@ -72,15 +71,6 @@ def build_layered_cloud(frame: RGBDFrame, visible_depth: np.ndarray, labels: np.
 @functools.cache
 def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(BANDS, thread_name_prefix="cloud")
-
-
-def packed_rgb(rgb: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 RGB -> (H, W) uint32 0x00RRGGBB. RGB2BGRA gives the little-endian bytes B, G, R, A
-    in one cv2 pass (6x faster than numpy shifts); the mask clears alpha."""
-    if rgb.size == 0:
-        return np.zeros(rgb.shape[:2], np.uint32)
-    bgra = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGRA)
-    return bgra.view("<u4")[..., 0] & np.uint32(0x00FFFFFF)
 
 
 def instance_mean_colors(rgb: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -77,3 +77,22 @@ def planar_residual(xn: np.ndarray, yn: np.ndarray, depth: np.ndarray, max_point
     with np.errstate(divide="ignore"):
         plane = np.where(inverse > 1e-9, 1.0 / inverse, np.inf)
     return float(np.percentile(np.abs(plane - depth) / depth, 90))
+
+
+def fit_scale_shift(pred: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """Least-squares (s, t) minimising sum (s * pred + t - target)^2: the one scale-and-shift alignment
+    (Amodal Depth Anything) that evaluation, monocular depth and the SPADE stage share.
+
+    Degenerate input (< 2 points or pred variance < 1e-12) has no defined scale: s = 1 and t the
+    mean offset. Empty input: (1.0, 0.0).
+    """
+    p = np.asarray(pred, dtype=np.float64).ravel()
+    y = np.asarray(target, dtype=np.float64).ravel()
+    if p.size == 0:
+        return 1.0, 0.0
+    pm, ym = p.mean(), y.mean()
+    var = np.mean((p - pm) ** 2)  # centred sums: stable for depths far from 0
+    if p.size < 2 or var < 1e-12:
+        return 1.0, float(ym - pm)
+    scale = np.mean((p - pm) * (y - ym)) / var
+    return float(scale), float(ym - scale * pm)

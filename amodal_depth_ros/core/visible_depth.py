@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .types import InputError, RGBDFrame
+from ..errors import InputError
+from .types import RGBDFrame
 
 
 class DepthFromTopic:

@@ -1,0 +1,25 @@
+"""Scoring on ground truth: amodal depth and mask metrics (Amodal Depth Anything protocol), segmentation and
+occlusion-order metrics (UOIS / UOAIS protocol), the harness that runs methods side by side, and pictures."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .harness import build_methods, evaluate
+    from .metrics import ResultTable, depth_errors, format_table, mask_iou
+    from .pictures import bar_chart, comparison
+    from .segmentation import SegmentationTable, format_segmentation, score_segmentation
+
+__all__ = [
+    "ResultTable", "SegmentationTable", "bar_chart", "build_methods", "comparison", "depth_errors", "evaluate",
+    "format_segmentation", "format_table", "mask_iou", "score_segmentation",
+]
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "harness": ("build_methods", "evaluate"),
+    "metrics": ("ResultTable", "depth_errors", "format_table", "mask_iou"),
+    "segmentation": ("SegmentationTable", "format_segmentation", "score_segmentation"),
+    "pictures": ("bar_chart", "comparison"),
+})

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.geometry import fit_scale_shift
 from .segmentation import SegmentationScore, SegmentationTable
 
 DEPTH_METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "delta1", "delta2", "delta3", "silog")
@@ -45,24 +46,6 @@ def depth_errors(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
         "silog": 100.0 * np.sqrt(max(np.mean(d**2) - np.mean(d) ** 2, 0.0)),
     }
     return {k: float(v) for k, v in out.items()}
-
-
-def fit_scale_shift(pred: np.ndarray, target: np.ndarray) -> tuple[float, float]:
-    """Least-squares (s, t) minimising sum (s * pred + t - target)^2.
-
-    Degenerate input (< 2 points or pred variance < 1e-12) has no defined scale: s = 1 and t the
-    mean offset. Empty input: (1.0, 0.0).
-    """
-    p = np.asarray(pred, dtype=np.float64).ravel()
-    y = np.asarray(target, dtype=np.float64).ravel()
-    if p.size == 0:
-        return 1.0, 0.0
-    pm, ym = p.mean(), y.mean()
-    var = np.mean((p - pm) ** 2)  # centred sums: stable for depths far from 0
-    if p.size < 2 or var < 1e-12:
-        return 1.0, float(ym - pm)
-    scale = np.mean((p - pm) * (y - ym)) / var
-    return float(scale), float(ym - scale * pm)
 
 
 @dataclass

@@ -17,7 +17,8 @@ from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField, RegionOfInterest
 from std_msgs.msg import Header
 
-from amodal_depth_ros.core.types import POINT_DTYPE, AmodalInstance, CameraIntrinsics, InputError, LayeredCloud
+from ..core.types import POINT_DTYPE, AmodalInstance, CameraIntrinsics, LayeredCloud, unpack_rgb
+from ..errors import InputError
 
 # encoding -> (channels, cv2 code to RGB, cv2 code from RGB; None = no reordering). cv2.cvtColor is
 # ~50x faster than numpy's strided channel copies (640x480 bgr8: 0.05 ms vs 3.6 ms) and honours row strides.
@@ -250,8 +251,7 @@ def cloud_from_msg(msg: PointCloud2) -> dict[str, np.ndarray]:
         points = np.ndarray((h, w), dtype=dtype, buffer=buf, strides=(row_step, msg.point_step)).reshape(-1)
     out = {name: points[name].astype(points.dtype[name].base.newbyteorder("="), copy=True) for name in names}
     if "rgb" in out:
-        packed = out["rgb"]
-        out["rgb"] = np.stack([(packed >> 16) & 255, (packed >> 8) & 255, packed & 255], axis=1).astype(np.uint8)
+        out["rgb"] = unpack_rgb(out["rgb"])
     return out
 
 

@@ -20,7 +20,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CameraInfo, Image
 
 from ..core import config
-from ..core.types import InputError
+from ..errors import InputError
 from ..pipeline import AmodalDepthPipeline
 from . import conversions as conv
 from . import outputs

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.types import InputError
+from ..errors import InputError
 from ..pipeline import AmodalDepthPipeline
 from . import conversions as conv
 from .bag import BagWriter, read_messages, topics_of

@@ -24,12 +24,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..core import config
-from ..core.cloud import build_layered_cloud
-from ..core.layers import stack_hidden_surfaces
-from ..core.types import RGBDFrame
+from ..core import RGBDFrame, build_layered_cloud, config, stack_hidden_surfaces
 from ..pipeline import AmodalDepthPipeline
-from ..synthetic.stream import SyntheticCamera
+from ..synthetic import SyntheticCamera
 
 LEARNED = {"segmentation.method": "learned", "amodal_mask.method": "learned", "amodal_depth.method": "spade"}
 GEOMETRIC = {
@@ -48,7 +45,7 @@ def unavailable(name: str) -> str:
     would be mislabelled."""
     if PIPELINES[name].get("inference.backend") != "tensorrt":
         return ""
-    from ..models.tensorrt_engine import tensorrt_unavailable
+    from ..runtime import tensorrt_unavailable
     return tensorrt_unavailable()
 
 
@@ -67,9 +64,9 @@ def wait_for_engines(pipeline: AmodalDepthPipeline) -> None:
 def segmentation_network(resolutions: list[tuple[int, int]], frames: int) -> list[dict]:
     """The segmentation stage alone, split into its parts (input features, network, decoding into
     instances), per resolution and backend: torch, onnxruntime, and TensorRT where it runs (on CUDA in fp16)."""
-    from ..models.learned_segmentation import LearnedSegmenter, decode
-    from ..models.segmentation_net import network_size, segmentation_inputs
-    from ..models.tensorrt_engine import tensorrt_unavailable
+    from ..learned.segmentation import LearnedSegmenter, decode
+    from ..networks.segmentation_net import network_size, segmentation_inputs
+    from ..runtime import tensorrt_unavailable
 
     p = config.defaults()
     backends = ["torch", "onnxruntime"] + ([] if tensorrt_unavailable() else ["tensorrt"])

@@ -18,11 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..datasets.composite_set import write_composite_set
-from ..datasets.composites import build_composites
-from ..datasets.rgbd_folder import load_rgbd_folder
-from ..datasets.sources import parse_seeds
-from ..datasets.synthetic_rgbd import SyntheticRGBD
+from ..datasets import SyntheticRGBD, build_composites, load_rgbd_folder, parse_seeds, write_composite_set
 
 
 def _intrinsics(text: str) -> tuple[float, float, float, float]:

@@ -30,7 +30,7 @@ from ..resources import package_path
 from ..ros import conversions as conv
 from ..ros.client import CameraStreamClient, Outputs
 from ..ros.process import NodeProcess, remap_args
-from ..synthetic.stream import SyntheticCamera
+from ..synthetic import SyntheticCamera
 
 BASE_STAMP_NS = 1_700_000_000 * 10**9   # fixed epoch: stamps, and so outputs, are the same on every run
 NODE_NAME = "/amodal/amodal_depth_node"

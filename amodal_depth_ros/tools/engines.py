@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models import tensorrt_engine as te
+    from ..runtime import tensorrt_engine as te
 
     reason = te.tensorrt_unavailable()
     if reason:
@@ -47,12 +47,11 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         print("amodal-depth engines: --cameras must be WxH[,WxH...]", file=sys.stderr)
         return 2
-    from ..models import learned_segmentation
-    from ..models.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
-    from ..models.backends import cache_dir, cached_onnx, onnx_path
-    from ..models.errors import ModelLoadError
-    from ..models.segmentation_net import SegmentationNet, network_size
-    from ..models.stages import WEIGHTS_DIR, load_weights
+    from ..errors import ModelLoadError
+    from ..learned import segmentation as learned_segmentation
+    from ..networks import WEIGHTS_DIR, AmodalMaskNet, SpadeAmodalDepthNet, load_weights
+    from ..networks.segmentation_net import SegmentationNet, network_size
+    from ..runtime.backends import cache_dir, cached_onnx, onnx_path
 
     cache = te.EngineCache(cache_dir() / "tensorrt")
     graphs = []   # (name, net, cached ONNX path, export function)

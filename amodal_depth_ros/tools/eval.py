@@ -25,11 +25,9 @@ from tqdm import tqdm
 
 from .. import visualize as vis
 from ..core import config
-from ..datasets.sources import open_dataset
+from ..datasets import open_dataset
+from ..evaluation import bar_chart, comparison, format_segmentation, format_table
 from ..evaluation.harness import BASELINE_DEPTH_METHODS, ORACLE_PLANE, build_methods, evaluate
-from ..evaluation.metrics import format_table
-from ..evaluation.pictures import bar_chart, comparison
-from ..evaluation.segmentation import format_segmentation
 
 ORACLE_NOTE = (f"\n{ORACLE_PLANE}: a reference, not a method: each hidden part filled with the plane fitted to its own "
                "true depth, the floor of any planar completion\n")

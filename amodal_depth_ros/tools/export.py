@@ -25,11 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
-    from ..models.errors import ModelLoadError
-    from ..models.export import export_amodal_nets, export_segmentation_net
-    from ..models.segmentation_net import MULTIPLE, SegmentationNet
-    from ..models.stages import WEIGHTS_DIR, load_weights
+    from ..errors import ModelLoadError
+    from ..networks import WEIGHTS_DIR, AmodalMaskNet, SpadeAmodalDepthNet, load_weights
+    from ..networks.segmentation_net import MULTIPLE, SegmentationNet
+    from ..runtime import export_amodal_nets, export_segmentation_net
 
     try:
         width, height = (int(v) for v in args.segmentation_size.lower().split("x"))

@@ -18,8 +18,8 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import visualize as vis
-from ..datasets.sources import parse_seeds
-from ..synthetic.procedural import generate
+from ..datasets import parse_seeds
+from ..synthetic import generate
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -19,11 +19,10 @@ import cv2
 import numpy as np
 
 from .. import visualize as vis
-from ..core import config
-from ..core.types import RGBDFrame
-from ..datasets.rgbd_folder import load_rgbd_folder
+from ..core import RGBDFrame, config
+from ..datasets import load_rgbd_folder
 from ..pipeline import AmodalDepthPipeline, PipelineResult
-from ..synthetic.stream import SyntheticCamera
+from ..synthetic import SyntheticCamera
 
 PANEL_WIDTH = 400   # pixels of each panel of a real frame's picture
 

@@ -16,8 +16,7 @@ from pathlib import Path
 import rclpy
 from tqdm import tqdm
 
-from ..ros.live import LiveReplay
-from ..ros.process import NodeProcess
+from ..ros import LiveReplay, NodeProcess
 from ..ros.replay import ReplayTopics
 from .demo import config_file, prepare_ros_environment
 

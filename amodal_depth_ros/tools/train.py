@@ -11,7 +11,7 @@ per step; writes OUT/segmentation.pt.
 Both show progress, validate and checkpoint every --checkpoint-every steps (OUT/checkpoint.pt; --resume
 continues from it exactly), and write OUT/summary.json and OUT/MODEL_CARD.md (MODEL_CARD.segmentation.md for
 the segmentation network). --install copies the
-weights and card into the package (amodal_depth_ros/models/weights), where the node loads them by default.
+weights and card into the package (amodal_depth_ros/weights), where the node loads them by default.
 """
 from __future__ import annotations
 
@@ -20,15 +20,17 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..datasets.sources import parse_seeds
+from ..datasets import parse_seeds
 
 NETWORKS = ("amodal", "segmentation")
 SHARED = ("steps", "batch", "lr", "seed", "workers", "checkpoint_every", "width", "height")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..training.segmentation_trainer import SegmentationTrainConfig
-    from ..training.trainer import TrainConfig  # defaults shown in --help come from the config classes
+    from ..training import (
+        SegmentationTrainConfig,
+        TrainConfig,  # defaults shown in --help come from the config classes
+    )
     d, s = TrainConfig(), SegmentationTrainConfig()
     parser.add_argument("--network", choices=NETWORKS, default="amodal",
                         help="which network to train (default: amodal = the amodal mask and depth networks)")
@@ -74,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         return _fail("--composite-share must be in [0, 1) and needs --composites")
     if args.network == "segmentation":
         return _run_segmentation(args)
-    from ..models.stages import WEIGHTS_DIR
+    from ..networks import WEIGHTS_DIR
     from ..training.trainer import TrainConfig, initial_weights, train
     d = TrainConfig()
     try:
@@ -101,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_segmentation(args: argparse.Namespace) -> int:
-    from ..models.stages import WEIGHTS_DIR
+    from ..networks import WEIGHTS_DIR
     from ..training.segmentation_trainer import SegmentationTrainConfig, initial_weights, train
     d = SegmentationTrainConfig()
     try:

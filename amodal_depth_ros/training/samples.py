@@ -1,5 +1,5 @@
 """Training samples of the learned amodal stages, cut from ground-truth frames exactly as the stages
-cut their inputs at run time (``models.crops``, ``models.stages``), so training and inference agree.
+cut their inputs at run time (``networks.crops``, ``learned.amodal``), so training and inference agree.
 
 Per object with a hidden part (walls and floors included: the node completes them too): a mask sample
 (crop around the visible part, occluders = true amodal masks of everything in front, target = true
@@ -15,8 +15,8 @@ import numpy as np
 
 from ..evaluation.harness import targets
 from ..groundtruth import GroundTruthFrame
-from ..models.crops import CropBox, front_depth, log_ratio, object_inputs, reference_depth
-from ..models.stages import DEPTH_GROW, MASK_GROW
+from ..learned.amodal import DEPTH_GROW, MASK_GROW
+from ..networks.crops import CropBox, front_depth, log_ratio, object_inputs, reference_depth
 from ..synthetic.sensor import structured_light_noise
 
 

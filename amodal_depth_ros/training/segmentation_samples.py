@@ -10,7 +10,7 @@ do not). The outline map itself is computed after augmentation, from the ids.
 
 A training crop (``training_crop``) is a random window, rescaled (apparent focal lengths vary), maybe
 mirrored, with RealSense/Kinect-like depth (``synthetic.sensor``) on rendered frames, colour jitter, and
-the network's features computed exactly as at run time (``models.segmentation_net``).
+the network's features computed exactly as at run time (``networks.segmentation_net``).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import numpy as np
 
 from ..core.types import CameraIntrinsics
 from ..groundtruth import GroundTruthFrame
-from ..models.segmentation_net import segmentation_inputs
+from ..networks.segmentation_net import segmentation_inputs
 from ..synthetic.sensor import rgbd_camera_depth, structured_light_noise
 
 UNKNOWN = 255

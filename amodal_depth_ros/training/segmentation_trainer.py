@@ -27,9 +27,9 @@ from ..core.occlusion import BoundaryDepthOrder
 from ..datasets.composite_set import iter_composite_set, read_composite_set
 from ..evaluation.segmentation import SegmentationTable, score_segmentation
 from ..groundtruth import GroundTruthFrame
-from ..models.learned_segmentation import decode
-from ..models.segmentation_net import SegmentationNet, network_size, segmentation_inputs
-from ..models.stages import WEIGHTS_DIR, load_weights
+from ..learned.segmentation import decode
+from ..networks.checkpoints import WEIGHTS_DIR, load_weights
+from ..networks.segmentation_net import SegmentationNet, network_size, segmentation_inputs
 from ..synthetic.procedural import generate
 from ..synthetic.tabletop import generate_tabletop
 from .segmentation_samples import UNKNOWN, FrameCache, cache_row, training_crop
@@ -254,7 +254,7 @@ Trained by this package's own command:
   Input per pixel at the network's resolution: log depth ratio to the frame's median depth, its validity,
   the surface normal from the back-projected depth, RGB. Output per pixel: instance outline, room
   structure, and on outlines whether this side hides the other (occlusion order of touching neighbours).
-  Instances are the regions the outlines enclose (`models.learned_segmentation`).
+  Instances are the regions the outlines enclose (`learned.segmentation`).
 - **Data**: {cfg["width"]}x{cfg["height"]} frames rendered by the package: procedural rooms
   (`synthetic.procedural`, seeds {rooms[0]}..{rooms[1] - 1}) and table tops (`synthetic.tabletop`, seeds
   {tabletops[0]}..{tabletops[1] - 1}: objects touching, stacked and lying){extra}. Per step, random crops of

@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..datasets.composite_set import iter_composite_set
-from ..models.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
-from ..models.crops import CROP_SIZE as CROP
-from ..models.crops import with_nearest_fill
-from ..models.stages import WEIGHTS_DIR, load_weights
+from ..networks.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
+from ..networks.checkpoints import WEIGHTS_DIR, load_weights
+from ..networks.crops import CROP_SIZE as CROP
+from ..networks.crops import with_nearest_fill
 from ..synthetic.procedural import generate
 from .samples import SampleBatch, frame_samples
 

@@ -1,4 +1,4 @@
-"""Small networks of the learned amodal stages, on object crops (``models.crops``).
+"""Small networks of the learned amodal stages, on object crops (``networks.crops``).
 
 ``AmodalMaskNet``: a U-Net from (visible mask, occluder mask, front depth, ...) to the amodal mask.
 Outside the occluders the visible mask is kept (the PCNet-M rule): only hidden pixels are predicted.

@@ -21,10 +21,12 @@ import torch
 
 from ..core.segmentation import absorb_unlabelled, components, depth_edges, relabel
 from ..core.types import RGBDFrame, Segmentation
-from .backends import cache_dir, image_network_runner, torch_image_runner
-from .export import INPUT_NAMES, OUTPUT_NAMES, export_onnx
-from .segmentation_net import INPUT_CHANNELS, OUTPUTS, SegmentationNet, network_size, segmentation_inputs
-from .stages import WEIGHTS_DIR, LearnedStage, load_weights, select_device
+from ..networks.checkpoints import WEIGHTS_DIR, load_weights
+from ..networks.segmentation_net import INPUT_CHANNELS, OUTPUTS, SegmentationNet, network_size, segmentation_inputs
+from ..runtime.backends import cache_dir, image_network_runner, torch_image_runner
+from ..runtime.devices import select_device
+from ..runtime.export import INPUT_NAMES, OUTPUT_NAMES, export_onnx
+from .amodal import LearnedStage
 
 BOUNDARY, STRUCTURE, OCCLUDER = (OUTPUTS.index(name) for name in ("boundary", "structure", "occluder"))
 SNAP_RADIUS = 3          # pixels searched for a core next to an outline pixel

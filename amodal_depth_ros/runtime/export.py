@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
-from .crops import CROP_SIZE, DEPTH_CHANNELS, INPUT_CHANNELS
-from .segmentation_net import INPUT_CHANNELS as SEGMENTATION_CHANNELS
-from .segmentation_net import SegmentationNet
+from ..networks.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
+from ..networks.crops import CROP_SIZE, DEPTH_CHANNELS, INPUT_CHANNELS
+from ..networks.segmentation_net import INPUT_CHANNELS as SEGMENTATION_CHANNELS
+from ..networks.segmentation_net import SegmentationNet
 
 OPSET = 17
 # Operators every TensorRT 10 release parses natively; anything else is reported.

@@ -15,9 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ModelLoadError
+from .checkpoints import read_state_dict
 from .dinov2 import PATCH, DinoVisionTransformer
 from .dpt import DPTHead
-from .errors import ModelLoadError
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)      # ImageNet statistics the encoder was trained with
 STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -86,27 +87,6 @@ def predict(model: DepthAnythingV2, rgb: np.ndarray, input_size: int = 518) -> n
     return to_image_size(model(preprocess(rgb, input_size).to(param.device, param.dtype)), rgb.shape[:2])
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a ``.pth`` file: a plain state dict, or one under "model" / "state_dict"."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelLoadError(f"checkpoint not found: {path}")
-    try:
-        # weights_only: a checkpoint is user-supplied data, it must not run code when unpickled.
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:   # truncated zip, random bytes, pickled objects: torch raises many types
-        detail = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-        raise ModelLoadError(f"cannot read checkpoint {path} (truncated, corrupt or not a PyTorch weights file): "
-                             f"{detail}") from error
-    for key in ("model", "state_dict"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ModelLoadError(f"{path} does not hold a state dict (name -> tensor), got {type(obj).__name__}")
-    # Checkpoints saved from DataParallel/DDP prefix every name with "module.".
-    return {k.removeprefix("module."): v for k, v in obj.items()}
-
-
 def infer_encoder(state: dict[str, torch.Tensor]) -> str:
     """Name in ENCODERS whose width and block count match the state dict (only shapes are read)."""
     if "pretrained.pos_embed" not in state or "pretrained.patch_embed.proj.weight" not in state:
@@ -136,7 +116,7 @@ def _check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], name: st
 def load_depth_anything_v2(path: str | Path, encoder: str | EncoderConfig | None = None,
                            max_depth: float | None = None, device: str | torch.device = "cpu") -> DepthAnythingV2:
     """Model in eval mode from a ``.pth``; ``encoder`` None infers it, ``max_depth`` set means a metric checkpoint."""
-    state = read_state_dict(path)
+    state = read_state_dict(path, "Depth Anything V2")
     if encoder is None:
         encoder = infer_encoder(state)
     if isinstance(encoder, str):

@@ -17,9 +17,10 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from ..core.types import InputError, RGBDFrame
-from .backends import FunctionRunner, cache_dir, image_network_runner
-from .depth_anything_v2 import (
+from ..core.geometry import fit_scale_shift
+from ..core.types import RGBDFrame
+from ..errors import InputError
+from ..networks.depth_anything_v2 import (
     ENCODERS,
     DepthAnythingV2,
     EncoderConfig,
@@ -28,7 +29,8 @@ from .depth_anything_v2 import (
     preprocess,
     to_image_size,
 )
-from .export import export_onnx
+from ..runtime.backends import FunctionRunner, cache_dir, image_network_runner
+from ..runtime.export import export_onnx
 
 MIN_ALIGN_PIXELS = 64          # fewer valid depth readings than this cannot pin scale and shift down
 MIN_INVERSE_DEPTH = 1e-3       # aligned inverse depth below this (beyond 1 km, or negative) is unknown
@@ -117,21 +119,16 @@ class GraphDepthAnything:
         return to_image_size(torch.from_numpy(self.run(x)), rgb.shape[:2])
 
 
-def _line_fit(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    var = p.var()
-    if not var > 0:
-        raise InputError("depth_alignment_failed", "the prediction is constant over the valid depth pixels")
-    s = float(((p - p.mean()) * (y - y.mean())).mean() / var)
-    return s, float(y.mean() - s * p.mean())
-
-
-def fit_scale_shift(pred: np.ndarray, target: np.ndarray) -> tuple[float, float]:
-    """Least-squares (s, t) with ``s * pred + t ~ target``, refitted once without the worst 10 % residuals."""
+def robust_scale_shift(pred: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """``fit_scale_shift``, refitted once without the worst 10 % residuals; InputError for a constant prediction
+    (it has no scale to fit)."""
     p, y = pred.astype(np.float64), target.astype(np.float64)
-    s, t = _line_fit(p, y)
+    if not p.var() > 0:
+        raise InputError("depth_alignment_failed", "the prediction is constant over the valid depth pixels")
+    s, t = fit_scale_shift(p, y)
     residual = np.abs(s * p + t - y)
     keep = residual <= np.quantile(residual, 1.0 - TRIM_FRACTION)   # drops mismatched edges, sensor speckle
-    return _line_fit(p[keep], y[keep])
+    return fit_scale_shift(p[keep], y[keep])
 
 
 class MonocularDepth:
@@ -190,7 +187,7 @@ class MonocularDepth:
                 if np.count_nonzero(usable) < MIN_ALIGN_PIXELS:
                     raise InputError("no_metric_scale", f"only {np.count_nonzero(usable)} valid depth pixels, "
                                      f"at least {MIN_ALIGN_PIXELS} are needed to scale the relative depth model")
-                s, t = fit_scale_shift(pred[usable], 1.0 / frame.depth[usable])
+                s, t = robust_scale_shift(pred[usable], 1.0 / frame.depth[usable])
                 if not s > 0:
                     raise InputError("depth_alignment_failed", f"prediction anti-correlated with depth (scale {s:.3g})")
                 inverse = s * pred.astype(np.float64) + t

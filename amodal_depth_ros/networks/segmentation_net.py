@@ -8,7 +8,7 @@ its validity, the surface normal (camera frame, from the back-projected depth) a
 full-resolution skip for sharp outlines) predicts three logits per pixel:
 
 * ``boundary``: the pixel lies on the outline of its visible instance. Instances are the regions the
-  outlines enclose (``models.learned_segmentation``), so objects touching a table are cut from it where the depth
+  outlines enclose (``learned.segmentation``), so objects touching a table are cut from it where the depth
   alone is continuous, and the parts of one object seen at different depths stay one instance.
 * ``structure``: room structure (floor, walls) rather than an object (tables are objects).
 * ``occluder``: on an outline, this side's surface hides the other side's (the occlusion order of

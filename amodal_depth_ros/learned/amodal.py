@@ -16,46 +16,17 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 from ..core.amodal_depth import PlaneFitCompletion
-from ..core.geometry import normalized_coords, planar_residual
+from ..core.geometry import fit_scale_shift, normalized_coords, planar_residual
 from ..core.types import AmodalInstance, OcclusionGraph, RGBDFrame, Segmentation
-from .amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
-from .backends import Runner, make_runner
-from .crops import CropBox, front_depth, object_inputs, reference_depth, with_nearest_fill
-from .errors import ModelLoadError
+from ..networks.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
+from ..networks.checkpoints import WEIGHTS_DIR, load_weights
+from ..networks.crops import CropBox, front_depth, object_inputs, reference_depth, with_nearest_fill
+from ..runtime.backends import Runner, make_runner
+from ..runtime.devices import select_device
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 MASK_GROW, DEPTH_GROW = 0.75, 0.15   # crop margins: the hidden extent is unknown to the mask net
-
-
-def select_device(name: str) -> torch.device:
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise ModelLoadError("inference.device is 'cuda' but torch sees no CUDA device")
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
-def load_weights(net: torch.nn.Module, path: str | Path, kind: str) -> torch.nn.Module:
-    """Load a checkpoint written by ``amodal-depth train`` into ``net``; ModelLoadError says what is wrong."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelLoadError(f"{kind} weights {path} do not exist")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:   # torch raises many types for truncated / foreign files
-        raise ModelLoadError(f"{kind} weights {path} are unreadable ({type(exc).__name__}: {exc})") from exc
-    state = checkpoint.get("model") if isinstance(checkpoint, dict) and "model" in checkpoint else checkpoint
-    if not isinstance(state, dict):
-        raise ModelLoadError(f"{kind} weights {path} hold no state dict")
-    try:
-        net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    except (RuntimeError, AttributeError) as exc:
-        raise ModelLoadError(f"{kind} weights {path} do not fit the {type(net).__name__} network: "
-                             f"{str(exc).splitlines()[0]}") from exc
-    return net.eval()
 
 
 def peeling_levels(ids: list[int], occlusion: OcclusionGraph) -> list[list[int]]:
@@ -239,11 +210,10 @@ class SpadeAmodalDepth(LearnedStage):
         fit = visible[window] & np.isfinite(observed)
         if fit.sum() >= 10:
             p, d = predicted[fit].astype(np.float64), observed[fit].astype(np.float64)
-            var = p.var()
-            scale = float(((p - p.mean()) * (d - d.mean())).mean() / var) if var > 1e-12 else 1.0
+            scale, shift = fit_scale_shift(p, d)
             if not 0.2 < scale < 5.0:   # a degenerate fit would bend the hidden part wildly: keep the shift only
-                scale = 1.0
-            predicted = (scale * predicted + float(d.mean() - scale * p.mean())).astype(np.float32)
+                scale, shift = 1.0, float(d.mean() - p.mean())
+            predicted = (scale * predicted + shift).astype(np.float32)
         hid = hidden[window] & np.isfinite(predicted) & (predicted > 0)
         # A hidden surface cannot lie in front of what hides it.
         own[window][hid] = np.fmax(predicted[hid], front[window][hid] + self.min_gap)

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch.fx.experimental.optimization import fuse
 
+from ..networks.crops import CROP_SIZE
 from .batching import fixed_batch
-from .crops import CROP_SIZE
 from .export import INPUT_NAMES, OUTPUT_NAMES, example_inputs, export_onnx, onnxruntime_session
 from .switching import SwitchingRunner
 
