@@ -65,18 +65,13 @@ def _monocular(p: dict[str, Any]) -> Any:
     naming monocular.checkpoint (the node refuses to start). torch is imported here, only when configured."""
     path = p["monocular.checkpoint"]
     try:
-        import torch
-
         from .learned.monocular import MonocularDepth
+        from .runtime.devices import select_device
     except ImportError as exc:
         raise ModelLoadError(
             f"visible_depth.source 'monocular' needs PyTorch, which cannot be imported: {exc}"
         ) from exc
-    device = p["inference.device"]
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    elif device == "cuda" and not torch.cuda.is_available():
-        raise ModelLoadError("inference.device is 'cuda' but torch sees no CUDA device")
+    device = select_device(p["inference.device"]).type
     try:
         return MonocularDepth.from_checkpoint(
             path, encoder=p["monocular.encoder"] or None, metric_max_depth=p["monocular.metric_max_depth"] or None,

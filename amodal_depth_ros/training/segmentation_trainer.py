@@ -30,6 +30,7 @@ from ..groundtruth import GroundTruthFrame
 from ..learned.segmentation import decode
 from ..networks.checkpoints import WEIGHTS_DIR, load_weights
 from ..networks.segmentation_net import SegmentationNet, network_size, segmentation_inputs
+from ..runtime.devices import select_device
 from ..synthetic.procedural import generate
 from ..synthetic.tabletop import generate_tabletop
 from .segmentation_samples import UNKNOWN, FrameCache, cache_row, training_crop
@@ -157,7 +158,7 @@ def train(cfg: SegmentationTrainConfig, resume: bool = False, command: tuple[str
     """Train; ``command`` is the command line recorded in the summary and model card."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    device = torch.device("cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+    device = select_device(cfg.device)
     torch.manual_seed(cfg.seed)
     jobs = [("rooms", s) for s in range(*cfg.room_seeds)] + [("tabletop", s) for s in range(*cfg.tabletop_seeds)]
     cache_folder = out / "frames"

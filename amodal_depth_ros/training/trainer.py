@@ -26,6 +26,7 @@ from ..networks.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
 from ..networks.checkpoints import WEIGHTS_DIR, load_weights
 from ..networks.crops import CROP_SIZE as CROP
 from ..networks.crops import with_nearest_fill
+from ..runtime.devices import select_device
 from ..synthetic.procedural import generate
 from .samples import SampleBatch, frame_samples
 
@@ -142,7 +143,7 @@ def train(cfg: TrainConfig, resume: bool = False, command: tuple[str, ...] = ())
     """Train; ``command`` is the command line recorded in the summary and model card."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    device = torch.device("cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+    device = select_device(cfg.device)
     torch.manual_seed(cfg.seed)
     train_set = build_cache(out / "train_cache.npz", cfg.train_seeds, cfg, True, "rendering training frames")
     rendered = len(train_set)
