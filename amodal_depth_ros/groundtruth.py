@@ -88,10 +88,11 @@ class GroundTruthFrame:
                 if meta.get("format_version") != FORMAT_VERSION:
                     raise ValueError(f"format version {meta.get('format_version')}, expected {FORMAT_VERSION}")
                 k, h, w = meta["shape"]
+                fx, fy, cx, cy = meta["intrinsics"]
                 masks = np.unpackbits(data["amodal_masks"], count=k * h * w).reshape(k, h, w).astype(bool)
                 return cls(rgb=data["rgb"], depth=data["depth"], instance_ids=data["instance_ids"].astype(np.int32),
                            amodal_masks=masks, object_depths=data["object_depths"], names=tuple(meta["names"]),
-                           intrinsics=CameraIntrinsics(*meta["intrinsics"], w, h),
+                           intrinsics=CameraIntrinsics(fx, fy, cx, cy, w, h),
                            occlusion_pairs=data["occlusion_pairs"].reshape(-1, 2), stuff=data["stuff"].astype(bool))
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise ValueError(f"{path}: not a readable ground-truth frame ({exc})") from exc

@@ -23,7 +23,7 @@ from .core.occlusion import BoundaryDepthOrder
 from .core.segmentation import GeometricSegmenter
 from .core.types import AmodalInstance, OcclusionGraph, PipelineResult, RGBDFrame, Segmentation
 from .core.visible_depth import DepthFromTopic
-from .errors import ModelLoadError
+from .errors import ConfigError, ModelLoadError
 
 
 class VisibleDepthStage(Protocol):
@@ -60,10 +60,10 @@ def _learned_segmentation() -> Any:
     return learned_segmentation
 
 
-def _monocular(p: dict[str, Any]) -> Any:
+def _monocular(s: config.Settings) -> Any:
     """Depth Anything V2 visible depth. No fallback: a checkpoint that cannot be loaded raises ModelLoadError
     naming monocular.checkpoint (the node refuses to start). torch is imported here, only when configured."""
-    path = p["monocular.checkpoint"]
+    m = s.monocular
     try:
         from .learned.monocular import MonocularDepth
         from .runtime.devices import select_device
@@ -71,46 +71,35 @@ def _monocular(p: dict[str, Any]) -> Any:
         raise ModelLoadError(
             f"visible_depth.source 'monocular' needs PyTorch, which cannot be imported: {exc}"
         ) from exc
-    device = select_device(p["inference.device"]).type
+    device = select_device(s.inference.device).type
     try:
         return MonocularDepth.from_checkpoint(
-            path, encoder=p["monocular.encoder"] or None, metric_max_depth=p["monocular.metric_max_depth"] or None,
-            device=device, input_size=p["monocular.input_size"], fill_only=p["monocular.fill_only"],
-            min_depth=p["visible_depth.min_depth"], max_depth=p["visible_depth.max_depth"],
-            backend=p["inference.backend"], precision=p["inference.precision"])
+            m.checkpoint, encoder=m.encoder or None, metric_max_depth=m.metric_max_depth or None, device=device,
+            input_size=m.input_size, fill_only=m.fill_only, min_depth=s.visible_depth.min_depth,
+            max_depth=s.visible_depth.max_depth, backend=s.inference.backend, precision=s.inference.precision)
     except ModelLoadError as exc:
-        raise ModelLoadError(f"monocular.checkpoint '{path}' cannot be loaded: {exc}") from exc
+        raise ModelLoadError(f"monocular.checkpoint '{m.checkpoint}' cannot be loaded: {exc}") from exc
 
 
-# Stage name -> method name -> factory taking the validated parameter dict. New models register here.
-STAGE_FACTORIES: dict[str, dict[str, Callable[[dict[str, Any]], Any]]] = {
+# Stage name -> method name -> factory taking the typed settings. New models register here.
+STAGE_FACTORIES: dict[str, dict[str, Callable[[config.Settings], Any]]] = {
     "visible_depth": {
-        "topic": lambda p: DepthFromTopic(p["visible_depth.min_depth"], p["visible_depth.max_depth"]),
-        "monocular": lambda p: _monocular(p),
+        "topic": lambda s: DepthFromTopic(s.visible_depth),
+        "monocular": _monocular,
     },
     "segmentation": {
-        "learned": lambda p: _learned_segmentation().LearnedSegmenter(
-            p["segmentation.weights"], p["inference.device"], p["inference.backend"], p["inference.precision"],
-            p["segmentation.network_size"], p["segmentation.min_core"], p["segmentation.depth_jump"],
-            p["segmentation.outline_threshold"]),
-        "geometric": lambda p: GeometricSegmenter(p["segmentation.depth_jump"], p["segmentation.concavity"],
-                                                  p["segmentation.crease_scale"], p["segmentation.color_edge"],
-                                                  p["segmentation.min_area"]),
+        "learned": lambda s: _learned_segmentation().LearnedSegmenter(s.segmentation, s.inference),
+        "geometric": lambda s: GeometricSegmenter(s.segmentation),
     },
     "amodal_mask": {
-        "convex_hull": lambda p: ConvexHullCompletion(),
-        "learned": lambda p: _learned().LearnedAmodalMask(p["amodal_mask.weights"], p["inference.device"],
-                                                          p["inference.backend"], p["inference.precision"],
-                                                          p["amodal_mask.threshold"]),
+        "convex_hull": lambda s: ConvexHullCompletion(),
+        "learned": lambda s: _learned().LearnedAmodalMask(s.amodal_mask, s.inference),
     },
     "amodal_depth": {
-        "spade": lambda p: _learned().SpadeAmodalDepth(
-            p["amodal_depth.weights"], p["amodal_depth.min_gap"], p["inference.device"], p["inference.backend"],
-            p["inference.precision"], PlaneFitCompletion(p["amodal_depth.boundary_band"], p["amodal_depth.min_gap"]),
-            p["amodal_depth.planar_tolerance"], p["amodal_depth.planar_min_area"]),
-        "plane_fit": lambda p: PlaneFitCompletion(p["amodal_depth.boundary_band"], p["amodal_depth.min_gap"]),
-        "nearest": lambda p: NearestVisibleFill(p["amodal_depth.min_gap"]),
-        "telea": lambda p: TeleaInpaintFill(p["amodal_depth.inpaint_radius"], p["amodal_depth.min_gap"]),
+        "spade": lambda s: _learned().SpadeAmodalDepth(s.amodal_depth, s.inference),
+        "plane_fit": lambda s: PlaneFitCompletion(s.amodal_depth),
+        "nearest": lambda s: NearestVisibleFill(s.amodal_depth),
+        "telea": lambda s: TeleaInpaintFill(s.amodal_depth),
     },
 }
 
@@ -123,23 +112,37 @@ STAGE_NAMES = ("visible_depth", "segmentation", "occlusion", "amodal_mask", "amo
 class AmodalDepthPipeline:
     def __init__(self, params: dict[str, Any] | None = None):
         self.params = config.validated(params or {})
-        p = self.params
-        self.visible_depth: VisibleDepthStage = STAGE_FACTORIES["visible_depth"][p["visible_depth.source"]](p)
+        self.settings = s = config.Settings.from_values(self.params)
+        self.visible_depth: VisibleDepthStage = STAGE_FACTORIES["visible_depth"][s.visible_depth.source](s)
         self._load_fallbacks: dict[str, str] = {}   # stage -> why its configured method was replaced at startup
-        self.segmentation: SegmentationStage = self._build("segmentation", p)
-        self.occlusion: OcclusionStage = BoundaryDepthOrder(p["segmentation.depth_jump"], p["occlusion.min_boundary"])
-        self.amodal_mask: AmodalMaskStage = self._build("amodal_mask", p)
-        self.amodal_depth: AmodalDepthStage = self._build("amodal_depth", p)
-        self.cloud_stride = int(p["output.cloud_stride"])
+        self.segmentation: SegmentationStage = self._build("segmentation", s.segmentation.method, s)
+        self.occlusion: OcclusionStage = BoundaryDepthOrder(s.occlusion)
+        self.amodal_mask: AmodalMaskStage = self._build("amodal_mask", s.amodal_mask.method, s)
+        self.amodal_depth: AmodalDepthStage = self._build("amodal_depth", s.amodal_depth.method, s)
 
-    def _build(self, stage: str, p: dict[str, Any]) -> Any:
-        method = p[f"{stage}.method"]
+    def _build(self, stage: str, method: str, s: config.Settings) -> Any:
         try:
-            return STAGE_FACTORIES[stage][method](p)
+            return STAGE_FACTORIES[stage][method](s)
         except (ModelLoadError, ImportError) as exc:
             fallback = FALLBACKS[stage]
             self._load_fallbacks[stage] = f"{stage}.method '{method}' unavailable, using '{fallback}': {exc}"
-            return STAGE_FACTORIES[stage][fallback](p)
+            return STAGE_FACTORIES[stage][fallback](s)
+
+    def apply_live(self, params: dict[str, Any]) -> None:
+        """Take new values of live parameters (``config.LIVE_NAMES``) without rebuilding anything: each stage
+        gets its new settings group and reads it from the next frame on. Other changes need a new pipeline."""
+        values = config.validated({**self.params, **params})
+        changed = {name for name in values if values[name] != self.params[name]}
+        if changed - config.LIVE_NAMES:
+            raise ConfigError(f"not live: {sorted(changed - config.LIVE_NAMES)} need a new pipeline", "not_live")
+        self.params, self.settings = values, config.Settings.from_values(values)
+        groups = {"visible_depth": self.settings.visible_depth, "segmentation": self.settings.segmentation,
+                  "occlusion": self.settings.occlusion, "amodal_mask": self.settings.amodal_mask,
+                  "amodal_depth": self.settings.amodal_depth}
+        for name, group in groups.items():
+            stage = getattr(self, name)
+            if hasattr(stage, "settings"):   # the convex hull has no settings
+                stage.settings = group
 
     def _network_stages(self) -> dict[str, Any]:
         """The stages running a network on inference.backend: monocular visible depth and the learned ones."""
@@ -178,7 +181,7 @@ class AmodalDepthPipeline:
         timings["amodal_depth"], t = (clock() - t) * 1e3, clock()
         hidden = stack_hidden_surfaces(instances, frame.shape)
         amodal = amodal_depth_image(depth, hidden)
-        cloud = build_layered_cloud(frame, depth, segmentation.labels, hidden, self.cloud_stride)
+        cloud = build_layered_cloud(frame, depth, segmentation.labels, hidden, self.settings.output.cloud_stride)
         timings["cloud"] = (clock() - t) * 1e3
         timings["total"] = sum(timings.values())
         return PipelineResult(frame=frame, visible_depth=depth, segmentation=segmentation, occlusion=occlusion,

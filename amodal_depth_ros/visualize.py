@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .core.types import LayeredCloud
+from .core.types import CameraIntrinsics, LayeredCloud
 
 COLORMAP = cv2.COLORMAP_TURBO
 
@@ -135,7 +135,7 @@ def write_ply(path: str | Path, cloud: LayeredCloud | Mapping[str, np.ndarray]) 
     for channel, name in enumerate(("red", "green", "blue")):
         data[name] = rgb[:, channel]
     data["layer"], data["instance"] = layer, instance
-    properties = "".join(f"property {_PLY_TYPES[PLY_DTYPE[name].str]} {name}\n" for name in PLY_DTYPE.names)
+    properties = "".join(f"property {_PLY_TYPES[PLY_DTYPE[name].str]} {name}\n" for name in PLY_DTYPE.names or ())
     header = f"ply\nformat binary_little_endian 1.0\nelement vertex {n}\n{properties}end_header\n"
     with open(path, "wb") as f:
         f.write(header.encode("ascii"))
@@ -157,8 +157,8 @@ def orbit_view(points: np.ndarray, yaw_deg: float, pitch_deg: float) -> tuple[np
     return rotation, centre - rotation @ centre
 
 
-def render_points(points: np.ndarray, colors: np.ndarray, intr, rotation: np.ndarray, translation: np.ndarray,
-                  radius: int = 1, background: int = 24) -> np.ndarray:
+def render_points(points: np.ndarray, colors: np.ndarray, intr: CameraIntrinsics, rotation: np.ndarray,
+                  translation: np.ndarray, radius: int = 1, background: int = 24) -> np.ndarray:
     """(H, W, 3) RGB view of a coloured point cloud through pinhole ``intr`` after the motion (R, t):
     square splats of (2 * radius + 1) pixels, the nearest point wins every pixel (a z-buffer by sorting)."""
     p = points.astype(np.float64) @ rotation.T + translation
@@ -180,7 +180,8 @@ def render_points(points: np.ndarray, colors: np.ndarray, intr, rotation: np.nda
     return image.reshape(intr.height, intr.width, 3)
 
 
-def cloud_view(cloud: LayeredCloud, intr, yaw_deg: float = 35.0, pitch_deg: float = -15.0) -> np.ndarray:
+def cloud_view(cloud: LayeredCloud, intr: CameraIntrinsics, yaw_deg: float = 35.0,
+               pitch_deg: float = -15.0) -> np.ndarray:
     """The completed cloud seen from beside the camera: seen points in their (dimmed) colour, hidden
     points highlighted by layer (1 magenta, 2 orange, 3 cyan, 4+ green)."""
     colors = (cloud.colors.astype(np.float32) * 0.55).astype(np.uint8)

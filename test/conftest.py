@@ -1,4 +1,6 @@
-"""Shared fixtures: an isolated ROS domain per test session, and the node as a real process."""
+"""Shared fixtures: an isolated ROS domain per test session, and the node as a real process. Tests that need
+what a plain ROS 2 install may lack (the venv's extras: torch, onnxruntime, open3d, ...) are skipped, with
+the reason, where those cannot be imported (e.g. under `colcon test` with rosdep's packages only)."""
 from __future__ import annotations
 
 import os
@@ -16,6 +18,41 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(1, 100)))
 # Large images and clouds need a bigger shared-memory segment than Fast DDS's default (see the file).
 os.environ.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(ROOT / "config" / "fastdds_large_data.xml"))
+
+
+# Packages the venv installs (requirements.txt) that a ROS 2 workspace may not have.
+EXTRAS = frozenset({"torch", "onnx", "onnxruntime", "open3d", "rosbags", "tqdm", "scipy", "yaml", "cv2"})
+
+
+def _missing_extra(error: BaseException | None) -> str:
+    """The extra whose absence caused ``error`` (a ModuleNotFoundError, possibly wrapped), else ''."""
+    while error is not None:
+        if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] in EXTRAS:
+            return (error.name or "").split(".")[0]
+        error = error.__cause__ or error.__context__
+    return ""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    report = yield
+    if report.failed and isinstance(collector, pytest.Module):
+        try:
+            collector._getobj()    # the import error again, as an exception rather than text
+        except BaseException as error:  # noqa: BLE001 - whatever the module raised on import
+            extra = _missing_extra(error)
+            if extra:
+                report.outcome, report.longrepr = "skipped", (str(collector.path), 0, f"Skipped: needs {extra}")
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    extra = _missing_extra(call.excinfo.value) if call.excinfo is not None and report.failed else ""
+    if extra:
+        report.outcome, report.longrepr = "skipped", (str(item.path), 0, f"Skipped: needs {extra}")
+    return report
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,7 @@ def tilted_wall_behind_box():
 
 
 def depth_stage(name):
-    return STAGE_FACTORIES["amodal_depth"][name](config.defaults())
+    return STAGE_FACTORIES["amodal_depth"][name](config.Settings.from_values())
 
 
 def hidden_error(truth, stage, object_id):

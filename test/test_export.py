@@ -45,17 +45,20 @@ def test_onnxruntime_backend_matches_torch_in_the_stages(tmp_path, monkeypatch):
     batches) gives the torch results; the export is cached per weights file."""
     import numpy as np
 
+    from amodal_depth_ros.core.config import Settings
     from amodal_depth_ros.learned import LearnedAmodalMask, SpadeAmodalDepth
     from amodal_depth_ros.synthetic import generate
 
     monkeypatch.setenv("AMODAL_DEPTH_CACHE", str(tmp_path))
     truth = generate(3, 320, 240)
     seg, occlusion = truth.segmentation(), truth.occlusion()
-    masks = {b: LearnedAmodalMask("", "cpu", b)(seg, occlusion, truth.depth) for b in ("torch", "onnxruntime")}
+    s = {b: Settings.from_values({"inference.device": "cpu", "inference.backend": b, "amodal_depth.min_gap": 0.01,
+                                  "amodal_depth.planar_tolerance": 0.0}) for b in ("torch", "onnxruntime")}
+    masks = {b: LearnedAmodalMask(s[b].amodal_mask, s[b].inference)(seg, occlusion, truth.depth) for b in s}
     for i in masks["torch"]:
         assert (masks["torch"][i] != masks["onnxruntime"][i]).sum() <= 2     # logits agree to ~1e-5
-    depth = {b: SpadeAmodalDepth("", 0.01, "cpu", b)(truth.to_rgbd_frame(), truth.depth, seg, occlusion,
-                                                    truth.true_amodal_masks()) for b in ("torch", "onnxruntime")}
+    depth = {b: SpadeAmodalDepth(s[b].amodal_depth, s[b].inference)(truth.to_rgbd_frame(), truth.depth, seg, occlusion,
+                                                                    truth.true_amodal_masks()) for b in s}
     for a, b in zip(depth["torch"], depth["onnxruntime"], strict=False):
         assert np.allclose(a.depth, b.depth, equal_nan=True, atol=1e-4)
     assert sorted(p.name.split("-")[0] for p in (tmp_path / "onnx").glob("*.onnx")) == ["amodal_depth", "amodal_mask"]

@@ -7,11 +7,18 @@ import pytest
 import torch
 
 from amodal_depth_ros.core import BoundaryDepthOrder, Segmentation
+from amodal_depth_ros.core.config import Settings
 from amodal_depth_ros.learned.segmentation import LearnedSegmenter, decode
 from amodal_depth_ros.networks import SegmentationNet, segmentation_inputs
 from amodal_depth_ros.pipeline import AmodalDepthPipeline
 from amodal_depth_ros.synthetic.scene import box_in_front_of_wall, render
 from amodal_depth_ros.tools import cli
+
+
+def segmenter(weights, params) -> LearnedSegmenter:
+    """The learned segmentation stage with ``weights`` and the given parameters (the rest at their defaults)."""
+    settings = Settings.from_values({"segmentation.weights": str(weights), **params})
+    return LearnedSegmenter(settings.segmentation, settings.inference)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +80,7 @@ def test_learned_votes_order_neighbours_that_depth_cannot():
     depth = np.full((20, 20), 1.0, np.float32)     # continuous: a contact, no depth step
     occluder = np.zeros((20, 20), np.float32)
     occluder[:, 8:10] = 0.9                        # 1's side of the outline hides 2
-    order = BoundaryDepthOrder(0.04, 8)
+    order = BoundaryDepthOrder(Settings.from_values().occlusion)
     plain = Segmentation(labels, np.array([1, 2], np.int32), np.ones(2, np.float32))
     assert order(plain, depth).edges.size == 0
     learned = Segmentation(labels, plain.ids, plain.scores, occluder=occluder)
@@ -82,7 +89,7 @@ def test_learned_votes_order_neighbours_that_depth_cannot():
 
 def test_stage_partitions_the_frame_and_falls_back_without_weights(random_weights, tmp_path):
     truth = render(*box_in_front_of_wall(160, 120))
-    stage = LearnedSegmenter(random_weights, device="cpu", long_side=160)
+    stage = segmenter(random_weights, {"inference.device": "cpu", "segmentation.network_size": 160})
     segmentation = stage(truth.to_rgbd_frame(), truth.depth)
     assert segmentation.labels.shape == truth.depth.shape and segmentation.occluder.shape == truth.depth.shape
     assert set(segmentation.class_names) <= {"object", "structure"}
@@ -98,8 +105,9 @@ def test_onnxruntime_backend_matches_torch_per_camera_shape(random_weights, tmp_
     monkeypatch.setenv("AMODAL_DEPTH_CACHE", str(tmp_path / "cache"))
     truth = render(*box_in_front_of_wall(160, 120))
     frame = truth.to_rgbd_frame()
-    reference = LearnedSegmenter(random_weights, device="cpu", long_side=160)(frame, truth.depth)
-    stage = LearnedSegmenter(random_weights, device="cpu", backend="onnxruntime", long_side=160)
+    small = {"inference.device": "cpu", "segmentation.network_size": 160}
+    reference = segmenter(random_weights, small)(frame, truth.depth)
+    stage = segmenter(random_weights, {**small, "inference.backend": "onnxruntime"})
     first = stage(frame, truth.depth)   # served by torch while the 128x160 graph is exported
     assert stage.backend_status.startswith("building onnxruntime graph 128x160, serving torch on cpu")
     assert stage.wait_ready(120) and stage.backend_status == "onnxruntime (CPUExecutionProvider)"
@@ -161,12 +169,12 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA d
 def test_segmentation_on_cuda_fp16_matches_the_cpu(random_weights):
     truth = render(*box_in_front_of_wall(320, 240))
     x = segmentation_inputs(truth.rgb, truth.depth, truth.intrinsics, (320, 240))[None]
-    cpu = LearnedSegmenter(random_weights, device="cpu")
-    gpu = LearnedSegmenter(random_weights, device="cuda", precision="fp16")
+    cpu = segmenter(random_weights, {"inference.device": "cpu"})
+    gpu = segmenter(random_weights, {"inference.device": "cuda", "inference.precision": "fp16"})
     assert gpu.backend_status == "torch on cuda (fp16)"
     expected = cpu.run(x)
     assert np.abs(gpu.run(x) - expected).max() < 2e-2 * np.abs(expected).max() + 1e-2
-    fp32 = LearnedSegmenter(random_weights, device="cuda", precision="fp32")
+    fp32 = segmenter(random_weights, {"inference.device": "cuda", "inference.precision": "fp32"})
     assert np.abs(fp32.run(x) - expected).max() < 1e-3 * np.abs(expected).max() + 1e-4
 
 
@@ -177,8 +185,9 @@ def test_segmentation_tensorrt_engine_takes_over_and_matches_torch(random_weight
     monkeypatch.setenv("AMODAL_DEPTH_CACHE", str(tmp_path / "cache"))
     truth = render(*box_in_front_of_wall(320, 240))
     x = segmentation_inputs(truth.rgb, truth.depth, truth.intrinsics, (320, 240))[None]
-    expected = LearnedSegmenter(random_weights, device="cpu").run(x)
-    stage = LearnedSegmenter(random_weights, device="cuda", backend="tensorrt", precision="fp16")
+    expected = segmenter(random_weights, {"inference.device": "cpu"}).run(x)
+    stage = segmenter(random_weights, {"inference.device": "cuda", "inference.backend": "tensorrt",
+                                       "inference.precision": "fp16"})
     stage.run(x)
     assert stage.wait_ready(600) and stage.backend_error == ""
     assert stage.backend_status.startswith("tensorrt")

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from amodal_depth_ros.core import OcclusionGraph
+from amodal_depth_ros.core.config import Settings
 from amodal_depth_ros.errors import ModelLoadError
 from amodal_depth_ros.learned.amodal import (
     WEIGHTS_DIR,
@@ -92,7 +93,8 @@ def test_pipeline_falls_back_to_geometry_when_weights_cannot_load(tmp_path):
 def test_learned_stages_keep_their_promises_even_untrained(random_weights):
     truth = generate(4, 160, 120)
     seg, occlusion = truth.segmentation(), truth.occlusion()
-    masks = LearnedAmodalMask(random_weights / "mask.pt", "cpu")(seg, occlusion, truth.depth)
+    s = Settings.from_values({"amodal_mask.weights": str(random_weights / "mask.pt"), "inference.device": "cpu"})
+    masks = LearnedAmodalMask(s.amodal_mask, s.inference)(seg, occlusion, truth.depth)
     for i in seg.ids.tolist():
         visible = truth.visible_mask(i)
         assert not (visible & ~masks[i]).any()
@@ -100,7 +102,9 @@ def test_learned_stages_keep_their_promises_even_untrained(random_weights):
         for a in occlusion.ancestors_of(i):
             in_front |= masks[a]
         assert not (masks[i] & ~visible & ~in_front).any()   # hidden parts only under occluders (PCNet-M)
-    stage = SpadeAmodalDepth(random_weights / "depth.pt", 0.01, "cpu")
+    s = Settings.from_values({"amodal_depth.weights": str(random_weights / "depth.pt"), "amodal_depth.min_gap": 0.01,
+                              "amodal_depth.planar_tolerance": 0.0, "inference.device": "cpu"})
+    stage = SpadeAmodalDepth(s.amodal_depth, s.inference)
     instances = stage(truth.to_rgbd_frame(), truth.depth, seg, occlusion, truth.true_amodal_masks())
     completed = 0
     for inst in instances:

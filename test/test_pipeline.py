@@ -182,3 +182,38 @@ def test_planar_residual_tells_planes_from_boxes():
     assert planar_residual(xn, yn, roof) > 0.02
     noisy = plane * (1 + 0.002 * np.random.default_rng(0).standard_normal(plane.size))
     assert 0.002 < planar_residual(xn, yn, noisy) < 0.005             # 90th percentile of 0.2 % noise
+
+
+# ---------------------------------------------------------------- typed settings, live parameters
+
+GEOMETRIC_STAGES = {"segmentation.method": "geometric", "amodal_mask.method": "convex_hull",
+                    "amodal_depth.method": "plane_fit"}
+
+
+def test_settings_cover_the_table_and_every_entry_says_how_it_applies():
+    assert config.settings_param_names() == set(config.SPECS)
+    assert {spec.change for spec in config.PARAMS} == {config.READ_ONLY, config.LIVE, config.REBUILD}
+    s = config.Settings.from_values({"segmentation.depth_jump": 0.07, "amodal_mask.threshold": 0.4})
+    assert s.segmentation.depth_jump == s.occlusion.depth_jump == 0.07   # one entry, two readers
+    assert s.amodal_mask.threshold == 0.4 and s.amodal_depth.min_gap == config.SPECS["amodal_depth.min_gap"].default
+    with pytest.raises(ValueError, match="must be in"):
+        config.Settings.from_values({"segmentation.depth_jump": 5.0})
+
+
+def test_live_parameters_apply_to_the_running_stages_without_rebuilding():
+    truth = render(*box_in_front_of_wall(160, 120))
+    frame = truth.to_rgbd_frame()
+    pipeline = AmodalDepthPipeline(GEOMETRIC_STAGES)
+    stages = (pipeline.visible_depth, pipeline.segmentation, pipeline.occlusion, pipeline.amodal_depth)
+    live = {"visible_depth.max_depth": 2.5, "amodal_depth.min_gap": 0.3, "output.cloud_stride": 2}
+    assert set(live) <= config.LIVE_NAMES
+    pipeline.apply_live(live)
+    assert (pipeline.visible_depth, pipeline.segmentation, pipeline.occlusion, pipeline.amodal_depth) == stages
+    changed, fresh = pipeline(frame), AmodalDepthPipeline({**GEOMETRIC_STAGES, **live})(frame)
+    # Same content as a pipeline built with those values: depth cut at 2.5 m, hidden surfaces 0.3 m back.
+    assert np.nanmax(changed.visible_depth) <= 2.5 and np.isnan(changed.visible_depth).any()
+    np.testing.assert_array_equal(changed.amodal_depth, fresh.amodal_depth)
+    np.testing.assert_array_equal(changed.cloud.records, fresh.cloud.records)
+    assert len(changed.cloud) < len(AmodalDepthPipeline(GEOMETRIC_STAGES)(frame).cloud)
+    with pytest.raises(ValueError, match="not live"):
+        pipeline.apply_live({"amodal_depth.method": "nearest"})

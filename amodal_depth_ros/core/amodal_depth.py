@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .config import AmodalDepthSettings
 from .geometry import fit_inverse_depth_plane, normalized_coords
 from .types import AmodalInstance, OcclusionGraph, RGBDFrame, Segmentation
 
@@ -41,8 +42,8 @@ class HiddenPart:
 class HiddenSurfaceCompletion:
     """Base of the fill strategies: per-instance bookkeeping, the crop and the ``min_gap`` rule."""
 
-    def __init__(self, min_gap: float):
-        self.min_gap = min_gap
+    def __init__(self, settings: AmodalDepthSettings) -> None:
+        self.settings = settings   # min_gap; boundary_band (plane fit) and inpaint_radius (Telea), read at each frame
 
     def fill(self, part: HiddenPart) -> np.ndarray:
         """Depth (N,) of the hidden pixels in ``np.nonzero(part.hidden)`` order; NaN = no estimate."""
@@ -80,7 +81,8 @@ class HiddenSurfaceCompletion:
         hr, hc = np.nonzero(part.hidden)
         hidden_depth = self.fill(part)
         in_front = dep[hr, hc]
-        hidden_depth = np.where(np.isfinite(in_front), np.fmax(hidden_depth, in_front + self.min_gap), hidden_depth)
+        nearest_allowed = in_front + self.settings.min_gap
+        hidden_depth = np.where(np.isfinite(in_front), np.fmax(hidden_depth, nearest_allowed), hidden_depth)
         got = np.isfinite(hidden_depth) & (hidden_depth > 0)
         own_depth[box][hr[got], hc[got]] = hidden_depth[got]
         result[box][hr[got], hc[got]] = True
@@ -88,20 +90,16 @@ class HiddenSurfaceCompletion:
 
 
 class PlaneFitCompletion(HiddenSurfaceCompletion):
-    def __init__(self, boundary_band: float, min_gap: float):
-        super().__init__(min_gap)
-        self.boundary_band = boundary_band
-
     def fill(self, part: HiddenPart) -> np.ndarray:
         distance = cv2.distanceTransform((~part.hidden).view(np.uint8), cv2.DIST_L2, 3)
-        near = part.visible & (distance < 4.0 * self.boundary_band)
+        near = part.visible & (distance < 4.0 * self.settings.boundary_band)
         r, c = np.nonzero(near if near.sum() >= 10 else part.visible)
         # A few thousand evenly spread points pin a plane as well as the whole of a wall's band does.
         step = max(1, r.size // FIT_POINTS)
         r, c = r[::step], c[::step]
         hr, hc = np.nonzero(part.hidden)
         coef = fit_inverse_depth_plane(part.xs[c], part.ys[r], part.depth[r, c],
-                                       np.exp(-distance[r, c] / self.boundary_band))
+                                       np.exp(-distance[r, c] / self.settings.boundary_band))
         if coef is None:
             # Too few points for a plane: a fronto-parallel surface at the median nearby depth.
             return np.full(hr.shape, np.median(part.depth[r, c]), np.float32)
@@ -120,10 +118,6 @@ class NearestVisibleFill(HiddenSurfaceCompletion):
 
 
 class TeleaInpaintFill(HiddenSurfaceCompletion):
-    def __init__(self, radius: float, min_gap: float):
-        super().__init__(min_gap)
-        self.radius = radius
-
     def fill(self, part: HiddenPart) -> np.ndarray:
         # cv2.inpaint on float32 input returns garbage (OpenCV 4.x and 5.x), so the depth is quantised
         # to the full uint16 range between the crop's nearest and farthest visible depth.
@@ -132,5 +126,5 @@ class TeleaInpaintFill(HiddenSurfaceCompletion):
         # Everything but the instance's own visible depth is unknown, so nothing of the occluder leaks in.
         known = np.zeros(part.depth.shape, np.uint16)
         known[part.visible] = np.rint((values - low) / step).astype(np.uint16)
-        filled = cv2.inpaint(known, (~part.visible).view(np.uint8), self.radius, cv2.INPAINT_TELEA)
+        filled = cv2.inpaint(known, (~part.visible).view(np.uint8), self.settings.inpaint_radius, cv2.INPAINT_TELEA)
         return (filled[part.hidden] * step + low).astype(np.float32)

@@ -1,17 +1,26 @@
 """Every tunable of the node and the pipeline, declared once.
 
 The ROS node declares these as parameters (with descriptions and ranges), config/amodal_depth.yaml
-lists them, and the offline tools read the same YAML: one table, no second copy of defaults.
+lists them, and the offline tools read the same YAML: one table, no second copy of defaults. Each entry
+says how a change applies (``change``): read-only for the node's life, live (the running stages take the new
+value at the next frame), or by rebuilding the pipeline (networks and weights are loaded anew). Stages take
+their group of the table as a typed, frozen settings object (``Settings``), never the string-keyed dict.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_type_hints
 
 import yaml
 
+from ..errors import ConfigError
+
 Value = bool | int | float | str
+Change = Literal["read_only", "live", "rebuild"]
+READ_ONLY: Change = "read_only"   # fixed for the node's life: subscriptions, publishers, timers depend on it
+LIVE: Change = "live"             # the running stages take it at the next frame, nothing is rebuilt
+REBUILD: Change = "rebuild"       # a new pipeline is prepared (networks loaded) and swapped in
 
 
 @dataclass(frozen=True)
@@ -22,6 +31,7 @@ class ParamSpec:
     low: float | None = None        # inclusive range for numbers
     high: float | None = None
     choices: tuple[str, ...] = ()   # allowed values for strings
+    change: Change = REBUILD        # how a change at run time applies
 
     def validate(self, value: Any) -> Value:
         """Return ``value`` coerced to the spec's type, or raise ValueError saying what is wrong."""
@@ -29,14 +39,15 @@ class ParamSpec:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if type(value) is not kind:
-            raise ValueError(f"parameter '{self.name}' must be {kind.__name__}, got {value!r} ({type(value).__name__})")
+            raise ConfigError(
+                f"parameter '{self.name}' must be {kind.__name__}, got {value!r} ({type(value).__name__})")
         if self.choices and value not in self.choices:
-            raise ValueError(f"parameter '{self.name}' must be one of {list(self.choices)}, got {value!r}")
-        if kind in (int, float):
+            raise ConfigError(f"parameter '{self.name}' must be one of {list(self.choices)}, got {value!r}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
             if value != value:  # NaN
-                raise ValueError(f"parameter '{self.name}' must be a number, got NaN")
+                raise ConfigError(f"parameter '{self.name}' must be a number, got NaN")
             if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
-                raise ValueError(f"parameter '{self.name}' must be in [{self.low}, {self.high}], got {value}")
+                raise ConfigError(f"parameter '{self.name}' must be in [{self.low}, {self.high}], got {value}")
         return value
 
 
@@ -44,39 +55,42 @@ PARAMS: tuple[ParamSpec, ...] = (
     # Inputs and synchronisation.
     ParamSpec("use_depth", True,
               "Subscribe to an aligned depth image (RGB-D camera). False: visible depth must come from a monocular "
-              "model."),
+              "model.", change=READ_ONLY),
     ParamSpec("sync.slop", 0.02,
               "Largest stamp difference (s) between image, depth and camera_info that still counts as one frame.",
-              0.0, 1.0),
+              0.0, 1.0, change=LIVE),
     ParamSpec("sync.camera_info_use_latest", False,
               "Pair each image with the newest camera_info whatever its stamp (for drivers that stamp camera_info "
-              "with 'now')."),
-    ParamSpec("sync.queue_size", 10, "Messages kept per input topic while waiting for their partners.", 1, 100),
+              "with 'now').", change=LIVE),
+    ParamSpec("sync.queue_size", 10, "Messages kept per input topic while waiting for their partners.",
+              1, 100, change=READ_ONLY),
     # Outputs.
     ParamSpec("output.queue_depth", 2,
               "History depth of the (reliable) publishers; small so that slow subscribers never build a backlog.",
-              1, 100),
+              1, 100, change=READ_ONLY),
     ParamSpec("output.cloud_stride", 1,
-              "Keep every n-th pixel in both directions in the completed point cloud.", 1, 16),
+              "Keep every n-th pixel in both directions in the completed point cloud.", 1, 16, change=LIVE),
     ParamSpec("output.publish_instances", True,
-              "Publish the AmodalInstanceArray with per-instance masks and hidden depth."),
+              "Publish the AmodalInstanceArray with per-instance masks and hidden depth.", change=READ_ONLY),
     ParamSpec("output.colorized", False,
               "Also publish visible_depth/colorized and amodal_depth/colorized (rgb8, turbo colour map) for quick "
-              "viewing."),
-    ParamSpec("output.colorize_min", 0.3, "Depth (m) shown as the first colour of the colorized images.", 0.0, 100.0),
-    ParamSpec("output.colorize_max", 5.0, "Depth (m) shown as the last colour of the colorized images.", 0.01, 1000.0),
-    ParamSpec("diagnostics.period", 1.0, "Seconds between /diagnostics messages.", 0.1, 60.0),
+              "viewing.", change=READ_ONLY),
+    ParamSpec("output.colorize_min", 0.3, "Depth (m) shown as the first colour of the colorized images.",
+              0.0, 100.0, change=LIVE),
+    ParamSpec("output.colorize_max", 5.0, "Depth (m) shown as the last colour of the colorized images.",
+              0.01, 1000.0, change=LIVE),
+    ParamSpec("diagnostics.period", 1.0, "Seconds between /diagnostics messages.", 0.1, 60.0, change=READ_ONLY),
     ParamSpec("diagnostics.log_throttle", 5.0,
-              "Seconds between repeated log lines about the same kind of bad input.", 0.0, 3600.0),
+              "Seconds between repeated log lines about the same kind of bad input.", 0.0, 3600.0, change=LIVE),
     # Visible depth.
     ParamSpec("visible_depth.source", "topic",
               "Where visible depth comes from: 'topic' = the aligned depth image (needs use_depth: true); 'monocular'"
               " = a Depth Anything V2 network run on the colour image (monocular.* parameters), for cameras without "
               "depth or to fill the depth image's holes.", choices=("topic", "monocular")),
     ParamSpec("visible_depth.min_depth", 0.1,
-              "Depth readings nearer than this (m) are treated as unknown.", 0.0, 100.0),
+              "Depth readings nearer than this (m) are treated as unknown.", 0.0, 100.0, change=LIVE),
     ParamSpec("visible_depth.max_depth", 10.0,
-              "Depth readings farther than this (m) are treated as unknown.", 0.1, 1000.0),
+              "Depth readings farther than this (m) are treated as unknown.", 0.1, 1000.0, change=LIVE),
     ParamSpec("monocular.checkpoint", "",
               "Depth Anything V2 weights file (.pth, official layout) used when visible_depth.source is 'monocular'. "
               "Nothing is downloaded: get the checkpoint yourself (e.g. depth_anything_v2_vits.pth, or "
@@ -109,31 +123,32 @@ PARAMS: tuple[ParamSpec, ...] = (
               "Weights file of the segmentation network ('learned'); empty = the weights shipped with the package."),
     ParamSpec("segmentation.network_size", 320,
               "'learned' only: pixels of the long side of the network's input (a multiple of 16; images are never "
-              "enlarged); masks come back at full resolution. Larger finds smaller objects and costs more.", 64, 1280),
+              "enlarged); masks come back at full resolution. Larger finds smaller objects and costs more.",
+              64, 1280, change=LIVE),
     ParamSpec("segmentation.min_core", 6,
               "'learned' only: smallest instance core (pixels at the network's resolution inside an outline); smaller"
-              " regions join their neighbours.", 1, 10000),
+              " regions join their neighbours.", 1, 10000, change=LIVE),
     ParamSpec("segmentation.outline_threshold", 0.3,
               "'learned' only: outline probability above which a pixel separates instances; lower cuts more (real "
-              "sensors' outlines are fainter than rendered ones).", 0.05, 0.95),
+              "sensors' outlines are fainter than rendered ones).", 0.05, 0.95, change=LIVE),
     ParamSpec("segmentation.depth_jump", 0.04,
               "Relative depth step between neighbouring pixels that separates two surfaces (0.04 = 4 cm at 1 m).",
-              0.001, 1.0),
+              0.001, 1.0, change=LIVE),
     ParamSpec("segmentation.concavity", 0.01,
               "'geometric' only: relative second difference of inverse depth above which a concave crease (object "
-              "standing on a surface, wall corner) separates segments.", 0.0005, 1.0),
+              "standing on a surface, wall corner) separates segments.", 0.0005, 1.0, change=LIVE),
     ParamSpec("segmentation.crease_scale", 3,
               "'geometric' only: pixel offset at which creases are measured; larger is more robust to sensor noise.",
-              1, 15),
+              1, 15, change=LIVE),
     ParamSpec("segmentation.color_edge", 120.0,
               "'geometric' only: colour gradient magnitude (0-255 scale) that separates segments where depth is "
-              "continuous; 0 disables colour edges.", 0.0, 1000.0),
+              "continuous; 0 disables colour edges.", 0.0, 1000.0, change=LIVE),
     ParamSpec("segmentation.min_area", 0.002,
               "'geometric' only: smallest segment as a fraction of the image area; smaller ones merge into neighbours"
-              " or are dropped.", 0.0, 0.5),
+              " or are dropped.", 0.0, 0.5, change=LIVE),
     # Occlusion order.
     ParamSpec("occlusion.min_boundary", 8,
-              "Boundary pixel pairs needed before one instance is said to occlude another.", 1, 100000),
+              "Boundary pixel pairs needed before one instance is said to occlude another.", 1, 100000, change=LIVE),
     # Amodal completion.
     ParamSpec("amodal_mask.method", "learned",
               "Amodal mask completion: 'learned' = the amodal mask network (shipped weights), instances peeled front "
@@ -145,7 +160,7 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("amodal_mask.threshold", 0.3,
               "'learned' only: probability above which a pixel under an occluder becomes hidden part of the instance "
               "behind. 0.3 gives the best occluded-part IoU end to end (0.5: 9 % less hidden surface found); lower "
-              "finds more and is less precise.", 0.01, 0.99),
+              "finds more and is less precise.", 0.01, 0.99, change=LIVE),
     ParamSpec("amodal_depth.method", "spade",
               "Hidden-surface depth: 'spade' = the SPADE amodal depth network (shipped weights), instances peeled "
               "front to back, aligned to the observed depth by scale and shift on the visible part; 'plane_fit' = "
@@ -173,19 +188,21 @@ PARAMS: tuple[ParamSpec, ...] = (
               "'spade' only: an instance whose visible surface is a plane (90 % of its pixels within this relative "
               "distance of one) and that covers at least amodal_depth.planar_min_area of the image (a wall, a floor) "
               "is extended as that plane ('plane_fit') instead of by the network, whose 48-pixel crop of it is too "
-              "coarse; 0 disables.", 0.0, 0.1),
+              "coarse; 0 disables.", 0.0, 0.1, change=LIVE),
     ParamSpec("amodal_depth.planar_min_area", 0.05,
               "'spade' only: smallest visible part, as a fraction of the image, of an instance extended as a plane "
-              "(see amodal_depth.planar_tolerance).", 0.0, 1.0),
+              "(see amodal_depth.planar_tolerance).", 0.0, 1.0, change=LIVE),
     ParamSpec("amodal_depth.boundary_band", 25.0,
-              "Pixels: visible points this close to the hidden part dominate the fit.", 1.0, 1000.0),
+              "Pixels: visible points this close to the hidden part dominate the fit.", 1.0, 1000.0, change=LIVE),
     ParamSpec("amodal_depth.inpaint_radius", 5.0,
-              "Pixels: neighbourhood of Telea inpainting ('telea' only).", 1.0, 100.0),
+              "Pixels: neighbourhood of Telea inpainting ('telea' only).", 1.0, 100.0, change=LIVE),
     ParamSpec("amodal_depth.min_gap", 0.01,
-              "A hidden surface lies at least this far (m) behind the surface that hides it.", 0.0, 10.0),
+              "A hidden surface lies at least this far (m) behind the surface that hides it.", 0.0, 10.0, change=LIVE),
 )
 
 SPECS: dict[str, ParamSpec] = {spec.name: spec for spec in PARAMS}
+READ_ONLY_NAMES = frozenset(spec.name for spec in PARAMS if spec.change == READ_ONLY)
+LIVE_NAMES = frozenset(spec.name for spec in PARAMS if spec.change == LIVE)
 
 
 def defaults() -> dict[str, Value]:
@@ -196,19 +213,19 @@ def validated(values: dict[str, Any]) -> dict[str, Value]:
     """Defaults overridden by ``values``; unknown names and bad values raise ValueError."""
     unknown = sorted(set(values) - set(SPECS))
     if unknown:
-        raise ValueError(f"unknown parameter(s): {', '.join(unknown)} (known: {', '.join(SPECS)})")
+        raise ConfigError(f"unknown parameter(s): {', '.join(unknown)} (known: {', '.join(SPECS)})")
     merged = defaults()
     for name, value in values.items():
         merged[name] = SPECS[name].validate(value)
     if merged["visible_depth.source"] == "topic" and not merged["use_depth"]:
-        raise ValueError("visible_depth.source 'topic' needs use_depth: true; "
+        raise ConfigError("visible_depth.source 'topic' needs use_depth: true; "
                          "use visible_depth.source: monocular for cameras without depth")
     if merged["visible_depth.source"] == "monocular":
         if not merged["monocular.checkpoint"]:
-            raise ValueError("visible_depth.source 'monocular' needs monocular.checkpoint: the path of a "
+            raise ConfigError("visible_depth.source 'monocular' needs monocular.checkpoint: the path of a "
                              "Depth Anything V2 .pth file (nothing is downloaded)")
         if not merged["use_depth"] and merged["monocular.metric_max_depth"] == 0.0:
-            raise ValueError("use_depth: false with a relative monocular model (monocular.metric_max_depth: 0) has no "
+            raise ConfigError("use_depth: false with a relative monocular model (monocular.metric_max_depth: 0) has no "
                              "metric scale: use a metric checkpoint and set monocular.metric_max_depth (20 indoor, "
                              "80 outdoor), or set use_depth: true so the relative depth is aligned to the depth topic")
     return merged
@@ -233,3 +250,134 @@ def load_params_file(path: str | Path, node_name: str = "amodal_depth_node") -> 
         section = tree.get(key, {})
         values.update(_flatten(section.get("ros__parameters", {})))
     return validated(values)
+
+
+# --- typed settings: each stage's group of the table ------------------------------------------------------
+# Field names are the parameter names without their group prefix; ``param`` metadata names a parameter of
+# another group that a stage also reads (one table entry, two readers).
+
+
+def _shared(name: str) -> Any:
+    return field(metadata={"param": name})
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    slop: float
+    camera_info_use_latest: bool
+    queue_size: int
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    queue_depth: int
+    cloud_stride: int
+    publish_instances: bool
+    colorized: bool
+    colorize_min: float
+    colorize_max: float
+
+
+@dataclass(frozen=True)
+class DiagnosticsSettings:
+    period: float
+    log_throttle: float
+
+
+@dataclass(frozen=True)
+class VisibleDepthSettings:
+    source: str
+    min_depth: float
+    max_depth: float
+
+
+@dataclass(frozen=True)
+class MonocularSettings:
+    checkpoint: str
+    encoder: str
+    metric_max_depth: float
+    input_size: int
+    fill_only: bool
+
+
+@dataclass(frozen=True)
+class SegmentationSettings:
+    method: str
+    weights: str
+    network_size: int
+    min_core: int
+    outline_threshold: float
+    depth_jump: float
+    concavity: float
+    crease_scale: int
+    color_edge: float
+    min_area: float
+
+
+@dataclass(frozen=True)
+class OcclusionSettings:
+    min_boundary: int
+    depth_jump: float = _shared("segmentation.depth_jump")
+
+
+@dataclass(frozen=True)
+class AmodalMaskSettings:
+    method: str
+    weights: str
+    threshold: float
+
+
+@dataclass(frozen=True)
+class AmodalDepthSettings:
+    method: str
+    weights: str
+    planar_tolerance: float
+    planar_min_area: float
+    boundary_band: float
+    inpaint_radius: float
+    min_gap: float
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    device: str
+    backend: str
+    precision: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole table, typed: one frozen group per stage (and for the node's own parameters)."""
+
+    use_depth: bool
+    sync: SyncSettings
+    output: OutputSettings
+    diagnostics: DiagnosticsSettings
+    visible_depth: VisibleDepthSettings
+    monocular: MonocularSettings
+    segmentation: SegmentationSettings
+    occlusion: OcclusionSettings
+    amodal_mask: AmodalMaskSettings
+    amodal_depth: AmodalDepthSettings
+    inference: InferenceSettings
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any] | None = None) -> Settings:
+        """Settings of ``values`` (parameter name -> value, validated here; missing names take defaults)."""
+        v = validated(values or {})
+        groups: dict[str, Any] = {}
+        for name, kind in get_type_hints(cls).items():
+            groups[name] = v[name] if kind is bool else kind(**{f.name: v[_param(name, f)] for f in fields(kind)})
+        return cls(**groups)
+
+
+def _param(group: str, item: Field[Any]) -> str:
+    return str(item.metadata.get("param", f"{group}.{item.name}"))
+
+
+def settings_param_names() -> set[str]:
+    """Every parameter name that ``Settings`` reads (a test holds it equal to the table)."""
+    names: set[str] = set()
+    for name, kind in get_type_hints(Settings).items():
+        names |= {name} if kind is bool else {_param(name, f) for f in fields(kind)}
+    return names

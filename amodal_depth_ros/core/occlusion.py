@@ -11,15 +11,17 @@ a box against a wall), and outvotes noisy depth steps.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
+from .config import OcclusionSettings
 from .types import OcclusionGraph, Segmentation
 
 
 class BoundaryDepthOrder:
-    def __init__(self, depth_jump: float, min_boundary: int):
-        self.depth_jump = depth_jump
-        self.min_boundary = min_boundary
+    def __init__(self, settings: OcclusionSettings) -> None:
+        self.settings = settings
 
     def __call__(self, segmentation: Segmentation, depth: np.ndarray) -> OcclusionGraph:
         labels = segmentation.labels
@@ -29,30 +31,35 @@ class BoundaryDepthOrder:
         for gap in (1, 2):
             for la, lb, da, db, oa, ob in _neighbour_pairs(labels, depth, learned, gap):
                 with np.errstate(invalid="ignore"):
-                    front_a = db - da > self.depth_jump * np.fmin(da, db)
-                    front_b = da - db > self.depth_jump * np.fmin(da, db)
+                    front_a = db - da > self.settings.depth_jump * np.fmin(da, db)
+                    front_b = da - db > self.settings.depth_jump * np.fmin(da, db)
                 votes += np.bincount(la[front_a] * n + lb[front_a], minlength=n * n)
                 votes += np.bincount(lb[front_b] * n + la[front_b], minlength=n * n)
                 if oa is not None:
                     difference = oa - ob
                     votes += np.bincount(la * n + lb, weights=np.maximum(difference, 0.0), minlength=n * n)
                     votes += np.bincount(lb * n + la, weights=np.maximum(-difference, 0.0), minlength=n * n)
-        votes = votes.reshape(n, n)
+        order = votes.reshape(n, n)
         # An edge needs enough support and a clear majority over the opposite direction.
-        keep = (votes >= self.min_boundary) & (votes > 2 * votes.T)
+        keep = (order >= self.settings.min_boundary) & (order > 2 * order.T)
         front, back = np.nonzero(keep)
         return OcclusionGraph(edges=np.stack([front, back], axis=1).astype(np.int32),
-                              support=np.rint(votes[front, back]).astype(np.int32))
+                              support=np.rint(order[front, back]).astype(np.int32))
 
 
-def _neighbour_pairs(labels: np.ndarray, depth: np.ndarray, occluder: np.ndarray | None, gap: int):
+# label_a, label_b, depth_a, depth_b, occluder_a, occluder_b
+Pairs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
+
+
+def _neighbour_pairs(labels: np.ndarray, depth: np.ndarray, occluder: np.ndarray | None, gap: int) -> Iterator[Pairs]:
     """Yield (label_a, label_b, depth_a, depth_b, occluder_a, occluder_b) for pixel pairs ``gap`` apart with
     different non-zero labels (the occluder values None without a learned map)."""
     for a_sl, b_sl in (((slice(None), slice(None, -gap)), (slice(None), slice(gap, None))),
                        ((slice(None, -gap), slice(None)), (slice(gap, None), slice(None)))):
         la, lb = labels[a_sl], labels[b_sl]
         differ = (la != lb) & (la > 0) & (lb > 0)
-        oa = ob = None
+        oa: np.ndarray | None = None
+        ob: np.ndarray | None = None
         if occluder is not None:
             oa, ob = occluder[a_sl][differ], occluder[b_sl][differ]
         yield la[differ], lb[differ], depth[a_sl][differ], depth[b_sl][differ], oa, ob

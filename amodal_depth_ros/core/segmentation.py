@@ -13,27 +13,26 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .config import SegmentationSettings
 from .types import RGBDFrame, Segmentation
 
 
 class GeometricSegmenter:
-    def __init__(self, depth_jump: float, concavity: float, crease_scale: int, color_edge: float, min_area: float):
-        self.depth_jump = depth_jump
-        self.concavity = concavity
-        self.crease_scale = crease_scale
-        self.color_edge = color_edge
-        self.min_area = min_area
+    """Uses depth_jump, concavity, crease_scale, color_edge and min_area of its settings, read at each frame."""
+
+    def __init__(self, settings: SegmentationSettings) -> None:
+        self.settings = settings
 
     def __call__(self, frame: RGBDFrame, depth: np.ndarray) -> Segmentation:
         valid = np.isfinite(depth)
-        cut = ~valid | depth_edges(depth, self.depth_jump) | self._concave_creases(depth, valid)
-        if self.color_edge > 0:
+        cut = ~valid | depth_edges(depth, self.settings.depth_jump) | self._concave_creases(depth, valid)
+        if self.settings.color_edge > 0:
             cut |= self._color_edges(frame.rgb)
-        labels = components(~cut, max(1, int(self.min_area * depth.size)))
-        return relabel(absorb_unlabelled(labels, depth, valid, self.depth_jump))
+        labels = components(~cut, max(1, int(self.settings.min_area * depth.size)))
+        return relabel(absorb_unlabelled(labels, depth, valid, self.settings.depth_jump))
 
     def _concave_creases(self, depth: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        k = self.crease_scale
+        k = self.settings.crease_scale
         inv = np.where(valid, 1.0 / np.where(valid, depth, 1.0), np.nan).astype(np.float32)
         crease = np.zeros(depth.shape, bool)
         centre = inv[k:-k, k:-k]
@@ -43,7 +42,7 @@ class GeometricSegmenter:
                 before = inv[k - dy:inv.shape[0] - k - dy, k - dx:inv.shape[1] - k - dx]
                 after = inv[k + dy:inv.shape[0] - k + dy, k + dx:inv.shape[1] - k + dx]
                 curvature = (before + after - 2.0 * centre) / centre
-                crease[k:-k, k:-k] |= curvature > self.concavity
+                crease[k:-k, k:-k] |= curvature > self.settings.concavity
         return crease
 
     def _color_edges(self, rgb: np.ndarray) -> np.ndarray:
@@ -51,7 +50,7 @@ class GeometricSegmenter:
         # Scharr over a 3x3 window, scaled so that a clean step of d grey levels gives about d.
         gx = cv2.Scharr(gray, cv2.CV_32F, 1, 0) / 16.0
         gy = cv2.Scharr(gray, cv2.CV_32F, 0, 1) / 16.0
-        return np.hypot(gx, gy) > self.color_edge
+        return np.hypot(gx, gy) > self.settings.color_edge
 
 
 def depth_edges(depth: np.ndarray, depth_jump: float) -> np.ndarray:

@@ -4,20 +4,20 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
+from .config import VisibleDepthSettings
 from .types import RGBDFrame
 
 
 class DepthFromTopic:
     """Uses the camera's aligned depth image, with readings outside [min_depth, max_depth] dropped."""
 
-    def __init__(self, min_depth: float, max_depth: float):
-        self.min_depth = min_depth
-        self.max_depth = max_depth
+    def __init__(self, settings: VisibleDepthSettings) -> None:
+        self.settings = settings
 
     def __call__(self, frame: RGBDFrame) -> np.ndarray:
         if frame.depth is None:
             raise InputError("missing_depth", "visible_depth.source is 'topic' but the frame has no depth image")
         depth = frame.depth.astype(np.float32, copy=True)
         with np.errstate(invalid="ignore"):
-            depth[(depth < self.min_depth) | (depth > self.max_depth)] = np.nan
+            depth[(depth < self.settings.min_depth) | (depth > self.settings.max_depth)] = np.nan
         return depth

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from std_msgs.msg import Header
@@ -89,9 +90,10 @@ def _frame(parts: dict) -> GroundTruthFrame:
         ids[inst.visible_mask] = index[inst.id]
     empty = np.zeros((0,) + shape)
     pairs = [(index[a], index[inst.id]) for inst in instances for a in inst.occluded_by if a in index]
+    depths = [cast(np.ndarray, inst.depth) for inst in instances]   # instances_from_msg gives each its depth
     return GroundTruthFrame(
         rgb=rgb, depth=depth, instance_ids=ids,
         amodal_masks=np.stack([inst.amodal_mask for inst in instances]) if instances else empty.astype(bool),
-        object_depths=np.stack([inst.depth for inst in instances]) if instances else empty.astype(np.float32),
+        object_depths=np.stack(depths) if instances else empty.astype(np.float32),
         names=tuple(inst.label for inst in instances), intrinsics=intrinsics,
         occlusion_pairs=np.array(sorted(pairs), np.int32).reshape(-1, 2), stuff=np.zeros(len(instances), bool))

@@ -6,6 +6,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -18,7 +19,7 @@ SET_FORMAT, SET_VERSION = "amodal_depth_ros.composite_set", 1
 TARGET_RGB, OCCLUDER_RGB = (40, 255, 40), (255, 40, 255)   # preview outlines
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
+def _atomic(path: Path, write: Callable[[Path], object]) -> None:
     """``write`` to a temporary name beside ``path``, then rename: a crash never leaves half a file under ``path``."""
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")   # same suffix: cv2 picks the format from it
     write(tmp)
@@ -48,7 +49,7 @@ def write_composite_set(out: Path, items: Iterable[tuple[GroundTruthFrame, dict]
         name = f"{n:06d}"
         _atomic(out / "frames" / f"{name}.npz", frame.save)
         if n < previews:
-            _atomic(out / "previews" / f"{name}.png", lambda p, f=frame: vis.write_png(p, preview(f)))
+            _atomic(out / "previews" / f"{name}.png", partial(vis.write_png, rgb=preview(frame)))
         entries.append({"file": f"frames/{name}.npz", **provenance})
     ratios = [e["visible_ratio"] for e in entries if "visible_ratio" in e]
     index = {"format": SET_FORMAT, "format_version": SET_VERSION, "source": source, "seed": seed,

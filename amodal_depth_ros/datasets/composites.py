@@ -46,10 +46,10 @@ class Occluder:
 
 def find_targets(sample: RGBDSample) -> list[np.ndarray]:
     """(H, W) bool masks of the compact, mostly valid, object-sized segments of ``sample``, in label order."""
-    params = config.defaults()
+    settings = config.Settings.from_values()
     frame = RGBDFrame(sample.rgb, sample.intrinsics, sample.depth)
-    depth = STAGE_FACTORIES["visible_depth"]["topic"](params)(frame)   # same range limits as the node
-    labels = STAGE_FACTORIES["segmentation"]["geometric"](params)(frame, depth).labels
+    depth = STAGE_FACTORIES["visible_depth"]["topic"](settings)(frame)   # same range limits as the node
+    labels = STAGE_FACTORIES["segmentation"]["geometric"](settings)(frame, depth).labels
     h, w = labels.shape
     areas = np.bincount(labels.ravel())
     valid = np.bincount(labels.ravel(), weights=np.isfinite(sample.depth).ravel(), minlength=areas.size)

@@ -93,7 +93,7 @@ def _metric3d_entries(annotations: Path) -> list[_Entry]:
             raise ValueError(f"{annotations}: files[{i}] is malformed ({exc}); expected cam_in [fx, fy, cx, cy], "
                              "rgb, depth and depth_scale") from exc
         rgb_path = _resolve(annotations, rgb)
-        entries.append(_Entry(rgb_path.stem, rgb_path, _resolve(annotations, depth), cam, scale))  # type: ignore[arg-type]
+        entries.append(_Entry(rgb_path.stem, rgb_path, _resolve(annotations, depth), cam, scale))
     return entries
 
 
@@ -121,9 +121,9 @@ def _folder_entries(path: Path) -> list[_Entry]:
 def _intrinsics_json(path: Path) -> tuple[Intrinsics4, float | None]:
     data = _read_json(path)
     try:
-        cam = tuple(float(data[key]) for key in ("fx", "fy", "cx", "cy"))
+        fx, fy, cx, cy = (float(data[key]) for key in ("fx", "fy", "cx", "cy"))
         scale = data.get("depth_scale")
-        return cam, None if scale is None else float(scale)  # type: ignore[return-value]
+        return (fx, fy, cx, cy), None if scale is None else float(scale)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(
             f"{path}: expected numbers fx, fy, cx, cy (and depth_scale), got a problem with {exc}"
@@ -149,7 +149,8 @@ def _pairs(path: Path) -> list[tuple[str, Path, Path]]:
     by_number = {n: p for n, p in zip(numbers, depths, strict=False) if n is not None and numbers.count(n) == 1}
     pairs = []
     for rgb in _images(color_dir):
-        depth = by_stem.get(rgb.stem) or by_number.get(_number(rgb.stem))
+        number = _number(rgb.stem)
+        depth = by_stem.get(rgb.stem) or (by_number.get(number) if number is not None else None)
         if depth is not None:
             pairs.append((rgb.stem, rgb, depth))
     return pairs

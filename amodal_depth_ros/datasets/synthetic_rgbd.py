@@ -17,7 +17,7 @@ from ..synthetic.sensor import structured_light_noise
 from .rgbd_folder import RGBDSample
 
 
-class SyntheticRGBD(Sequence):
+class SyntheticRGBD(Sequence[RGBDSample]):
     """``RGBDSample`` k = procedural room ``seeds[k]`` at ``width`` x ``height``, rendered on access."""
 
     def __init__(self, seeds: range, width: int = 320, height: int = 240):

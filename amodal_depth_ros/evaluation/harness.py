@@ -54,18 +54,19 @@ def build_methods(params: dict[str, Any] | None = None, depth: Iterable[str] = B
                   end_to_end: bool = True, oracle: bool = True) -> Methods:
     """The baselines plus the stages the (validated) parameters configure."""
     p = config.validated(params or {})
-    depth_names = list(dict.fromkeys([*depth, p["amodal_depth.method"]]))
+    s = config.Settings.from_values(p)
+    depth_names = list(dict.fromkeys([*depth, s.amodal_depth.method]))
     masks: dict[str, AmodalMaskStage] = {"visible_only": visible_only, "convex_hull": ConvexHullCompletion()}
-    configured_mask = p["amodal_mask.method"]
-    masks.setdefault(configured_mask, STAGE_FACTORIES["amodal_mask"][configured_mask](p))
-    segmenters = {name: STAGE_FACTORIES["segmentation"][name](p) for name in BASELINE_SEGMENTATION_METHODS
-                  if name != p["segmentation.method"]} if end_to_end else {}
+    configured_mask = s.amodal_mask.method
+    masks.setdefault(configured_mask, STAGE_FACTORIES["amodal_mask"][configured_mask](s))
+    segmenters = {name: STAGE_FACTORIES["segmentation"][name](s) for name in BASELINE_SEGMENTATION_METHODS
+                  if name != s.segmentation.method} if end_to_end else {}
     # Configured learned stages load here: a missing or corrupt weights file is an error, not a fallback.
     pipeline = AmodalDepthPipeline(p) if end_to_end else None
     if pipeline is not None and pipeline.fallbacks:
         raise ValueError("the configured pipeline cannot be scored as configured: "
                          + "; ".join(pipeline.fallbacks.values()))
-    return Methods(depth={name: STAGE_FACTORIES["amodal_depth"][name](p) for name in depth_names}, mask=masks,
+    return Methods(depth={name: STAGE_FACTORIES["amodal_depth"][name](s) for name in depth_names}, mask=masks,
                    pipeline=pipeline, oracle=oracle, segmentation=segmenters)
 
 
@@ -114,21 +115,27 @@ def evaluate_frame(truth: GroundTruthFrame, methods: Methods, table: ResultTable
         return out
     segmentation, occlusion = truth.segmentation(), truth.occlusion()
     true_masks = truth.true_amodal_masks()
-    for name, stage in methods.depth.items():
-        by_id = {inst.id: inst for inst in stage(frame, truth.depth, segmentation, occlusion, true_masks)}
-        out.depth[name] = {i: by_id[i].depth for i in ids}
+    for name, depth_stage in methods.depth.items():
+        by_id = {inst.id: inst for inst in depth_stage(frame, truth.depth, segmentation, occlusion, true_masks)}
+        out.depth[name] = {i: _own_depth(by_id[i]) for i in ids}
     if methods.oracle:
         out.depth[ORACLE_PLANE] = {i: oracle_plane_depth(truth, i) for i in ids}
-    for name, stage in methods.mask.items():
-        predicted = stage(segmentation, occlusion, truth.depth)
+    for name, mask_stage in methods.mask.items():
+        predicted = mask_stage(segmentation, occlusion, truth.depth)
         out.mask[name] = {i: predicted[i] for i in ids}
     if result is not None:
         matched = match_instances(result.instances, truth, ids)
         empty_depth, empty_mask = np.full(truth.depth.shape, np.nan, np.float32), np.zeros(truth.depth.shape, bool)
-        out.depth[END_TO_END] = {i: inst.depth if inst else empty_depth for i, inst in matched.items()}
+        out.depth[END_TO_END] = {i: _own_depth(inst) if inst else empty_depth for i, inst in matched.items()}
         out.mask[END_TO_END] = {i: inst.amodal_mask if inst else empty_mask for i, inst in matched.items()}
     _score(out, table, min_pixels)
     return out
+
+
+def _own_depth(instance: AmodalInstance) -> np.ndarray:
+    """The depth an amodal depth stage gave ``instance``: every stage gives every instance its depth."""
+    assert instance.depth is not None
+    return instance.depth
 
 
 def _score_segmentation(truth: GroundTruthFrame, frame: RGBDFrame, result: PipelineResult, methods: Methods,
@@ -138,7 +145,7 @@ def _score_segmentation(truth: GroundTruthFrame, frame: RGBDFrame, result: Pipel
     pipeline = methods.pipeline
     assert pipeline is not None
     own = {inst.id: inst.amodal_mask for inst in result.instances}
-    table.add_segmentation(pipeline.params["segmentation.method"],
+    table.add_segmentation(pipeline.settings.segmentation.method,
                            score_segmentation(truth, result.segmentation.labels, result.occlusion, own))
     depth = result.visible_depth
     for name, segmenter in methods.segmentation.items():

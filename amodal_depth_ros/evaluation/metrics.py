@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -125,6 +126,9 @@ def _nanmean(values: Sequence[float]) -> float:
     return float(arr[ok].mean()) if ok.any() else float("nan")
 
 
+_Score = TypeVar("_Score", ObjectDepthScore, MaskScore)
+
+
 class ResultTable:
     """Per-object depth and mask scores of several methods, summarised per visible-ratio bucket."""
 
@@ -156,7 +160,7 @@ class ResultTable:
                 "occluded_iou": _nanmean([s.occluded_iou for s in scores])}
 
     @staticmethod
-    def _by_bucket(scores: list, group) -> dict:
+    def _by_bucket(scores: list[_Score], group: Callable[[list[_Score]], dict]) -> dict:
         out = {"all": group(scores)}
         for bucket in VISIBLE_RATIO_BUCKETS:
             members = [s for s in scores if visible_ratio_bucket(s.visible_ratio) == bucket]
@@ -170,7 +174,7 @@ class ResultTable:
                 "segmentation": self.segmentation.summary()}
 
 
-def _cell(value, width: int) -> str:
+def _cell(value: object, width: int) -> str:
     text = "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
     return text.rjust(width)
 

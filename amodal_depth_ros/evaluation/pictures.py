@@ -69,9 +69,9 @@ def comparison(predictions: FramePredictions, target: int | None = None, panel_h
     def zoom(panel: np.ndarray) -> np.ndarray:
         return cv2.resize(panel[box], None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
 
-    top = [_titled(zoom(p), t) for p, t in top]
-    bottom = [_titled(zoom(p), t) for p, t in bottom]
-    return np.concatenate([np.concatenate(top, axis=1), np.concatenate(bottom, axis=1)], axis=0)
+    top_row = [_titled(zoom(p), t) for p, t in top]
+    bottom_row = [_titled(zoom(p), t) for p, t in bottom]
+    return np.concatenate([np.concatenate(top_row, axis=1), np.concatenate(bottom_row, axis=1)], axis=0)
 
 
 def bar_chart(summary: dict, metric: str = "abs_rel", title: str = "") -> np.ndarray:

@@ -101,8 +101,8 @@ def prf(true_masks: list[np.ndarray], pred_masks: list[np.ndarray],
     else:
         f = np.zeros((len(true_masks), len(pred_masks)))
         for i, j in pairs.tolist():
-            tp = np.count_nonzero(true_masks[i] & pred_masks[j])
-            f[i, j] = 2 * tp / (true_masks[i].sum() + pred_masks[j].sum())
+            overlap = np.count_nonzero(true_masks[i] & pred_masks[j])
+            f[i, j] = 2 * overlap / (true_masks[i].sum() + pred_masks[j].sum())
     radius = boundary_tolerance(true_masks[0].shape)
     true_b = [boundary_map(m) for m in true_masks]
     pred_b = [boundary_map(m) for m in pred_masks]

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from ..core.amodal_depth import PlaneFitCompletion
+from ..core.config import AmodalDepthSettings, AmodalMaskSettings, InferenceSettings
 from ..core.geometry import fit_scale_shift, normalized_coords, planar_residual
 from ..core.types import AmodalInstance, OcclusionGraph, RGBDFrame, Segmentation
 from ..networks.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
@@ -95,12 +96,13 @@ class LearnedStage:
 
 
 class LearnedAmodalMask(LearnedStage):
-    def __init__(self, weights: str | Path, device: str = "auto", backend: str = "torch", precision: str = "fp16",
-                 threshold: float = 0.3):
-        path = Path(weights or WEIGHTS_DIR / "amodal_mask.pt")
-        self.threshold = threshold
-        self.run = make_runner(load_weights(AmodalMaskNet(), path, "amodal mask"), "amodal_mask", path, backend,
-                               select_device(device), precision)
+    """Amodal mask stage (``amodal_mask.method: learned``); ``settings.threshold`` is read at each frame."""
+
+    def __init__(self, settings: AmodalMaskSettings, inference: InferenceSettings) -> None:
+        path = Path(settings.weights or WEIGHTS_DIR / "amodal_mask.pt")
+        self.settings = settings
+        self.run = make_runner(load_weights(AmodalMaskNet(), path, "amodal mask"), "amodal_mask", path,
+                               inference.backend, select_device(inference.device), inference.precision)
 
     def __call__(
         self, segmentation: Segmentation, occlusion: OcclusionGraph, depth: np.ndarray
@@ -123,7 +125,7 @@ class LearnedAmodalMask(LearnedStage):
             for (i, occluder, holes, box, _), logit in zip(jobs, logits, strict=False):
                 window, prob = box.put(1.0 / (1.0 + np.exp(-logit)), labels.shape)
                 # PCNet-M: only pixels under occluders can be hidden parts; elsewhere the visible mask stands.
-                masks[i][window] |= (prob > self.threshold) & occluder[window]
+                masks[i][window] |= (prob > self.settings.threshold) & occluder[window]
                 # A hole in the visible surface filled by things in front of it is hidden surface, however
                 # small it looks in a crop of a large instance (a wall behind a box).
                 masks[i] |= holes
@@ -131,24 +133,32 @@ class LearnedAmodalMask(LearnedStage):
 
 
 class SpadeAmodalDepth(LearnedStage):
-    def __init__(self, weights: str | Path, min_gap: float, device: str = "auto", backend: str = "torch",
-                 precision: str = "fp16", planes: PlaneFitCompletion | None = None, planar_tolerance: float = 0.0,
-                 planar_min_area: float = 1.0):
-        path = Path(weights or WEIGHTS_DIR / "amodal_depth.pt")
+    """SPADE amodal depth stage (``amodal_depth.method: spade``); large planar instances are extended by the
+    plane fit instead. min_gap, planar_tolerance, planar_min_area and boundary_band are read at each frame."""
+
+    def __init__(self, settings: AmodalDepthSettings, inference: InferenceSettings) -> None:
+        path = Path(settings.weights or WEIGHTS_DIR / "amodal_depth.pt")
         self.run = make_runner(load_weights(SpadeAmodalDepthNet(), path, "amodal depth"), "amodal_depth", path,
-                               backend, select_device(device), precision)
-        self.min_gap = min_gap
-        self.planes, self.planar_tolerance, self.planar_min_area = planes, planar_tolerance, planar_min_area
+                               inference.backend, select_device(inference.device), inference.precision)
+        self.settings = settings
+
+    @property
+    def settings(self) -> AmodalDepthSettings:
+        return self.planes.settings
+
+    @settings.setter
+    def settings(self, settings: AmodalDepthSettings) -> None:
+        self.planes = PlaneFitCompletion(settings)   # shares the settings: one assignment updates both
 
     def _large_plane(self, visible: np.ndarray, hidden: np.ndarray, depth: np.ndarray, x_n: np.ndarray,
                      y_n: np.ndarray) -> bool:
         """Whether the instance is extended as a plane rather than by the network: a large one whose
         visible surface around the hidden part (the plane fit's neighbourhood) is planar, like a
         floor behind objects, even where the segmentation did not cut it from the wall."""
-        if (self.planes is None or self.planar_tolerance <= 0
-                or np.count_nonzero(visible) < self.planar_min_area * visible.size):
+        if (self.settings.planar_tolerance <= 0
+                or np.count_nonzero(visible) < self.settings.planar_min_area * visible.size):
             return False
-        reach = 4.0 * self.planes.boundary_band
+        reach = 4.0 * self.settings.boundary_band
         # Only pixels within ``reach`` of the hidden part matter: measure distances in that window alone.
         grow = int(np.ceil(reach)) + 1
         hr, hc = np.flatnonzero(hidden.any(axis=1)), np.flatnonzero(hidden.any(axis=0))
@@ -157,7 +167,8 @@ class SpadeAmodalDepth(LearnedStage):
         near = cv2.distanceTransform((~hidden[window]).view(np.uint8), cv2.DIST_L2, 3) < reach
         rows, cols = np.nonzero(visible[window] & near & np.isfinite(depth[window]))
         rows, cols = rows + r0, cols + c0
-        return rows.size >= 50 and planar_residual(x_n[cols], y_n[rows], depth[rows, cols]) < self.planar_tolerance
+        residual = planar_residual(x_n[cols], y_n[rows], depth[rows, cols]) if rows.size >= 50 else np.inf
+        return bool(residual < self.settings.planar_tolerance)
 
     def __call__(self, frame: RGBDFrame, depth: np.ndarray, segmentation: Segmentation,
                  occlusion: OcclusionGraph, amodal_masks: dict[int, np.ndarray]) -> list[AmodalInstance]:
@@ -216,5 +227,5 @@ class SpadeAmodalDepth(LearnedStage):
             predicted = (scale * predicted + shift).astype(np.float32)
         hid = hidden[window] & np.isfinite(predicted) & (predicted > 0)
         # A hidden surface cannot lie in front of what hides it.
-        own[window][hid] = np.fmax(predicted[hid], front[window][hid] + self.min_gap)
+        own[window][hid] = np.fmax(predicted[hid], front[window][hid] + self.settings.min_gap)
         return own

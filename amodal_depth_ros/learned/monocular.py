@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from ..core.config import VisibleDepthSettings
 from ..core.geometry import fit_scale_shift
 from ..core.types import RGBDFrame
 from ..errors import InputError
@@ -38,9 +39,14 @@ TRIM_FRACTION = 0.1            # share of the worst residuals dropped in the rob
 
 
 class DepthBackend(Protocol):
-    metric: bool               # True: infer returns metres; False: relative inverse depth
-    status: str                # what runs the network now, for logs and diagnostics
-    error: str                 # why the configured backend is not the one serving, for good ('' otherwise)
+    @property
+    def metric(self) -> bool: ...    # True: infer returns metres; False: relative inverse depth
+
+    @property
+    def status(self) -> str: ...     # what runs the network now, for logs and diagnostics
+
+    @property
+    def error(self) -> str: ...      # why the configured backend is not the one serving, for good ('' otherwise)
 
     def infer(self, rgb: np.ndarray) -> np.ndarray: ...
 
@@ -143,6 +149,15 @@ class MonocularDepth:
         self.backend, self.fill_only = backend, fill_only
         self.min_depth, self.max_depth = min_depth, max_depth
 
+    @property
+    def settings(self) -> VisibleDepthSettings:
+        """visible_depth.min_depth / max_depth, which apply live (the pipeline assigns new settings)."""
+        return VisibleDepthSettings("monocular", self.min_depth, self.max_depth)
+
+    @settings.setter
+    def settings(self, settings: VisibleDepthSettings) -> None:
+        self.min_depth, self.max_depth = settings.min_depth, settings.max_depth
+
     @classmethod
     def from_checkpoint(cls, path: str | Path, encoder: str | EncoderConfig | None = None,
                         metric_max_depth: float | None = None, device: str = "cpu", input_size: int = 518,
@@ -183,6 +198,7 @@ class MonocularDepth:
             if self.backend.metric:
                 depth = np.where(pred > 0, pred, np.nan).astype(np.float32)
             else:
+                assert frame.depth is not None and sensor_valid is not None   # a relative model needs depth: above
                 usable = sensor_valid & np.isfinite(pred)
                 if np.count_nonzero(usable) < MIN_ALIGN_PIXELS:
                     raise InputError("no_metric_scale", f"only {np.count_nonzero(usable)} valid depth pixels, "
@@ -192,6 +208,6 @@ class MonocularDepth:
                     raise InputError("depth_alignment_failed", f"prediction anti-correlated with depth (scale {s:.3g})")
                 inverse = s * pred.astype(np.float64) + t
                 depth = np.where(inverse > MIN_INVERSE_DEPTH, 1.0 / inverse, np.nan).astype(np.float32)
-        if self.fill_only and sensor_valid is not None:
+        if self.fill_only and frame.depth is not None and sensor_valid is not None:
             depth = np.where(sensor_valid, frame.depth, depth).astype(np.float32)
         return depth

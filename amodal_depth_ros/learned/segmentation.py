@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..core.config import InferenceSettings, SegmentationSettings
 from ..core.segmentation import absorb_unlabelled, components, depth_edges, relabel
 from ..core.types import RGBDFrame, Segmentation
 from ..networks.checkpoints import WEIGHTS_DIR, load_weights
@@ -134,18 +135,18 @@ def cached_onnx(net: SegmentationNet, weights: Path, height: int, width: int) ->
 class LearnedSegmenter(LearnedStage):
     """Segmentation stage (``segmentation.method: learned``): ``(frame, visible depth) -> Segmentation``."""
 
-    def __init__(self, weights: str | Path = "", device: str = "auto", backend: str = "torch",
-                 precision: str = "fp16", long_side: int = 320, min_core: int = 6, depth_jump: float = 0.04,
-                 outline_threshold: float = 0.3):
-        path = Path(weights or WEIGHTS_DIR / "segmentation.pt")
+    """network_size, min_core, depth_jump and outline_threshold of ``settings`` are read at each frame (a new
+    network_size is a new input shape: the backend prepares it as it does a new camera resolution)."""
+
+    def __init__(self, settings: SegmentationSettings, inference: InferenceSettings) -> None:
+        path = Path(settings.weights or WEIGHTS_DIR / "segmentation.pt")
         net = load_weights(SegmentationNet(), path, "segmentation")
-        self.long_side, self.min_core, self.depth_jump = long_side, min_core, depth_jump
-        self.outline_threshold = outline_threshold
+        self.settings = settings
         exported = copy.deepcopy(net)   # traced for export in the background: never the copy serving frames
-        run_device = select_device(device)
-        self.run = image_network_runner(torch_image_runner(net, run_device, precision),
-                                        lambda shape: cached_onnx(exported, path, shape[2], shape[3]), backend,
-                                        run_device, precision)
+        run_device = select_device(inference.device)
+        self.run = image_network_runner(torch_image_runner(net, run_device, inference.precision),
+                                        lambda shape: cached_onnx(exported, path, shape[2], shape[3]),
+                                        inference.backend, run_device, inference.precision)
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """For benchmarks and tests (frames never wait): True once the graph or engine of the last frame's
@@ -154,6 +155,7 @@ class LearnedSegmenter(LearnedStage):
         return True if wait is None else wait(timeout)
 
     def __call__(self, frame: RGBDFrame, depth: np.ndarray) -> Segmentation:
-        size = network_size(frame.intrinsics.width, frame.intrinsics.height, self.long_side)
+        s = self.settings
+        size = network_size(frame.intrinsics.width, frame.intrinsics.height, s.network_size)
         x = segmentation_inputs(frame.rgb, depth, frame.intrinsics, size)
-        return decode(self.run(x[None])[0], depth, self.min_core, self.depth_jump, self.outline_threshold)
+        return decode(self.run(x[None])[0], depth, s.min_core, s.depth_jump, s.outline_threshold)

@@ -93,6 +93,7 @@ class SpadeAmodalDepthNet(nn.Module):
         self.encoder = Encoder(DEPTH_CHANNELS + 1, widths)   # + the amodal mask
         self.decoder = nn.ModuleList(SpadeUp(a, b, b) for a, b in zip(widths[:0:-1], widths[-2::-1], strict=False))
         self.head = nn.Conv2d(widths[0], 1, 3, padding=1)
+        assert self.head.bias is not None   # Conv2d's default bias=True
         nn.init.zeros_(self.head.weight), nn.init.zeros_(self.head.bias)   # untrained = the baseline fill
 
     def forward(self, x: torch.Tensor, amodal: torch.Tensor) -> torch.Tensor:

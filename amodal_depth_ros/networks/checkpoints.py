@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import nn
 
 from ..errors import ModelLoadError
 
+Net = TypeVar("Net", bound=nn.Module)
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"   # the weights `amodal-depth train --install` ships
 
 
@@ -34,7 +36,7 @@ def read_state_dict(path: str | Path, kind: str = "model") -> dict[str, torch.Te
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
-def load_weights(net: nn.Module, path: str | Path, kind: str) -> nn.Module:
+def load_weights(net: Net, path: str | Path, kind: str) -> Net:
     """``net`` with the weights of ``path`` (fp16 or fp32 on disk), in eval mode; the names must match exactly."""
     state = read_state_dict(path, kind)
     try:

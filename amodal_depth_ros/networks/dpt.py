@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -58,9 +59,13 @@ class DPTHead(nn.Module):
             x = x.transpose(1, 2).reshape(x.shape[0], x.shape[-1], gh, gw)
             feats.append(self.resize_layers[i](self.projects[i](x)))
         l1, l2, l3, l4 = (getattr(s, f"layer{i}_rn")(f) for i, f in enumerate(feats, start=1))
-        path = s.refinenet4(l4, size=l3.shape[2:])
-        path = s.refinenet3(path, l3, size=l2.shape[2:])
-        path = s.refinenet2(path, l2, size=l1.shape[2:])
-        path = s.refinenet1(path, l1)
-        out = F.interpolate(s.output_conv1(path), (gh * 14, gw * 14), mode="bilinear", align_corners=True)
-        return s.output_conv2(out)
+        # The scratch modules are set by name in __init__ (the official parameter names); typed here.
+        refine1, refine2, refine3, refine4 = (cast(FeatureFusionBlock, getattr(s, f"refinenet{i}"))
+                                              for i in range(1, 5))
+        path = refine4(l4, size=l3.shape[2:])
+        path = refine3(path, l3, size=l2.shape[2:])
+        path = refine2(path, l2, size=l1.shape[2:])
+        path = refine1(path, l1)
+        out = F.interpolate(cast(nn.Conv2d, s.output_conv1)(path), (gh * 14, gw * 14), mode="bilinear",
+                            align_corners=True)
+        return cast(nn.Sequential, s.output_conv2)(out)

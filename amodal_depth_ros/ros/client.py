@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
@@ -76,8 +77,8 @@ class CameraStreamClient(Node):
                     self.get_logger().error(f"client executor stopped: {type(error).__name__}: {error}")
                 return
 
-    def _collector(self, key: str):
-        def store(msg) -> None:
+    def _collector(self, key: str) -> Callable[[Any], None]:
+        def store(msg: Any) -> None:
             stamp = conv.stamp_to_ns(msg.header.stamp)
             with self._lock:
                 entry = self.outputs.setdefault(stamp, Outputs())

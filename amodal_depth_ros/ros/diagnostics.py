@@ -11,7 +11,7 @@ from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 class NodeStats:
     """Updated from the subscription callbacks and the worker; read by the diagnostics timer."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self.frames_in = 0
         self.frames_out = 0

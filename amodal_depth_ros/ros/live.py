@@ -83,10 +83,10 @@ class LiveReplay(Node):
     ) -> LiveSummary:
         """Publish the bag on its own clock scaled by ``rate``, then record for up to ``drain_s`` seconds
         more (less once every played frame has all its outputs)."""
-        start_wall, start_bag = None, None
+        start_wall, start_bag = 0.0, None
         played: set[int] = set()
         for topic, bag_time, msg in read_messages(self.bag_in, self.inputs):
-            if start_wall is None:
+            if start_bag is None:
                 start_wall, start_bag = time.monotonic(), bag_time
             due = start_wall + (bag_time - start_bag) / 1e9 / rate
             while (wait := due - time.monotonic()) > 0:

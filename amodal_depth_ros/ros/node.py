@@ -10,12 +10,14 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from typing import Any
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
@@ -30,12 +32,9 @@ from .logs import route_to_rclpy, stop_routing
 from .params import declare_pipeline_parameters, validate_update
 from .sync import Matched, StampSynchronizer
 
-# Parameters only the node reads: changing them at runtime needs no new pipeline (no model reload).
-NODE_ONLY_PREFIXES = ("sync.", "diagnostics.", "output.publish_instances")
-
 
 class AmodalDepthNode(Node):
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__("amodal_depth_node", **kwargs)
         self._log_handler = route_to_rclpy(self.get_logger())   # before the pipeline: model loading logs too
         self.params = declare_pipeline_parameters(self)
@@ -84,7 +83,7 @@ class AmodalDepthNode(Node):
             + f", visible depth from {source}")
 
     # --- input side: cheap, never blocks on the pipeline ---------------------------------------
-    def _on_message(self, topic: str, msg) -> None:
+    def _on_message(self, topic: str, msg: Any) -> None:
         if topic == "image":
             self.stats.count_input()
         matched = self.sync.add(topic, conv.stamp_to_ns(msg.header.stamp), msg)
@@ -106,6 +105,8 @@ class AmodalDepthNode(Node):
                 if not self._running:
                     return
                 matched, self._pending = self._pending, None
+            if matched is None:   # woken to stop
+                continue
             try:
                 self._process(matched)
             except InputError as error:
@@ -146,7 +147,7 @@ class AmodalDepthNode(Node):
                 self._logged_backends[stage] = status
                 self.get_logger().info(f"{stage} network: {status}")
 
-    def _check_parameters(self, parameters) -> SetParametersResult:
+    def _check_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         """on-set callback: each value against its spec, then the combination, then the new pipeline is built
         (a monocular checkpoint that cannot be loaded refuses the change; the running pipeline stays)."""
         result = validate_update(parameters)
@@ -156,7 +157,8 @@ class AmodalDepthNode(Node):
         updated = dict(self.params, **changed)
         self._prepared = None
         try:
-            if any(not name.startswith(NODE_ONLY_PREFIXES) for name in changed):
+            # Live parameters (marked so in the table) go to the running stages; any other builds a new pipeline.
+            if set(changed) - config.LIVE_NAMES:
                 self._prepared = AmodalDepthPipeline(updated)
             else:
                 config.validated(updated)
@@ -164,16 +166,17 @@ class AmodalDepthNode(Node):
             return SetParametersResult(successful=False, reason=str(error))
         return SetParametersResult(successful=True)
 
-    def _parameters_changed(self, parameters) -> None:
+    def _parameters_changed(self, parameters: list[Parameter]) -> None:
         changed = {p.name: p.value for p in parameters if p.name in self.params}
         if self._prepared is not None:
             self.pipeline, self._prepared = self._prepared, None
             self.params = dict(self.pipeline.params)
             self._report_fallbacks()
         else:
+            self.pipeline.apply_live(changed)
             self.params = config.validated(dict(self.params, **changed))
-        self.sync.slop_ns = int(self.params["sync.slop"] * 1e9)
-        self.sync.camera_info_use_latest = self.params["sync.camera_info_use_latest"]
+        sync = self.pipeline.settings.sync
+        self.sync.slop_ns, self.sync.camera_info_use_latest = int(sync.slop * 1e9), sync.camera_info_use_latest
 
     def _publish_diagnostics(self) -> None:
         self._report_fallbacks()

@@ -10,19 +10,6 @@ from rclpy.parameter import Parameter
 
 from ..core import config
 
-# Changing these means new subscriptions or publishers: fixed for the life of the node.
-READ_ONLY = frozenset(
-    {
-        "use_depth",
-        "sync.queue_size",
-        "output.queue_depth",
-        "output.publish_instances",
-        "output.colorized",
-        "diagnostics.period",
-    }
-)
-
-
 _TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
           float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
 
@@ -31,13 +18,16 @@ def _descriptor(spec: config.ParamSpec) -> ParameterDescriptor:
     description = spec.description
     if spec.choices:
         description += f" One of: {', '.join(spec.choices)}."
+    description += {config.READ_ONLY: " Read-only.", config.LIVE: " Applies live.",
+                    config.REBUILD: " A change reloads the pipeline."}[spec.change]
     # An explicit type makes rclpy refuse e.g. `use_depth:=1` instead of silently retyping the parameter.
-    descriptor = ParameterDescriptor(description=description, read_only=spec.name in READ_ONLY,
+    descriptor = ParameterDescriptor(description=description, read_only=spec.change == config.READ_ONLY,
                                      type=_TYPES[type(spec.default)])
     if isinstance(spec.default, float):
         descriptor.floating_point_range = [FloatingPointRange(from_value=spec.low, to_value=spec.high, step=0.0)]
     elif isinstance(spec.default, int) and not isinstance(spec.default, bool):
-        descriptor.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high), step=1)]
+        low, high = int(spec.low or 0), int(spec.high or 0)   # every integer parameter has a range
+        descriptor.integer_range = [IntegerRange(from_value=low, to_value=high, step=1)]
     return descriptor
 
 

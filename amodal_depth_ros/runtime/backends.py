@@ -30,8 +30,13 @@ ONNX_BATCH = 8
 
 
 class Runner(Protocol):
-    status: str
-    error: str
+    """A callable on numpy arrays; ``status`` and ``error`` are only read through it (see the module docstring)."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def error(self) -> str: ...
 
     def __call__(self, *arrays: np.ndarray) -> np.ndarray: ...
 
@@ -85,7 +90,8 @@ def cpu_inference_net(net: torch.nn.Module) -> torch.nn.Module:
         net = fuse(net)
     except Exception:   # fx raises whatever the traced code raises on a Proxy; the net then runs unfused
         pass
-    return net.to(memory_format=torch.channels_last)
+    # Module.to takes memory_format (documented, and parsed by torch._C._nn._parse_to); its overloads omit it.
+    return net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
 def torch_runner(net: torch.nn.Module, device: torch.device, kind: str, precision: str = "fp32",
@@ -159,7 +165,8 @@ def torch_image_runner(net: torch.nn.Module, device: torch.device, precision: st
     in fp32 (``cpu_inference_net``), on CUDA in ``precision`` and channels-last."""
     dtype = torch.float16 if device.type == "cuda" and precision == "fp16" else torch.float32
     if device.type == "cuda":
-        net = net.to(device, dtype).to(memory_format=torch.channels_last).eval()
+        # Module.to takes memory_format (documented); its overloads omit it.
+        net = net.to(device, dtype).to(memory_format=torch.channels_last).eval()  # type: ignore[call-overload]
     else:
         net = cpu_inference_net(net)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -16,6 +17,9 @@ from ..networks.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
 from ..networks.crops import CROP_SIZE, DEPTH_CHANNELS, INPUT_CHANNELS
 from ..networks.segmentation_net import INPUT_CHANNELS as SEGMENTATION_CHANNELS
 from ..networks.segmentation_net import SegmentationNet
+
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession  # optional at run time: imported where a session is made
 
 OPSET = 17
 # Operators every TensorRT 10 release parses natively; anything else is reported.
@@ -74,7 +78,8 @@ def check_onnx(path: Path) -> dict:
             "ops": ops, "uncommon_ops": [op for op in ops if op not in COMMON_OPS]}
 
 
-def onnxruntime_session(path: Path, device: str = "cpu", precision: str = "fp32", engine_cache: Path | None = None):
+def onnxruntime_session(path: Path, device: str = "cpu", precision: str = "fp32",
+                        engine_cache: Path | None = None) -> InferenceSession:
     """On CUDA: onnxruntime's TensorRT and CUDA providers, those of them installed (onnxruntime-gpu), before
     the CPU one; TensorRT in ``precision`` with its engines cached in ``engine_cache``. Elsewhere a CPU
     session that does not spin idle threads (spinning slows the torch calls around it)."""
@@ -88,7 +93,7 @@ def onnxruntime_session(path: Path, device: str = "cpu", precision: str = "fp32"
         if "CUDAExecutionProvider" in available:
             providers.insert(0, "CUDAExecutionProvider")
         if "TensorrtExecutionProvider" in available:
-            trt_options = {"trt_fp16_enable": precision == "fp16"}
+            trt_options: dict[str, bool | str] = {"trt_fp16_enable": precision == "fp16"}
             if engine_cache is not None:
                 engine_cache.mkdir(parents=True, exist_ok=True)
                 trt_options.update(trt_engine_cache_enable=True, trt_engine_cache_path=str(engine_cache))

@@ -8,9 +8,8 @@ object standing on the floor (y = 0) is placed at ``centre = (x, -half_height, z
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
+import numpy.typing as npt
 
 Mesh = tuple[np.ndarray, np.ndarray]
 
@@ -46,7 +45,7 @@ def _band_triangles(index: np.ndarray, wrap_rows: bool) -> np.ndarray:
     return triangles[~degenerate]
 
 
-def lathe(radii: Sequence[float], heights: Sequence[float], segments: int = 24) -> Mesh:
+def lathe(radii: npt.ArrayLike, heights: npt.ArrayLike, segments: int = 24) -> Mesh:
     """Surface of revolution around the y axis (vase, bottle, bowl) of the profile ``(radii[i], heights[i])``.
 
     ``heights`` are y values (y down: the top of a vase has the smallest y) and need not be monotonic
@@ -65,9 +64,9 @@ def lathe(radii: Sequence[float], heights: Sequence[float], segments: int = 24) 
         raise ValueError(f"lathe needs >= 3 segments, got {segments}")
     # Caps: extend the profile by the axis points of its ends (cap centres).
     if radii[0] > 0:
-        radii, heights = np.r_[0.0, radii], np.r_[heights[0], heights]
+        radii, heights = np.insert(radii, 0, 0.0), np.insert(heights, 0, heights[0])
     if radii[-1] > 0:
-        radii, heights = np.r_[radii, 0.0], np.r_[heights, heights[-1]]
+        radii, heights = np.append(radii, 0.0), np.append(heights, heights[-1])
     on_axis = radii == 0
     if (on_axis[1:] & on_axis[:-1]).any():
         raise ValueError("two consecutive lathe profile points lie on the axis")

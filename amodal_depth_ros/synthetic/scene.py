@@ -12,8 +12,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 
 from ..core.types import CameraIntrinsics
 from ..groundtruth import GroundTruthFrame
@@ -46,7 +48,7 @@ class SceneObject:
     period: float = 0.15                # of the pattern, metres
     stuff: bool = False                 # room structure (wall, floor): not an evaluation target
 
-    def transformed(self, rotation: np.ndarray, translation: np.ndarray) -> SceneObject:
+    def transformed(self, rotation: npt.ArrayLike, translation: npt.ArrayLike) -> SceneObject:
         return replace(self, shape=self.shape.transformed(rotation, translation))
 
 
@@ -102,7 +104,7 @@ def _texture(local_points: Vec3, pattern: str, period: float) -> np.ndarray:
         return (np.sin(k * np.float32(2.3) * x + np.float32(3.1) * np.sin(k * y))
                 * np.sin(k * np.float32(1.7) * z + np.float32(2.0) * np.sin(k * np.float32(0.9) * x)))
     waves = (np.sin(p * k + np.float32(phase)) for p, phase in zip(local_points, (0.0, 1.3, 2.1), strict=False))
-    return sum(waves) / np.float32(3.0)
+    return cast(np.ndarray, sum(waves)) / np.float32(3.0)   # the points are arrays, so are the waves
 
 
 def render(objects: Sequence[SceneObject], intrinsics: CameraIntrinsics, light_dir: Sequence[float] = DEFAULT_LIGHT,
@@ -197,14 +199,14 @@ class World:
     light_dir: tuple[float, float, float] = DEFAULT_LIGHT
     ambient: float = 0.3
 
-    def view(self, eye_offset: Sequence[float] = (0.0, 0.0, 0.0)) -> list[SceneObject]:
+    def view(self, eye_offset: npt.ArrayLike = (0.0, 0.0, 0.0)) -> list[SceneObject]:
         """The objects in the optical frame of the camera moved by ``eye_offset``, still aimed at ``target``."""
         rotation, translation = look_at(self.eye + np.asarray(eye_offset, float), self.target)
         c, s = math.cos(self.roll), math.sin(self.roll)
         roll = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
         return [obj.transformed(roll @ rotation, roll @ translation) for obj in self.objects]
 
-    def render(self, eye_offset: Sequence[float] = (0.0, 0.0, 0.0), depth_noise_std: float = 0.0,
+    def render(self, eye_offset: npt.ArrayLike = (0.0, 0.0, 0.0), depth_noise_std: float = 0.0,
                seed: int | Sequence[int] = 0) -> GroundTruthFrame:
         return render(self.view(eye_offset), self.intrinsics, self.light_dir, self.ambient, depth_noise_std, seed)
 

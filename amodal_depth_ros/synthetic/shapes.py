@@ -14,9 +14,15 @@ axis, broadcast against it or handed to BLAS run several times slower.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    import open3d as o3d
 
 Vec3 = tuple[np.ndarray | float, np.ndarray | float, np.ndarray | float]
 
@@ -48,19 +54,25 @@ def look_at(eye: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return rotation, -rotation @ eye
 
 
-def dot(a: Vec3, b: Vec3) -> np.ndarray:
+def _vec3(components: Iterable[np.ndarray | float]) -> Vec3:
+    """The three components yielded by ``components`` (a generator over the axes) as a ``Vec3``."""
+    x, y, z = components
+    return x, y, z
+
+
+def dot(a: Vec3, b: Vec3) -> np.ndarray | float:
     return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 
 
 def _times(v: Vec3, matrix: np.ndarray) -> Vec3:
     """Row vectors times matrix: ``v @ matrix``."""
-    return tuple(v[0] * matrix[0, j] + v[1] * matrix[1, j] + v[2] * matrix[2, j] for j in range(3))
+    return _vec3(v[0] * matrix[0, j] + v[1] * matrix[1, j] + v[2] * matrix[2, j] for j in range(3))
 
 
 def _point_at(origins: Vec3, dirs: Vec3, t: np.ndarray) -> Vec3:
     """Hit points; misses (t = inf) give the origin instead of inf/NaN."""
     t = np.where(np.isfinite(t), t, 0.0)
-    return tuple(o + t * d for o, d in zip(origins, dirs, strict=False))
+    return _vec3(o + t * d for o, d in zip(origins, dirs, strict=False))
 
 
 def _nearest_positive(t_first: np.ndarray, t_second: np.ndarray) -> np.ndarray:
@@ -70,7 +82,11 @@ def _nearest_positive(t_first: np.ndarray, t_second: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False, kw_only=True)
 class Shape:
-    """Base of the solids: pose handling and the ray interface; subclasses intersect in local frame."""
+    """Base of the solids: pose handling and the ray interface; subclasses intersect in local frame.
+
+    The constructors take array-likes (tuples, lists) for the array fields, which ``__post_init__``
+    stores as float arrays; the subclasses' ``__init__`` signatures under ``TYPE_CHECKING`` say so.
+    """
 
     centre: np.ndarray
     rotation: np.ndarray = field(default_factory=lambda: np.eye(3))
@@ -103,22 +119,22 @@ class Shape:
         """
         dirs = np.asarray(dirs, float)
         origins = np.zeros(3) if origins is None else np.asarray(origins, float)
-        t, normals = self.cast(tuple(origins[..., j] for j in range(3)), tuple(dirs[:, j] for j in range(3)))
+        t, normals = self.cast(_vec3(origins[..., j] for j in range(3)), _vec3(dirs[:, j] for j in range(3)))
         return t, np.stack(np.broadcast_arrays(*normals), axis=1)
 
     def cast(self, origins: Vec3, dirs: Vec3) -> tuple[np.ndarray, Vec3]:
         """``intersect`` on vectors given as component triples of any (broadcastable) shape."""
         local_dirs = _times(dirs, self.rotation)
-        offsets = tuple(o - c for o, c in zip(origins, self.centre, strict=False))
+        offsets = _vec3(o - c for o, c in zip(origins, self.centre, strict=False))
         t, normals = self._cast_local(_times(offsets, self.rotation), local_dirs)
         # Local routines may return either orientation of the surface normal; turn it against the ray.
         factor = np.where(dot(normals, local_dirs) > 0, -1.0, 1.0) * np.isfinite(t)
-        return t, tuple(n * factor for n in _times(normals, self.rotation.T))
+        return t, _vec3(n * factor for n in _times(normals, self.rotation.T))
 
     def _cast_local(self, origins: Vec3, dirs: Vec3) -> tuple[np.ndarray, Vec3]:
         raise NotImplementedError
 
-    def transformed(self, rotation: np.ndarray, translation: np.ndarray) -> Shape:
+    def transformed(self, rotation: npt.ArrayLike, translation: npt.ArrayLike) -> Shape:
         """The same shape after the rigid motion ``p -> rotation @ p + translation``."""
         rotation = np.asarray(rotation, float)
         return replace(self, centre=rotation @ self.centre + np.asarray(translation, float),
@@ -128,7 +144,7 @@ class Shape:
         """Parent-frame points in the shape's own frame, in the points' precision (float32 stays float32)."""
         dtype = np.result_type(*points)
         centre, rotation = self.centre.astype(dtype), self.rotation.astype(dtype)
-        return _times(tuple(p - c for p, c in zip(points, centre, strict=False)), rotation)
+        return _times(_vec3(p - c for p, c in zip(points, centre, strict=False)), rotation)
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -136,6 +152,10 @@ class Box(Shape):
     """Oriented box; ``half_extents`` along the local x, y, z axes."""
 
     half_extents: np.ndarray
+
+    if TYPE_CHECKING:
+        def __init__(self, *, centre: npt.ArrayLike, half_extents: npt.ArrayLike,
+                     rotation: npt.ArrayLike = ...) -> None: ...
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -163,12 +183,14 @@ class Box(Shape):
         t = np.where((t_near <= t_far) & (t_far > MIN_HIT_DISTANCE), np.where(entering, t_near, t_far), np.inf)
         # The face hit is the slab that set t (t_near, or t_far from inside); the caller fixes its sign.
         axis = np.where(entering, near_axis, far_axis)
-        return t, tuple((axis == j).astype(float) for j in range(3))
+        return t, _vec3((axis == j).astype(float) for j in range(3))
 
 
-def _arg_extreme(values: list[np.ndarray], better: np.ufunc) -> tuple[np.ndarray, np.ndarray]:
-    """(index, value) of the best array element-wise; the first wins ties (box edges and corners)."""
-    index, best = np.zeros(np.shape(values[0]), int), values[0]
+def _arg_extreme(values: Sequence[np.ndarray | float], better: np.ufunc) -> tuple[np.ndarray, np.ndarray]:
+    """(index, value) of the best array element-wise; the first wins ties (box edges and corners).
+
+    The first value is an array; later ones may be scalars (inf for a candidate that does not exist)."""
+    index, best = np.zeros(np.shape(values[0]), int), np.asarray(values[0])
     for i in range(1, len(values)):
         improved = better(values[i], best)
         index, best = np.where(improved, i, index), np.where(improved, values[i], best)
@@ -178,6 +200,9 @@ def _arg_extreme(values: list[np.ndarray], better: np.ufunc) -> tuple[np.ndarray
 @dataclass(frozen=True, eq=False, kw_only=True)
 class Sphere(Shape):
     radius: float
+
+    if TYPE_CHECKING:
+        def __init__(self, *, centre: npt.ArrayLike, radius: float, rotation: npt.ArrayLike = ...) -> None: ...
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -195,7 +220,7 @@ class Sphere(Shape):
         hit = disc >= 0
         root = np.sqrt(np.where(hit, disc, 0.0))
         t = np.where(hit, _nearest_positive((-b - root) / a, (-b + root) / a), np.inf)
-        return t, tuple(p / self.radius for p in _point_at(origins, dirs, t))
+        return t, _vec3(p / self.radius for p in _point_at(origins, dirs, t))
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -204,6 +229,10 @@ class Cylinder(Shape):
 
     radius: float
     half_height: float
+
+    if TYPE_CHECKING:
+        def __init__(self, *, centre: npt.ArrayLike, radius: float, half_height: float,
+                     rotation: npt.ArrayLike = ...) -> None: ...
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -246,6 +275,10 @@ class Rectangle(Shape):
 
     half_size: np.ndarray
 
+    if TYPE_CHECKING:
+        def __init__(self, *, centre: npt.ArrayLike, half_size: npt.ArrayLike,
+                     rotation: npt.ArrayLike = ...) -> None: ...
+
     def __post_init__(self) -> None:
         super().__post_init__()
         half = np.asarray(self.half_size, float).reshape(2)
@@ -271,6 +304,9 @@ class Ellipsoid(Shape):
 
     radii: np.ndarray
 
+    if TYPE_CHECKING:
+        def __init__(self, *, centre: npt.ArrayLike, radii: npt.ArrayLike, rotation: npt.ArrayLike = ...) -> None: ...
+
     def __post_init__(self) -> None:
         super().__post_init__()
         radii = np.asarray(self.radii, float).reshape(3)
@@ -284,8 +320,8 @@ class Ellipsoid(Shape):
 
     def _cast_local(self, origins: Vec3, dirs: Vec3) -> tuple[np.ndarray, Vec3]:
         # The map p -> p / radii takes the ellipsoid onto the unit sphere and keeps the ray parameter t.
-        o = tuple(c / r for c, r in zip(origins, self.radii, strict=False))
-        d = tuple(c / r for c, r in zip(dirs, self.radii, strict=False))
+        o = _vec3(c / r for c, r in zip(origins, self.radii, strict=False))
+        d = _vec3(c / r for c, r in zip(dirs, self.radii, strict=False))
         a = dot(d, d)
         b = dot(o, d)
         disc = b * b - a * (dot(o, o) - 1.0)
@@ -293,10 +329,10 @@ class Ellipsoid(Shape):
         root = np.sqrt(np.where(hit, disc, 0.0))
         t = np.where(hit, _nearest_positive((-b - root) / a, (-b + root) / a), np.inf)
         # Gradient of |p / radii|^2, normalised (on the unit sphere image: scaled point / radii).
-        gradient = tuple(p / r for p, r in zip(_point_at(o, d, t), self.radii, strict=False))
+        gradient = _vec3(p / r for p, r in zip(_point_at(o, d, t), self.radii, strict=False))
         norm = np.sqrt(dot(gradient, gradient))
         norm = np.where(norm > 0, norm, 1.0)
-        return t, tuple(g / norm for g in gradient)
+        return t, _vec3(g / norm for g in gradient)
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -310,6 +346,10 @@ class Frustum(Shape):
     radius_bottom: float
     radius_top: float
     half_height: float
+
+    if TYPE_CHECKING:
+        def __init__(self, *, centre: npt.ArrayLike, radius_bottom: float, radius_top: float, half_height: float,
+                     rotation: npt.ArrayLike = ...) -> None: ...
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -341,7 +381,7 @@ class Frustum(Shape):
         q = -(b + np.copysign(np.sqrt(np.where(side, disc, 0.0)), b))
         with np.errstate(divide="ignore", invalid="ignore"):
             roots = (q / a, c / q)
-        candidates = []
+        candidates: list[np.ndarray | float] = []
         for t_side in roots:
             within = side & np.isfinite(t_side) & (t_side > MIN_HIT_DISTANCE) & (np.abs(oy + t_side * dy) <= h)
             candidates.append(np.where(within, t_side, np.inf))
@@ -376,6 +416,12 @@ class Compound(Shape):
     """
 
     parts: tuple[Shape, ...]
+    # Set by __post_init__: the local bounding box's half sizes and the parts' bounding spheres (centre, radius^2).
+    _extent: np.ndarray = field(init=False, repr=False, compare=False)
+    _spheres: list[tuple[np.ndarray, float]] = field(init=False, repr=False, compare=False)
+
+    if TYPE_CHECKING:
+        def __init__(self, *, centre: npt.ArrayLike, parts: Sequence[Shape], rotation: npt.ArrayLike = ...) -> None: ...
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -399,7 +445,7 @@ class Compound(Shape):
     def _cast_local(self, origins: Vec3, dirs: Vec3) -> tuple[np.ndarray, Vec3]:
         shape = np.broadcast_shapes(*(np.shape(c) for c in (*origins, *dirs)))
         t = np.full(shape, np.inf)
-        normals = tuple(np.zeros(shape) for _ in range(3))
+        normals = (np.zeros(shape), np.zeros(shape), np.zeros(shape))
         dir_norm2 = dot(dirs, dirs)
         for part, (centre, radius2) in zip(self.parts, self._spheres, strict=False):
             # Only rays that can meet the part's bounding sphere are cast at it: a table leg covers a
@@ -434,7 +480,7 @@ class Compound(Shape):
 
 def _gather(v: Vec3, mask: np.ndarray) -> Vec3:
     """The components of ``v`` (broadcast to ``mask``'s shape) where ``mask`` holds, as 1-D arrays; scalars stay."""
-    return tuple(c if np.ndim(c) == 0 else np.broadcast_to(c, mask.shape)[mask] for c in v)
+    return _vec3(c if np.ndim(c) == 0 else np.broadcast_to(c, mask.shape)[mask] for c in v)
 
 
 class _MeshRaycaster:
@@ -445,24 +491,26 @@ class _MeshRaycaster:
     def __init__(self, vertices: np.ndarray, triangles: np.ndarray) -> None:
         self.vertices, self.triangles = vertices, triangles
         self.extent = np.abs(vertices).max(axis=0)
-        self._scene = None
+        self._scene: o3d.t.geometry.RaycastingScene | None = None
         self._lock = threading.Lock()
 
-    def __getstate__(self) -> dict:   # pickling / deepcopy: the open3d scene is rebuilt on demand
+    def __getstate__(self) -> dict[str, Any]:   # pickling / deepcopy: the open3d scene is rebuilt on demand
         return {"vertices": self.vertices, "triangles": self.triangles}
 
-    def __setstate__(self, state: dict) -> None:
-        self.__init__(state["vertices"], state["triangles"])
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        type(self).__init__(self, state["vertices"], state["triangles"])
 
     @property
-    def scene(self):
+    def scene(self) -> o3d.t.geometry.RaycastingScene:
         if self._scene is None:
             with self._lock:
                 if self._scene is None:
                     import open3d as o3d  # lazily: importing the shapes must not import open3d
                     scene = o3d.t.geometry.RaycastingScene(nthreads=1)
-                    scene.add_triangles(o3d.core.Tensor(self.vertices.astype(np.float32)),
-                                        o3d.core.Tensor(self.triangles.astype(np.uint32)))
+                    # open3d's stub omits the defaults of Tensor(np_array, dtype=None, device=None).
+                    vertices = o3d.core.Tensor(self.vertices.astype(np.float32))  # type: ignore[call-overload]
+                    triangles = o3d.core.Tensor(self.triangles.astype(np.uint32))  # type: ignore[call-overload]
+                    scene.add_triangles(vertices, triangles)
                     self._tensor_from_numpy = o3d.core.Tensor.from_numpy
                     type(self).builds += 1
                     self._scene = scene
@@ -487,7 +535,11 @@ class TriangleMesh(Shape):
 
     vertices: np.ndarray
     triangles: np.ndarray
-    _raycaster: _MeshRaycaster | None = field(default=None, repr=False, compare=False)
+    _raycaster: _MeshRaycaster | None = field(default=None, repr=False, compare=False)   # set by __post_init__
+
+    if TYPE_CHECKING:
+        def __init__(self, *, centre: npt.ArrayLike, vertices: npt.ArrayLike, triangles: npt.ArrayLike,
+                     rotation: npt.ArrayLike = ..., _raycaster: _MeshRaycaster | None = ...) -> None: ...
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -514,15 +566,18 @@ class TriangleMesh(Shape):
 
     @property
     def local_extent(self) -> np.ndarray:
+        assert self._raycaster is not None   # set by __post_init__
         return self._raycaster.extent
 
     def _cast_local(self, origins: Vec3, dirs: Vec3) -> tuple[np.ndarray, Vec3]:
         shape = np.broadcast_shapes(*(np.shape(c) for c in (*origins, *dirs)))
-        rays = np.empty(shape + (6,), np.float32)
+        rays: np.ndarray = np.empty(shape + (6,), np.float32)
         for j, component in enumerate((*origins, *dirs)):
             rays[..., j] = component
         rays = rays.reshape(-1, 6)
-        t32, normals32 = self._raycaster.cast(rays)
+        raycaster = self._raycaster
+        assert raycaster is not None   # set by __post_init__
+        t32, normals32 = raycaster.cast(rays)
         t = t32.astype(float)
         # open3d reports hits at t >= 0, a ray starting on the surface hits it at once: cast those rays
         # again from a little further on (float32 cannot resolve MIN_HIT_DISTANCE itself).
@@ -534,7 +589,7 @@ class TriangleMesh(Shape):
             scale = 1.0 + np.abs(sub[:, :3]).max(axis=1)
             step = 1e-6 * scale / np.linalg.norm(sub[:, 3:], axis=1) + np.maximum(t[again], 0.0)
             sub[:, :3] += step[:, None] * sub[:, 3:]
-            t_again, normals_again = self._raycaster.cast(np.ascontiguousarray(sub, np.float32))
+            t_again, normals_again = raycaster.cast(np.ascontiguousarray(sub, np.float32))
             t[again] = t_again + step
             normals32[again] = normals_again
         t = t.reshape(shape)
@@ -542,4 +597,4 @@ class TriangleMesh(Shape):
         normals = normals32.astype(float).reshape(shape + (3,))
         norm = np.sqrt((normals * normals).sum(axis=-1))
         scale = np.where(hit & (norm > 0), 1.0 / np.where(norm > 0, norm, 1.0), 0.0)
-        return t, tuple(normals[..., j] * scale for j in range(3))
+        return t, _vec3(normals[..., j] * scale for j in range(3))

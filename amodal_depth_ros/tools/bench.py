@@ -20,11 +20,14 @@ import resource
 import sys
 import time
 from pathlib import Path
+from typing import Any, TypeAlias, cast
 
 import numpy as np
 from tqdm import tqdm
 
 from ..core import RGBDFrame, build_layered_cloud, config, stack_hidden_surfaces
+from ..core.types import PipelineResult
+from ..groundtruth import GroundTruthFrame
 from ..pipeline import AmodalDepthPipeline
 from ..synthetic import SyntheticCamera
 
@@ -68,24 +71,16 @@ def segmentation_network(resolutions: list[tuple[int, int]], frames: int) -> lis
     from ..networks.segmentation_net import network_size, segmentation_inputs
     from ..runtime import tensorrt_unavailable
 
-    p = config.defaults()
     backends = ["torch", "onnxruntime"] + ([] if tensorrt_unavailable() else ["tensorrt"])
     rows = []
     for backend in backends:
-        stage = LearnedSegmenter(
-            p["segmentation.weights"],
-            p["inference.device"],
-            backend,
-            p["inference.precision"],
-            p["segmentation.network_size"],
-            p["segmentation.min_core"],
-            p["segmentation.depth_jump"],
-            p["segmentation.outline_threshold"],
-        )
+        settings = config.Settings.from_values({"inference.backend": backend})
+        seg = settings.segmentation
+        stage = LearnedSegmenter(seg, settings.inference)
         for width, height in resolutions:
             camera = SyntheticCamera(0, width, height)
             truth = [camera.frame(i) for i in range(3)]
-            size = network_size(width, height, p["segmentation.network_size"])
+            size = network_size(width, height, seg.network_size)
             stage(truth[0].to_rgbd_frame(), truth[0].depth)   # first call of this shape starts its graph / engine
             stage.wait_ready(None)
             times: dict[str, list[float]] = {"inputs": [], "network": [], "decode": [], "total": []}
@@ -96,7 +91,7 @@ def segmentation_network(resolutions: list[tuple[int, int]], frames: int) -> lis
                 t1 = time.perf_counter()
                 logits = stage.run(x[None])[0]
                 t2 = time.perf_counter()
-                decode(logits, frame.depth, stage.min_core, stage.depth_jump, stage.outline_threshold)
+                decode(logits, frame.depth, seg.min_core, seg.depth_jump, seg.outline_threshold)
                 t3 = time.perf_counter()
                 for key, value in (("inputs", t1 - t0), ("network", t2 - t1), ("decode", t3 - t2), ("total", t3 - t0)):
                     times[key].append(value * 1e3)
@@ -122,9 +117,12 @@ def _ms(samples: list[float]) -> dict[str, float]:
 
 
 OVERHEAD_KEYS = ("decode", "build_messages", "serialize", "overhead", "core_overhead")
+# One timed frame: the OVERHEAD_KEYS in ms (with ROS 2 only), "cloud_stage" in ms, "stages" (the pipeline's
+# timings_ms) and "result" (its PipelineResult).
+FrameTimes: TypeAlias = dict[str, Any]
 
 
-def node_overhead(pipeline: AmodalDepthPipeline, frame, stamp: int) -> dict[str, float]:
+def node_overhead(pipeline: AmodalDepthPipeline, frame: GroundTruthFrame, stamp: int) -> FrameTimes:
     """ms to decode the inputs, build every default output message (cloud packing included) and
     serialise it as a publisher does; ``core_overhead`` leaves out the AmodalInstanceArray (depth images,
     camera_info and cloud only: what a depth + rviz consumer subscribes to; the node skips topics
@@ -167,7 +165,7 @@ def _p50(overhead: dict | None, key: str) -> str:
     return "-" if overhead is None else f"{overhead[key]['p50']:.1f}"
 
 
-def cloud_versus_open3d(result, repeats: int = 5) -> dict[str, float]:
+def cloud_versus_open3d(result: PipelineResult, repeats: int = 5) -> dict[str, float]:
     """Our layered cloud (visible + hidden points) against open3d's RGB-D back-projection (visible only;
     NaN where open3d does not import)."""
     frame, intr = result.frame, result.frame.intrinsics
@@ -181,7 +179,8 @@ def cloud_versus_open3d(result, repeats: int = 5) -> dict[str, float]:
         import open3d as o3d
     except ImportError:
         return {"ours_ms": round(float(np.median(ours)), 2), "open3d_ms": float("nan")}
-    color = o3d.geometry.Image(np.ascontiguousarray(frame.rgb))
+    # An ndarray is a buffer; numpy's stubs declare __buffer__ for Python >= 3.12 only.
+    color = o3d.geometry.Image(np.ascontiguousarray(frame.rgb))  # type: ignore[call-overload]
     depth = o3d.geometry.Image(np.nan_to_num(result.visible_depth, nan=0.0).astype(np.float32))
     camera = o3d.camera.PinholeCameraIntrinsic(intr.width, intr.height, intr.fx, intr.fy, intr.cx, intr.cy)
     theirs = []
@@ -201,7 +200,8 @@ def run(args: argparse.Namespace) -> int:
 
     reuse_large_buffers()   # as the node does
 
-    resolutions = [tuple(int(v) for v in r.split("x")) for r in args.resolutions.split(",") if r]
+    resolutions = cast(list[tuple[int, int]],   # WxH: two numbers each, unpacked as such below
+                       [tuple(int(v) for v in r.split("x")) for r in args.resolutions.split(",") if r])
     names = [p for p in args.pipelines.split(",") if p]
     if set(names) - set(PIPELINES):
         print(f"amodal-depth bench: unknown pipelines {sorted(set(names) - set(PIPELINES))}; "
@@ -220,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
             frames = [camera.frame(i) for i in range(5)]
             node_overhead(pipeline, frames[0], 0)   # warm-up: caches, thread pools, first torch call
             wait_for_engines(pipeline)               # graphs of this resolution
-            runs = []
+            runs: list[FrameTimes] = []
             for i in tqdm(range(args.frames), desc=f"{name} {width}x{height}"):
                 if runs:
                     runs[-1].pop("result")   # keep one result alive, as the node does

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import sys
+from typing import TextIO
 
 SUBCOMMANDS = {
     "demo": "amodal_depth_ros.tools.demo",
@@ -50,12 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
 class _StderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is at the time of the record (tests and callers may swap it)."""
 
-    @property  # type: ignore[override]
-    def stream(self):
+    @property
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter
-    def stream(self, value) -> None:
+    def stream(self, value: TextIO) -> None:
         pass
 
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from tqdm import tqdm
 
-from ..datasets import SyntheticRGBD, build_composites, load_rgbd_folder, parse_seeds, write_composite_set
+from ..datasets import RGBDSample, SyntheticRGBD, build_composites, load_rgbd_folder, parse_seeds, write_composite_set
 
 
 def _intrinsics(text: str) -> tuple[float, float, float, float]:
@@ -28,7 +29,7 @@ def _intrinsics(text: str) -> tuple[float, float, float, float]:
         values = ()
     if len(values) != 4:
         raise argparse.ArgumentTypeError(f"expected four numbers fx,fy,cx,cy, got {text!r}")
-    return values  # type: ignore[return-value]
+    return values
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if args.per_frame < 1 or args.previews < 0:
         print("amodal-depth composites: --per-frame must be positive and --previews non-negative", file=sys.stderr)
         return 2
+    samples: Sequence[RGBDSample]
     try:
         if args.src.startswith("synthetic:"):
             if args.intrinsics is not None or args.depth_scale is not None:

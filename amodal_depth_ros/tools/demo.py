@@ -16,6 +16,7 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -156,7 +157,7 @@ def write_frame_outputs(out: Path, truth: GroundTruthFrame, outputs: Outputs) ->
     cloud = conv.cloud_from_msg(msgs["cloud"])
     vis.write_ply(out / "amodal_cloud.ply", cloud)
     layers, counts = np.unique(cloud["layer"], return_counts=True)
-    instances = msgs.get("instances")
+    instances: Any = msgs.get("instances")   # an AmodalInstanceArray message (rosidl messages are untyped)
     entries: dict[str, object] = {
         "depth_colour_range_m": [round(vmin, 3), round(vmax, 3)],
         "cloud_points_by_layer": {str(int(layer)): int(n) for layer, n in zip(layers, counts, strict=False)},

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 
@@ -54,19 +56,20 @@ def run(args: argparse.Namespace) -> int:
     from ..runtime.backends import cache_dir, cached_onnx, onnx_path
 
     cache = te.EngineCache(cache_dir() / "tensorrt")
-    graphs = []   # (name, net, cached ONNX path, export function)
+    graphs: list[tuple[str, Path, Callable[[], Path]]] = []   # (name, cached ONNX path, export function)
     try:
         for kind, net, weights in (
                 ("amodal_mask", AmodalMaskNet(), args.mask_weights or WEIGHTS_DIR / "amodal_mask.pt"),
                 ("amodal_depth", SpadeAmodalDepthNet(), args.depth_weights or WEIGHTS_DIR / "amodal_depth.pt")):
-            net = load_weights(net, weights, kind.replace("_", " "))
+            load_weights(net, weights, kind.replace("_", " "))   # loads into the net it is given
             graphs.append((kind, onnx_path(kind, weights, args.batch),
-                           lambda net=net, kind=kind, weights=weights: cached_onnx(net, kind, weights, args.batch)))
+                           partial(cached_onnx, net, kind, weights, args.batch)))
         weights = Path(args.segmentation_weights or WEIGHTS_DIR / "segmentation.pt")
-        segmentation = load_weights(SegmentationNet(), weights, "segmentation")
+        segmentation = SegmentationNet()
+        load_weights(segmentation, weights, "segmentation")   # loads into the net it is given
         for width, height in dict.fromkeys(network_size(w, h, args.network_size) for w, h in cameras):
             graphs.append((f"segmentation {width}x{height}", learned_segmentation.onnx_path(weights, height, width),
-                           lambda w=width, h=height: learned_segmentation.cached_onnx(segmentation, weights, h, w)))
+                           partial(learned_segmentation.cached_onnx, segmentation, weights, height, width)))
     except ModelLoadError as exc:
         print(f"amodal-depth engines: {exc}", file=sys.stderr)
         return 2

@@ -19,6 +19,7 @@ import json
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tqdm import tqdm
@@ -27,7 +28,7 @@ from .. import visualize as vis
 from ..core import config
 from ..datasets import open_dataset
 from ..evaluation import bar_chart, comparison, format_segmentation, format_table
-from ..evaluation.harness import BASELINE_DEPTH_METHODS, ORACLE_PLANE, build_methods, evaluate
+from ..evaluation.harness import BASELINE_DEPTH_METHODS, ORACLE_PLANE, FramePredictions, build_methods, evaluate
 
 ORACLE_NOTE = (f"\n{ORACLE_PLANE}: a reference, not a method: each hidden part filled with the plane fitted to its own "
                "true depth, the floor of any planar completion\n")
@@ -51,6 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--examples", type=int, default=6, help="comparison pictures per dataset (default: 6)")
 
 
+def _every_nth(every: int) -> Callable[[int, FramePredictions], bool]:
+    """``keep`` of ``evaluate``: the frames with targets whose index is a multiple of ``every``."""
+    return lambda index, predictions: bool(predictions.targets) and index % every == 0
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         params = config.load_params_file(args.params) if args.params else config.defaults()
@@ -66,8 +72,7 @@ def run(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         frames = tqdm(dataset, total=dataset.count, desc=dataset.name, unit="frame")
         every = max(dataset.count // max(args.examples, 1), 1)   # frames between two example pictures
-        table, examples = evaluate(frames, methods, args.min_pixels,
-                                   keep=lambda index, p, every=every: bool(p.targets) and index % every == 0)
+        table, examples = evaluate(frames, methods, args.min_pixels, keep=_every_nth(every))
         seconds = time.perf_counter() - start
         summary = table.summary()
         text = format_table(summary) + "\n" + format_segmentation(summary["segmentation"])

@@ -38,13 +38,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"amodal-depth export: --batch must be >= 1 and --segmentation-size WxH multiples of {MULTIPLE}",
               file=sys.stderr)
         return 2
-    try:
-        mask = load_weights(AmodalMaskNet(), args.mask_weights or WEIGHTS_DIR / "amodal_mask.pt", "amodal mask")
-        depth = load_weights(
-            SpadeAmodalDepthNet(), args.depth_weights or WEIGHTS_DIR / "amodal_depth.pt", "amodal depth"
-        )
-        segmentation = load_weights(SegmentationNet(), args.segmentation_weights or WEIGHTS_DIR / "segmentation.pt",
-                                    "segmentation")
+    mask, depth, segmentation = AmodalMaskNet(), SpadeAmodalDepthNet(), SegmentationNet()
+    try:   # load_weights loads into the net it is given
+        load_weights(mask, args.mask_weights or WEIGHTS_DIR / "amodal_mask.pt", "amodal mask")
+        load_weights(depth, args.depth_weights or WEIGHTS_DIR / "amodal_depth.pt", "amodal depth")
+        load_weights(segmentation, args.segmentation_weights or WEIGHTS_DIR / "segmentation.pt", "segmentation")
     except ModelLoadError as exc:
         print(f"amodal-depth export: {exc}", file=sys.stderr)
         return 2

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from .. import visualize as vis
 from ..datasets import parse_seeds
+from ..groundtruth import GroundTruthFrame
 from ..synthetic import generate
 
 
@@ -33,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bench", action="store_true", help="only time the generator on one core; write nothing")
 
 
-def preview(frame) -> np.ndarray:
+def preview(frame: GroundTruthFrame) -> np.ndarray:
     """RGB | visible depth | hidden surfaces (nearest hidden object depth where something is hidden)."""
     lo, hi = vis.depth_range(frame.depth)
     hidden = np.where(frame.object_depths > frame.depth + 1e-4, frame.object_depths, np.inf).min(axis=0)

@@ -119,7 +119,7 @@ def cache_row(truth: GroundTruthFrame, width: int, height: int, rendered: bool, 
     i = truth.intrinsics
     return {"rgb": truth.rgb, "depth": truth.depth.astype(np.float16), "ids": ids, "structure": structure,
             "occluder": occluder, "intrinsics": np.array([i.fx, i.fy, i.cx, i.cy], np.float32),
-            "rendered": np.bool_(rendered)}
+            "rendered": np.array(rendered)}   # 0-d: every value is an array
 
 
 def resized(truth: GroundTruthFrame, width: int, height: int) -> GroundTruthFrame:
@@ -150,7 +150,7 @@ def outline(ids: np.ndarray) -> np.ndarray:
 def _colour_jitter(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Brightness, contrast, gamma, per-channel gains, channel order, grey, blur and noise: colour is the
     second cue, and rendered colours must not be the one the network relies on."""
-    x = rgb.astype(np.float32) / 255.0
+    x: np.ndarray = rgb.astype(np.float32) / 255.0
     x = x[..., rng.permutation(3)] if rng.random() < 0.5 else x
     x = x * rng.uniform(0.8, 1.2, 3).astype(np.float32)
     x = (x - 0.5) * rng.uniform(0.6, 1.4) + 0.5 + rng.uniform(-0.2, 0.2)
@@ -189,7 +189,7 @@ def training_crop(cache: FrameCache, index: int, rng: np.random.Generator, size:
 
     ids, structure = nearest(cache.ids[index]), nearest(cache.structure[index])
     occluder = nearest(cache.occluder[index])
-    depth = nearest(cache.depth[index]).astype(np.float32)
+    depth: np.ndarray = nearest(cache.depth[index]).astype(np.float32)
     rgb = cv2.resize(np.ascontiguousarray(cache.rgb[index][window]), (w, h), interpolation=cv2.INTER_AREA)
     fx, fy, cx, cy = (float(v) for v in cache.intrinsics[index])
     sx, sy = w / win_w, h / win_h

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ..core import config
 from ..core.occlusion import BoundaryDepthOrder
 from ..datasets.composite_set import iter_composite_set, read_composite_set
 from ..evaluation.segmentation import SegmentationTable, score_segmentation
@@ -138,7 +139,7 @@ def validation_frames(cfg: SegmentationTrainConfig) -> list[GroundTruthFrame]:
 def validate(net: SegmentationNet, frames: list[GroundTruthFrame], device: torch.device) -> dict[str, float]:
     """UOIS scores of whole held-out frames, segmented as the stage does (clean rendered depth)."""
     net.eval()
-    table, order = SegmentationTable(), BoundaryDepthOrder(0.04, 8)
+    table, order = SegmentationTable(), BoundaryDepthOrder(config.Settings.from_values().occlusion)
     for truth in frames:
         size = network_size(truth.intrinsics.width, truth.intrinsics.height, max(truth.depth.shape))
         x = torch.from_numpy(segmentation_inputs(truth.rgb, truth.depth, truth.intrinsics, size)[None]).to(device)
@@ -167,7 +168,8 @@ def train(cfg: SegmentationTrainConfig, resume: bool = False, command: tuple[str
     net = SegmentationNet()
     if cfg.init:
         load_weights(net, initial_weights(cfg.init), "initial segmentation").train()
-    net = net.to(device).to(memory_format=torch.channels_last)
+    # Module.to takes memory_format (documented); its overloads omit it.
+    net = net.to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimiser = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: min(1.0, (s + 1) / 300) * 0.5 * (1 + math.cos(math.pi * min(s / cfg.steps, 1.0))))
@@ -206,7 +208,8 @@ def train(cfg: SegmentationTrainConfig, resume: bool = False, command: tuple[str
             loss = losses(net, batch, cfg.boundary_weight)
             optimiser.zero_grad(set_to_none=True)
             loss["total"].backward()
-            optimiser.step(), schedule.step()
+            optimiser.step()
+            schedule.step()
             step += 1
             progress.update()
             progress.set_postfix({k: f"{v.item():.3f}" for k, v in loss.items()})
