@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .core.types import CameraIntrinsics, OcclusionGraph, RGBDFrame, Segmentation
+from .errors import DataError
 
 FORMAT_VERSION = 1
 
@@ -86,7 +87,7 @@ class GroundTruthFrame:
             with np.load(path) as data:
                 meta = json.loads(data["meta"].tobytes())
                 if meta.get("format_version") != FORMAT_VERSION:
-                    raise ValueError(f"format version {meta.get('format_version')}, expected {FORMAT_VERSION}")
+                    raise DataError(f"format version {meta.get('format_version')}, expected {FORMAT_VERSION}")
                 k, h, w = meta["shape"]
                 fx, fy, cx, cy = meta["intrinsics"]
                 masks = np.unpackbits(data["amodal_masks"], count=k * h * w).reshape(k, h, w).astype(bool)
@@ -95,4 +96,4 @@ class GroundTruthFrame:
                            intrinsics=CameraIntrinsics(fx, fy, cx, cy, w, h),
                            occlusion_pairs=data["occlusion_pairs"].reshape(-1, 2), stuff=data["stuff"].astype(bool))
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"{path}: not a readable ground-truth frame ({exc})") from exc
+            raise DataError(f"{path}: not a readable ground-truth frame ({exc})") from exc

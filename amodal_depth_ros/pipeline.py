@@ -106,8 +106,6 @@ STAGE_FACTORIES: dict[str, dict[str, Callable[[config.Settings], Any]]] = {
 # What serves when a learned stage cannot be loaded (no torch, missing or corrupt weights).
 FALLBACKS = {"segmentation": "geometric", "amodal_mask": "convex_hull", "amodal_depth": "plane_fit"}
 
-STAGE_NAMES = ("visible_depth", "segmentation", "occlusion", "amodal_mask", "amodal_depth", "cloud")
-
 
 class AmodalDepthPipeline:
     def __init__(self, params: dict[str, Any] | None = None):

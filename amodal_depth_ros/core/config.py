@@ -34,7 +34,7 @@ class ParamSpec:
     change: Change = REBUILD        # how a change at run time applies
 
     def validate(self, value: Any) -> Value:
-        """Return ``value`` coerced to the spec's type, or raise ValueError saying what is wrong."""
+        """Return ``value`` coerced to the spec's type, or raise ConfigError (a ValueError) saying what is wrong."""
         kind = type(self.default)
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
@@ -210,7 +210,7 @@ def defaults() -> dict[str, Value]:
 
 
 def validated(values: dict[str, Any]) -> dict[str, Value]:
-    """Defaults overridden by ``values``; unknown names and bad values raise ValueError."""
+    """Defaults overridden by ``values``; unknown names and bad values raise ConfigError (a ValueError)."""
     unknown = sorted(set(values) - set(SPECS))
     if unknown:
         raise ConfigError(f"unknown parameter(s): {', '.join(unknown)} (known: {', '.join(SPECS)})")

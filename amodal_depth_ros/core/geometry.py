@@ -28,16 +28,6 @@ def backproject(depth: np.ndarray, intr: CameraIntrinsics) -> np.ndarray:
     return points
 
 
-def backproject_pixels(rows: np.ndarray, cols: np.ndarray, depth: np.ndarray, intr: CameraIntrinsics) -> np.ndarray:
-    """(N, 3) float32 points for pixels (rows, cols) at the given depths."""
-    x, y = normalized_coords(intr)
-    points = np.empty((depth.shape[0], 3), np.float32)
-    points[:, 0] = x[cols] * depth
-    points[:, 1] = y[rows] * depth
-    points[:, 2] = depth
-    return points
-
-
 def fit_inverse_depth_plane(xn: np.ndarray, yn: np.ndarray, depth: np.ndarray, weights: np.ndarray,
                             iterations: int = 3) -> np.ndarray | None:
     """Weighted robust fit of 1/z = a*x_n + b*y_n + c, which is exact for any 3D plane.

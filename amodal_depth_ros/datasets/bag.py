@@ -16,6 +16,7 @@ import numpy as np
 from std_msgs.msg import Header
 
 from ..core.types import AmodalInstance
+from ..errors import DataError
 from ..groundtruth import GroundTruthFrame
 from ..ros import conversions as conv
 from ..ros.bag import BagWriter, read_messages, topics_of
@@ -62,7 +63,7 @@ def count_ground_truth_frames(path: Path, topics: dict[str, str] = TOPICS) -> in
     found = topics_of(path)
     missing = [t for t in topics.values() if t not in found]
     if missing:
-        raise ValueError(f"{path}: no ground-truth topics {missing} (has {sorted(found)})")
+        raise DataError(f"{path}: no ground-truth topics {missing} (has {sorted(found)})")
     return min(found[t][1] for t in topics.values())
 
 

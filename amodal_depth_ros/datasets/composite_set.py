@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from .. import visualize as vis
+from ..errors import DataError
 from ..groundtruth import GroundTruthFrame
 
 SET_FORMAT, SET_VERSION = "amodal_depth_ros.composite_set", 1
@@ -70,13 +71,13 @@ def read_composite_set(path: Path) -> list[Path]:
     try:
         index = json.loads((path / "index.json").read_text())
         if index.get("format") != SET_FORMAT or index.get("format_version") != SET_VERSION:
-            raise ValueError(f"format {index.get('format')!r} version {index.get('format_version')!r}")
+            raise DataError(f"format {index.get('format')!r} version {index.get('format_version')!r}")
         files = [path / entry["file"] for entry in index["frames"]]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"{path}: not a composite set ({exc})") from exc
+        raise DataError(f"{path}: not a composite set ({exc})") from exc
     missing = [f for f in files if not f.is_file()]
     if missing:
-        raise ValueError(f"{path}: {len(missing)} frame file(s) listed in index.json are missing, e.g. {missing[0]}")
+        raise DataError(f"{path}: {len(missing)} frame file(s) listed in index.json are missing, e.g. {missing[0]}")
     return files
 
 

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from ..core.types import CameraIntrinsics
+from ..errors import ConfigError, DataError
 
 COLOR_DIRS = ("rgb", "color", "image", "image_color")
 DEPTH_DIRS = ("depth", "disparity")
@@ -56,13 +57,13 @@ def load_rgbd_folder(path: Path, intrinsics: Intrinsics4 | None = None,
     """Every frame of the folder ``path``, sorted by name; ValueError naming the path on any problem."""
     path = Path(path)
     if depth_scale is not None and not depth_scale > 0:   # `not >` also rejects NaN
-        raise ValueError(f"{path}: depth_scale must be positive, got {depth_scale}")
+        raise ConfigError(f"{path}: depth_scale must be positive, got {depth_scale}")
     if not path.is_dir():
-        raise ValueError(f"{path}: not a folder")
+        raise DataError(f"{path}: not a folder")
     annotations = path / "test_annotations.json"
     entries = _metric3d_entries(annotations) if annotations.is_file() else _folder_entries(path)
     if intrinsics is None and any(e.cam is None for e in entries):
-        raise ValueError(f"{path}: missing intrinsics: no intrinsics.json or test_annotations.json; "
+        raise DataError(f"{path}: missing intrinsics: no intrinsics.json or test_annotations.json; "
                          "pass intrinsics (fx, fy, cx, cy)")
     entries.sort(key=lambda e: (e.name, str(e.rgb)))
     return [_read(e, intrinsics if intrinsics is not None else e.cam,
@@ -73,14 +74,14 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: unreadable json ({exc})") from exc
+        raise DataError(f"{path}: unreadable json ({exc})") from exc
 
 
 def _metric3d_entries(annotations: Path) -> list[_Entry]:
     data = _read_json(annotations)
     files = data.get("files") if isinstance(data, dict) else None
     if not isinstance(files, list) or not files:
-        raise ValueError(f"{annotations}: no frames found: expected a non-empty \"files\" list")
+        raise DataError(f"{annotations}: no frames found: expected a non-empty \"files\" list")
     entries = []
     for i, item in enumerate(files):
         try:
@@ -88,9 +89,9 @@ def _metric3d_entries(annotations: Path) -> list[_Entry]:
             rgb, depth, scale = str(item["rgb"]), str(item["depth"]), item.get("depth_scale")
             scale = None if scale is None else float(scale)
             if len(cam) != 4:
-                raise ValueError(f"cam_in has {len(cam)} values")
+                raise DataError(f"cam_in has {len(cam)} values")
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ValueError(f"{annotations}: files[{i}] is malformed ({exc}); expected cam_in [fx, fy, cx, cy], "
+            raise DataError(f"{annotations}: files[{i}] is malformed ({exc}); expected cam_in [fx, fy, cx, cy], "
                              "rgb, depth and depth_scale") from exc
         rgb_path = _resolve(annotations, rgb)
         entries.append(_Entry(rgb_path.stem, rgb_path, _resolve(annotations, depth), cam, scale))
@@ -104,7 +105,7 @@ def _resolve(annotations: Path, listed: str) -> Path:
         candidate = annotations.parent.joinpath(*parts[start:])
         if candidate.is_file():
             return candidate
-    raise ValueError(f"{annotations}: listed file {listed} not found under {annotations.parent} "
+    raise DataError(f"{annotations}: listed file {listed} not found under {annotations.parent} "
                      "(also tried with leading folders dropped)")
 
 
@@ -112,7 +113,7 @@ def _folder_entries(path: Path) -> list[_Entry]:
     cam, scale = _intrinsics_json(path / "intrinsics.json") if (path / "intrinsics.json").is_file() else (None, None)
     pairs = _pairs(path)
     if not pairs:
-        raise ValueError(f"{path}: no frames found: expected test_annotations.json, color.png + depth.png, or colour "
+        raise DataError(f"{path}: no frames found: expected test_annotations.json, color.png + depth.png, or colour "
                          f"images in one of {'/, '.join(COLOR_DIRS)}/ paired by name with depth images in one of "
                          f"{'/, '.join(DEPTH_DIRS)}/")
     return [_Entry(name, rgb, depth, cam, scale) for name, rgb, depth in pairs]
@@ -125,7 +126,7 @@ def _intrinsics_json(path: Path) -> tuple[Intrinsics4, float | None]:
         scale = data.get("depth_scale")
         return (fx, fy, cx, cy), None if scale is None else float(scale)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ValueError(
+        raise DataError(
             f"{path}: expected numbers fx, fy, cx, cy (and depth_scale), got a problem with {exc}"
         ) from exc
 
@@ -164,22 +165,22 @@ def _number(stem: str) -> int | None:
 def _read(entry: _Entry, cam: Intrinsics4 | None, scale: float | None) -> RGBDSample:
     bgr = cv2.imread(str(entry.rgb), cv2.IMREAD_COLOR)   # greyscale comes back as 3 channels, alpha dropped
     if bgr is None:
-        raise ValueError(f"{entry.rgb}: unreadable colour image")
+        raise DataError(f"{entry.rgb}: unreadable colour image")
     raw = cv2.imread(str(entry.depth), cv2.IMREAD_UNCHANGED)   # keeps uint16 and float32 as stored
     if raw is None:
-        raise ValueError(f"{entry.depth}: unreadable depth image")
+        raise DataError(f"{entry.depth}: unreadable depth image")
     if raw.ndim != 2:
-        raise ValueError(f"{entry.depth}: depth image must have one channel, got {raw.shape[2]}")
+        raise DataError(f"{entry.depth}: depth image must have one channel, got {raw.shape[2]}")
     h, w = bgr.shape[:2]
     if raw.shape != (h, w):
-        raise ValueError(
+        raise DataError(
             f"{entry.depth}: depth is {raw.shape[1]}x{raw.shape[0]} but colour image {entry.rgb} is {w}x{h}"
         )
     if np.issubdtype(raw.dtype, np.floating):
         depth = raw.astype(np.float32)
     else:
         if scale is None or not scale > 0:
-            raise ValueError(
+            raise DataError(
                 f"{entry.depth}: integer depth needs a positive depth_scale (units per metre), got {scale}"
             )
         depth = raw.astype(np.float32) / np.float32(scale)
@@ -189,5 +190,5 @@ def _read(entry: _Entry, cam: Intrinsics4 | None, scale: float | None) -> RGBDSa
     try:
         intrinsics = CameraIntrinsics(*cam, w, h)
     except ValueError as exc:
-        raise ValueError(f"{entry.rgb}: bad intrinsics ({exc})") from exc
+        raise DataError(f"{entry.rgb}: bad intrinsics ({exc})") from exc
     return RGBDSample(entry.name, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), depth, intrinsics)

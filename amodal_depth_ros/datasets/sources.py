@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import ConfigError, DataError
 from ..groundtruth import GroundTruthFrame
 
 _SEEDS = re.compile(r"^(?:(\d+)-)?(\d+)$")
@@ -32,11 +33,11 @@ def parse_seeds(text: str) -> range:
     """'0-499' -> range(0, 500); '500' -> range(0, 500)."""
     match = _SEEDS.match(text.strip())
     if not match:
-        raise ValueError(f"synthetic seeds must look like 'START-END' or 'COUNT', got {text!r}")
+        raise ConfigError(f"synthetic seeds must look like 'START-END' or 'COUNT', got {text!r}")
     start, end = match.groups()
     seeds = range(int(start), int(end) + 1) if start is not None else range(int(end))
     if len(seeds) == 0:
-        raise ValueError(f"synthetic seed range {text!r} is empty")
+        raise ConfigError(f"synthetic seed range {text!r} is empty")
     return seeds
 
 
@@ -58,7 +59,7 @@ def open_dataset(spec: str, width: int = 320, height: int = 240, depth_noise_std
                        lambda: (generate_tabletop(seed, width, height) for seed in seeds))
     path = Path(spec)
     if not path.exists():
-        raise ValueError(f"{spec}: no such file or folder (and not 'synthetic:SEEDS' or 'tabletop:SEEDS')")
+        raise DataError(f"{spec}: no such file or folder (and not 'synthetic:SEEDS' or 'tabletop:SEEDS')")
     if (path / "index.json").is_file():
         from .composite_set import iter_composite_set, read_composite_set
 

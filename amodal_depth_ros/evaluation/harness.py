@@ -22,6 +22,7 @@ from ..core import config
 from ..core.amodal_mask import ConvexHullCompletion
 from ..core.geometry import fit_inverse_depth_plane, normalized_coords
 from ..core.types import AmodalInstance, OcclusionGraph, PipelineResult, RGBDFrame, Segmentation
+from ..errors import ConfigError
 from ..groundtruth import GroundTruthFrame
 from ..pipeline import STAGE_FACTORIES, AmodalDepthPipeline, AmodalDepthStage, AmodalMaskStage, SegmentationStage
 from .metrics import ResultTable, mask_iou, score_amodal_mask, score_object_depth
@@ -64,7 +65,7 @@ def build_methods(params: dict[str, Any] | None = None, depth: Iterable[str] = B
     # Configured learned stages load here: a missing or corrupt weights file is an error, not a fallback.
     pipeline = AmodalDepthPipeline(p) if end_to_end else None
     if pipeline is not None and pipeline.fallbacks:
-        raise ValueError("the configured pipeline cannot be scored as configured: "
+        raise ConfigError("the configured pipeline cannot be scored as configured: "
                          + "; ".join(pipeline.fallbacks.values()))
     return Methods(depth={name: STAGE_FACTORIES["amodal_depth"][name](s) for name in depth_names}, mask=masks,
                    pipeline=pipeline, oracle=oracle, segmentation=segmenters)

@@ -14,6 +14,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
+from ..errors import ConfigError, DataError
 from ..resources import package_path
 
 STORAGE = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
@@ -42,7 +43,7 @@ def message_class(name: str) -> type:
     try:
         return getattr(importlib.import_module(f"{package}.{kind}"), type_)
     except (ImportError, AttributeError) as exc:
-        raise ValueError(f"message type {name} is not available in this Python environment ({exc})") from exc
+        raise DataError(f"message type {name} is not available in this Python environment ({exc})") from exc
 
 
 class BagWriter:
@@ -50,7 +51,7 @@ class BagWriter:
 
     def __init__(self, path: Path, storage: str = "mcap"):
         if storage not in STORAGE:
-            raise ValueError(f"storage must be one of {sorted(STORAGE)}, got {storage!r}")
+            raise ConfigError(f"storage must be one of {sorted(STORAGE)}, got {storage!r}")
         self._store = typestore()
         self._writer = Writer(path, version=9, storage_plugin=STORAGE[storage])
         self._connections: dict[str, Connection] = {}
@@ -88,7 +89,7 @@ def read_messages(path: Path, topics: Iterable[str]) -> Iterator[tuple[str, int,
         reader = AnyReader([Path(path)], default_typestore=store)
         reader.open()
     except Exception as exc:   # rosbags raises its own error types for every kind of unreadable bag
-        raise ValueError(f"{path}: cannot open as a bag ({exc})") from exc
+        raise DataError(f"{path}: cannot open as a bag ({exc})") from exc
     try:
         connections = [c for c in reader.connections if c.topic in wanted]
         classes = {c.msgtype: message_class(c.msgtype) for c in connections}

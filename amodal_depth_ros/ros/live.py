@@ -18,6 +18,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
+from ..errors import DataError
 from . import conversions as conv
 from .bag import BagWriter, message_class, read_messages, topics_of
 from .outputs import OUTPUT_TYPES
@@ -45,7 +46,7 @@ class LiveReplay(Node):
         self.inputs = [t for t in (topics.image, topics.camera_info, topics.depth) if t]
         missing = [t for t in self.inputs if t not in available]
         if missing:
-            raise ValueError(f"{bag_in}: missing topic(s) {missing}; the bag has {sorted(available)}")
+            raise DataError(f"{bag_in}: missing topic(s) {missing}; the bag has {sorted(available)}")
         qos_in = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
         self.publishers_by_topic = {t: self.create_publisher(message_class(available[t][0]), t, qos_in)
                                     for t in self.inputs}

@@ -9,6 +9,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from ..core import config
+from ..errors import ConfigError
 
 _TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
           float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
@@ -21,7 +22,7 @@ def _descriptor(spec: config.ParamSpec) -> ParameterDescriptor:
     description += {config.READ_ONLY: " Read-only.", config.LIVE: " Applies live.",
                     config.REBUILD: " A change reloads the pipeline."}[spec.change]
     # An explicit type makes rclpy refuse e.g. `use_depth:=1` instead of silently retyping the parameter.
-    descriptor = ParameterDescriptor(description=description, read_only=spec.change == config.READ_ONLY,
+    descriptor = ParameterDescriptor(description=description, read_only=spec.name in config.READ_ONLY_NAMES,
                                      type=_TYPES[type(spec.default)])
     if isinstance(spec.default, float):
         descriptor.floating_point_range = [FloatingPointRange(from_value=spec.low, to_value=spec.high, step=0.0)]
@@ -32,13 +33,13 @@ def _descriptor(spec: config.ParamSpec) -> ParameterDescriptor:
 
 
 def declare_pipeline_parameters(node: Node) -> dict[str, Any]:
-    """Declare every parameter and return the validated values; raise ValueError naming a bad one."""
+    """Declare every parameter and return the validated values; raise ConfigError naming a bad one."""
     values: dict[str, Any] = {}
     for spec in config.PARAMS:
         try:
             values[spec.name] = node.declare_parameter(spec.name, spec.default, _descriptor(spec)).value
         except (InvalidParameterValueException, InvalidParameterTypeException) as error:
-            raise ValueError(
+            raise ConfigError(
                 f"invalid value for parameter '{spec.name}' ({error}); expected {_expectation(spec)}"
             ) from None
     return config.validated(values)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import ConfigError, DataError, InputError
 from ..pipeline import AmodalDepthPipeline
 from . import conversions as conv
 from .bag import BagWriter, read_messages, topics_of
@@ -56,11 +56,11 @@ def replay(bag_in: Path, bag_out: Path, params: dict[str, Any], topics: ReplayTo
     wanted = {"image": topics.image, "camera_info": topics.camera_info}
     if params.get("use_depth", True):
         if not topics.depth:
-            raise ValueError("use_depth is true but no depth topic was given")
+            raise ConfigError("use_depth is true but no depth topic was given")
         wanted["depth"] = topics.depth
     missing = [t for t in wanted.values() if t not in available]
     if missing:
-        raise ValueError(f"{bag_in}: missing topic(s) {missing}; the bag has {sorted(available)}")
+        raise DataError(f"{bag_in}: missing topic(s) {missing}; the bag has {sorted(available)}")
     role = {topic: name for name, topic in wanted.items()}
     total = available[topics.image][1]
     pipeline = AmodalDepthPipeline(params)

@@ -20,6 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..datasets import RGBDSample, SyntheticRGBD, build_composites, load_rgbd_folder, parse_seeds, write_composite_set
+from ..errors import ConfigError
 
 
 def _intrinsics(text: str) -> tuple[float, float, float, float]:
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.src.startswith("synthetic:"):
             if args.intrinsics is not None or args.depth_scale is not None:
-                raise ValueError("--intrinsics and --depth-scale apply to folders, not to synthetic:SEEDS")
+                raise ConfigError("--intrinsics and --depth-scale apply to folders, not to synthetic:SEEDS")
             samples = SyntheticRGBD(parse_seeds(args.src.split(":", 1)[1]))
         else:
             samples = load_rgbd_folder(Path(args.src), args.intrinsics, args.depth_scale)

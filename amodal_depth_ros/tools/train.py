@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from ..datasets import parse_seeds
+from ..errors import ConfigError
 
 NETWORKS = ("amodal", "segmentation")
 SHARED = ("steps", "batch", "lr", "seed", "workers", "checkpoint_every", "width", "height")
@@ -112,7 +113,7 @@ def _run_segmentation(args: argparse.Namespace) -> int:
         val_seeds = _seeds(args.val_seeds, d.val_seeds)
         crop = tuple(int(v) for v in args.crop.lower().split("x"))
         if len(crop) != 2 or min(crop) < 32 or crop[0] % 16 or crop[1] % 16:
-            raise ValueError(f"--crop must be WxH, multiples of 16 and at least 32, got {args.crop!r}")
+            raise ConfigError(f"--crop must be WxH, multiples of 16 and at least 32, got {args.crop!r}")
     except ValueError as exc:
         return _fail(str(exc))
     held_out = set(range(*val_seeds))

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from ..core.types import CameraIntrinsics
+from ..errors import DataError
 from ..groundtruth import GroundTruthFrame
 from ..networks.segmentation_net import segmentation_inputs
 from ..synthetic.sensor import rgbd_camera_depth, structured_light_noise
@@ -37,7 +38,7 @@ def frame_labels(truth: GroundTruthFrame, partial: bool = False) -> tuple[np.nda
     only the labelled instances are known (composites), so the structure map is unknown everywhere."""
     ids = truth.instance_ids.astype(np.int64)
     if ids.max() > 254:
-        raise ValueError(f"{ids.max()} instances: at most 254 fit the uint8 cache")
+        raise DataError(f"{ids.max()} instances: at most 254 fit the uint8 cache")
     stuff = np.concatenate([[False], truth.stuff.astype(bool)])
     structure = np.full(ids.shape, UNKNOWN, np.uint8)
     if not partial:
