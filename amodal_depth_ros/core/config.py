@@ -82,6 +82,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("diagnostics.period", 1.0, "Seconds between /diagnostics messages.", 0.1, 60.0, change=READ_ONLY),
     ParamSpec("diagnostics.log_throttle", 5.0,
               "Seconds between repeated log lines about the same kind of bad input.", 0.0, 3600.0, change=LIVE),
+    ParamSpec("diagnostics.stale_after", 2.0,
+              "Seconds without a message on an input that has delivered before, after which the diagnostics turn "
+              "WARN naming the stale input (a stopped driver, an unplugged camera).", 0.1, 3600.0, change=LIVE),
     # Visible depth.
     ParamSpec("visible_depth.source", "topic",
               "Where visible depth comes from: 'topic' = the aligned depth image (needs use_depth: true); 'monocular'"
@@ -282,6 +285,7 @@ class OutputSettings:
 class DiagnosticsSettings:
     period: float
     log_throttle: float
+    stale_after: float
 
 
 @dataclass(frozen=True)

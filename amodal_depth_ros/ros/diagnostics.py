@@ -28,6 +28,17 @@ class NodeStats:
         # stage -> why its configured (learned) method is not running; non-empty keeps the level at WARN.
         self.fallbacks: dict[str, str] = {}
         self.backends: dict[str, str] = {}   # learned stage -> what runs its network now
+        self.hardware_id = ""                # the camera's frame_id, from the newest input
+        self._arrivals: Counter[str] = Counter()          # input topic -> messages in the window
+        self._last_arrival: dict[str, float] = {}         # input topic -> monotonic time of its newest message
+
+    def count_message(self, topic: str, frame_id: str) -> None:
+        """Any input message: per-input rates, staleness, and the camera frame that names the hardware."""
+        with self._lock:
+            self._arrivals[topic] += 1
+            self._last_arrival[topic] = time.monotonic()
+            if frame_id:
+                self.hardware_id = frame_id
 
     def set_fallbacks(self, fallbacks: dict[str, str], backends: dict[str, str] | None = None) -> None:
         with self._lock:
@@ -53,8 +64,9 @@ class NodeStats:
             self._window_rejected += 1
             self.last_error = f"{reason}: {message}"
 
-    def status(self, name: str) -> DiagnosticStatus:
-        """Snapshot since the previous call: rates and mean stage times over that window."""
+    def status(self, name: str, qos: dict[str, str] | None = None, stale_after: float = 0.0) -> DiagnosticStatus:
+        """Snapshot since the previous call: rates and mean stage times over that window; ``qos``: input topic ->
+        the QoS in use; an input silent for more than ``stale_after`` seconds (0: never) turns the level WARN."""
         with self._lock:
             now = time.monotonic()
             span = max(now - self._window_start, 1e-6)
@@ -70,6 +82,12 @@ class NodeStats:
             values.update({f"rejected_{reason}": count for reason, count in sorted(self.rejected.items())})
             for stage, total in self._stage_sums.items():
                 values[f"stage_ms_{stage}"] = f"{total / max(self._stage_count, 1):.2f}"
+            for topic in sorted(set(qos or {}) | set(self._arrivals)):
+                values[f"rate_{topic}_hz"] = f"{self._arrivals[topic] / span:.2f}"
+            values.update({f"qos_{topic}": what for topic, what in sorted((qos or {}).items())})
+            stale = sorted(t for t, last in self._last_arrival.items() if stale_after > 0 and now - last > stale_after)
+            if stale:
+                values["stale_inputs"] = ", ".join(stale)
             if self.last_error:
                 values["last_error"] = self.last_error
             values.update({f"fallback_{stage}": why for stage, why in sorted(self.fallbacks.items())})
@@ -80,11 +98,16 @@ class NodeStats:
                 level, message = DiagnosticStatus.WARN, "no input images"
             else:
                 level, message = DiagnosticStatus.OK, "processing"
+            if stale:
+                level = DiagnosticStatus.WARN
+                message += "; stale input: " + ", ".join(
+                    f"{t} silent for {now - self._last_arrival[t]:.1f} s" for t in stale)
             if self.fallbacks:   # the learned model the user configured is not running: never OK
                 level = DiagnosticStatus.WARN
                 message += f"; fallback in use for {', '.join(sorted(self.fallbacks))} (see fallback_* values)"
             self._window_start, self._window_in, self._window_out, self._window_rejected = now, 0, 0, 0
             self._stage_sums.clear()
+            self._arrivals.clear()
             self._stage_count = 0
-        return DiagnosticStatus(level=level, name=f"{name}: pipeline", message=message, hardware_id="",
+        return DiagnosticStatus(level=level, name=f"{name}: pipeline", message=message, hardware_id=self.hardware_id,
                                 values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])

@@ -7,6 +7,7 @@ shallow queue (they serve reliable and best-effort subscribers).
 """
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 import time
@@ -28,9 +29,12 @@ from . import conversions as conv
 from . import outputs
 from .allocator import reuse_large_buffers
 from .diagnostics import NodeStats
+from .input_qos import AdaptiveSubscription, overriding_options
 from .logs import route_to_rclpy, stop_routing
 from .params import declare_pipeline_parameters, validate_update
 from .sync import Matched, StampSynchronizer
+
+QOS_POLL_S = 0.5   # how often the inputs look at their publishers (rosbag2 polls topics every 0.1 s)
 
 
 class AmodalDepthNode(Node):
@@ -53,16 +57,20 @@ class AmodalDepthNode(Node):
         )
         self._last_log: dict[str, float] = {}
 
-        sensor_in = QoSProfile(depth=p["sync.queue_size"], history=HistoryPolicy.KEEP_LAST,
-                               reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE)
-        self.create_subscription(Image, "image", lambda m: self._on_message("image", m), sensor_in)
-        self.create_subscription(CameraInfo, "camera_info", lambda m: self._on_message("camera_info", m), sensor_in)
-        if p["use_depth"]:
-            self.create_subscription(Image, "depth", lambda m: self._on_message("depth", m), sensor_in)
+        # Inputs follow their publishers' QoS (reliable when all are, transient-local when all latch).
+        inputs = [("image", Image), ("camera_info", CameraInfo)] + ([("depth", Image)] if p["use_depth"] else [])
+        self.inputs = {name: AdaptiveSubscription(self, kind, name, functools.partial(self._on_message, name),
+                                                  p["sync.queue_size"]) for name, kind in inputs}
+        for name, sub in self.inputs.items():
+            self.get_logger().info(f"{name} ({sub.resolved}): subscribing {sub.describe()}")
+        self.create_timer(QOS_POLL_S, self._adapt_inputs)
 
-        out = QoSProfile(depth=p["output.queue_depth"], history=HistoryPolicy.KEEP_LAST,
-                         reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
-        self.publishers_by_topic = {t: self.create_publisher(outputs.ALL_TYPES[t], t, out)
+        # One profile each: the QoS override parameters (qos_overrides.<topic>.publisher.*) change it in place.
+        def out() -> QoSProfile:
+            return QoSProfile(depth=p["output.queue_depth"], history=HistoryPolicy.KEEP_LAST,
+                              reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+        self.publishers_by_topic = {t: self.create_publisher(outputs.ALL_TYPES[t], t, out(),
+                                                             qos_overriding_options=overriding_options())
                                     for t in outputs.output_topics(p) if t in outputs.ALL_TYPES}
         if "amodal_instances" not in outputs.OUTPUT_TYPES:
             self.get_logger().warn("amodal_depth_ros.msg is not built: the amodal_instances topic is disabled")
@@ -83,7 +91,13 @@ class AmodalDepthNode(Node):
             + f", visible depth from {source}")
 
     # --- input side: cheap, never blocks on the pipeline ---------------------------------------
+    def _adapt_inputs(self) -> None:
+        for name, sub in self.inputs.items():
+            if sub.adapt():
+                self.get_logger().info(f"{name} ({sub.resolved}): publishers changed, now subscribing {sub.describe()}")
+
     def _on_message(self, topic: str, msg: Any) -> None:
+        self.stats.count_message(topic, msg.header.frame_id)
         if topic == "image":
             self.stats.count_input()
         matched = self.sync.add(topic, conv.stamp_to_ns(msg.header.stamp), msg)
@@ -182,7 +196,9 @@ class AmodalDepthNode(Node):
         self._report_fallbacks()
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
-        array.status = [self.stats.status(self.get_fully_qualified_name())]
+        qos = {name: sub.describe() for name, sub in self.inputs.items()}
+        array.status = [self.stats.status(self.get_fully_qualified_name(), qos,
+                                          self.pipeline.settings.diagnostics.stale_after)]
         self.pub_diagnostics.publish(array)
 
     def destroy_node(self) -> None:
