@@ -17,6 +17,8 @@ class NodeStats:
         self.frames_out = 0
         self.superseded = 0          # matched frames replaced by a newer one before the worker took them
         self.unmatched = 0           # images that never found their camera_info/depth partner
+        self.idle = 0                # paired frames left unprocessed: no output had a subscriber
+        self._window_idle = 0
         self.rejected: Counter[str] = Counter()
         self.last_error = ""
         self._stage_sums: dict[str, float] = defaultdict(float)
@@ -58,6 +60,11 @@ class NodeStats:
             for stage, ms in timings_ms.items():
                 self._stage_sums[stage] += ms
 
+    def count_idle(self) -> None:
+        with self._lock:
+            self.idle += 1
+            self._window_idle += 1
+
     def count_rejected(self, reason: str, message: str) -> None:
         with self._lock:
             self.rejected[reason] += 1
@@ -77,6 +84,7 @@ class NodeStats:
                 "rate_out_hz": f"{self._window_out / span:.2f}",
                 "dropped_superseded": self.superseded,
                 "dropped_unsynchronized": self.unmatched,
+                "skipped_no_subscriber": self.idle,
                 "rejected_total": sum(self.rejected.values()),
             }
             values.update({f"rejected_{reason}": count for reason, count in sorted(self.rejected.items())})
@@ -96,6 +104,8 @@ class NodeStats:
                 level, message = DiagnosticStatus.WARN, f"{self._window_rejected} bad input frame(s) dropped"
             elif self._window_in == 0:
                 level, message = DiagnosticStatus.WARN, "no input images"
+            elif self._window_idle and not self._window_out:
+                level, message = DiagnosticStatus.OK, "idle: no subscriber to any output"
             else:
                 level, message = DiagnosticStatus.OK, "processing"
             if stale:
@@ -108,6 +118,7 @@ class NodeStats:
             self._window_start, self._window_in, self._window_out, self._window_rejected = now, 0, 0, 0
             self._stage_sums.clear()
             self._arrivals.clear()
+            self._window_idle = 0
             self._stage_count = 0
         return DiagnosticStatus(level=level, name=f"{name}: pipeline", message=message, hardware_id=self.hardware_id,
                                 values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])

@@ -1,0 +1,125 @@
+"""The node under camera streams (a real node process over real DDS): lazy processing while nobody listens."""
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+
+import numpy as np
+import pytest
+from conftest import ROOT, wait_for
+
+rclpy = pytest.importorskip("rclpy")
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+
+from amodal_depth_ros.ros import NodeProcess  # noqa: E402
+from amodal_depth_ros.ros import conversions as conv  # noqa: E402
+from amodal_depth_ros.ros.process import remap_args  # noqa: E402
+from amodal_depth_ros.synthetic.scene import box_in_front_of_wall, render  # noqa: E402
+
+GEOMETRIC = ["-p", "segmentation.method:=geometric", "-p", "amodal_mask.method:=convex_hull",
+             "-p", "amodal_depth.method:=plane_fit", "-p", "diagnostics.period:=0.2"]
+STAMPS = itertools.count(3_000_000_000_000, 100_000_000)
+
+
+class Driver(Node):
+    """A camera driver (reliable, depth 10) and, separately, whatever the test subscribes to."""
+
+    def __init__(self) -> None:
+        super().__init__("test_driver")
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.pubs = {name: self.create_publisher(kind, f"/camera/{name}", qos)
+                     for name, kind in (("image", Image), ("camera_info", CameraInfo), ("depth", Image))}
+        self.lock = threading.Lock()
+        self.diagnostics: dict[str, str] = {}
+        self.received: list[Image] = []
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        self.executor_ = SingleThreadedExecutor()
+        self.executor_.add_node(self)
+        self.spinning = True
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread.start()
+
+    def _spin(self) -> None:
+        while self.spinning:
+            self.executor_.spin_once(timeout_sec=0.02)
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        with self.lock:
+            self.diagnostics = {kv.key: kv.value for kv in msg.status[0].values}
+
+    def value(self, key: str) -> int:
+        with self.lock:
+            return int(self.diagnostics.get(key, "0"))
+
+    def publish(self, truth, stamp: int) -> None:
+        header = Header(stamp=conv.ns_to_stamp(stamp), frame_id="camera_optical")
+        self.pubs["camera_info"].publish(conv.intrinsics_to_camera_info(truth.intrinsics, header))
+        self.pubs["depth"].publish(conv.depth_to_image(truth.depth, header, "32FC1"))
+        self.pubs["image"].publish(conv.rgb_to_image(truth.rgb, header))
+
+    def listen(self, topic: str) -> None:
+        def store(msg: Image) -> None:
+            with self.lock:
+                self.received.append(msg)
+        self.create_subscription(Image, topic, store, QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+
+    def close(self) -> None:
+        self.spinning = False
+        self.thread.join(timeout=5.0)
+        self.destroy_node()
+
+
+def test_no_pipeline_work_without_subscribers_and_output_on_the_next_frame(rclpy_context, tmp_path):
+    node = NodeProcess(["--params-file", str(ROOT / "config" / "amodal_depth.yaml"), *GEOMETRIC, *remap_args()],
+                       tmp_path / "node.log")
+    driver = Driver()
+    truth = render(*box_in_front_of_wall(160, 120))
+    try:
+        assert wait_for(lambda: all(p.get_subscription_count() > 0 for p in driver.pubs.values()), 30.0), node.log()
+        rates = []
+        for _ in range(20):                                    # 2 s at 10 Hz, nobody listening
+            driver.publish(truth, next(STAMPS))
+            time.sleep(0.1)
+            with driver.lock:
+                rates.append(float(driver.diagnostics.get("rate_image_hz", "0")))
+        assert wait_for(lambda: driver.value("frames_in") >= 15 and driver.value("skipped_no_subscriber") >= 10, 5.0)
+        assert driver.value("frames_out") == 0                # paired frames came, the pipeline never ran
+        assert max(rates) > 5.0                               # input rates stay in the diagnostics meanwhile
+
+        topic = "/amodal/amodal_depth/image"
+        driver.listen(topic)
+        assert wait_for(lambda: node_publisher_matched(driver, topic), 10.0)
+        time.sleep(0.2)   # the node's side of the match (discovery is per participant)
+        first_stamp = None
+        for i in range(10):
+            stamp = next(STAMPS)
+            driver.publish(truth, stamp)
+            if i == 0:
+                first_stamp = stamp
+            time.sleep(0.1)
+            with driver.lock:
+                if driver.received:
+                    break
+        with driver.lock:
+            got = list(driver.received)
+        assert got, node.log()
+        # The first frame after the subscription matched is the one processed (or the next, if it raced).
+        assert conv.stamp_to_ns(got[0].header.stamp) in (first_stamp, first_stamp + 100_000_000)
+        amodal = conv.image_to_depth(got[0])
+        r, c = truth.depth.shape[0] // 2, truth.depth.shape[1] // 2
+        assert amodal[r, c] > truth.depth[r, c] + 0.1            # the wall behind the box: a hidden surface
+        assert np.allclose(amodal[0, 0], truth.depth[0, 0], atol=1e-4)   # plain wall: the visible depth
+    finally:
+        driver.close()
+        node.stop()
+
+
+def node_publisher_matched(driver: Driver, topic: str) -> bool:
+    return any(info.node_name == "amodal_depth_node" for info in driver.get_publishers_info_by_topic(topic)) and \
+        driver.count_publishers(topic) > 0
