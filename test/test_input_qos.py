@@ -123,6 +123,7 @@ def test_output_qos_can_be_overridden(rclpy_context, tmp_path):
         infos = client.get_publishers_info_by_topic("/amodal/amodal_points")
         assert [i.qos_profile.reliability for i in infos] == [ReliabilityPolicy.BEST_EFFORT]
         for other in ("/amodal/amodal_depth/image", "/amodal/amodal_instances", "/amodal/visible_depth/image"):
+            assert wait_for(lambda o=other: bool(client.get_publishers_info_by_topic(o)), 10.0), other
             infos = client.get_publishers_info_by_topic(other)
             assert [i.qos_profile.reliability for i in infos] == [ReliabilityPolicy.RELIABLE], other
     finally:

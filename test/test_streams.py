@@ -123,3 +123,39 @@ def test_no_pipeline_work_without_subscribers_and_output_on_the_next_frame(rclpy
 def node_publisher_matched(driver: Driver, topic: str) -> bool:
     return any(info.node_name == "amodal_depth_node" for info in driver.get_publishers_info_by_topic(topic)) and \
         driver.count_publishers(topic) > 0
+
+
+def _messages(stamp: int, width: int = 160, height: int = 120, fx: float = 100.0):
+    from amodal_depth_ros.core import CameraIntrinsics
+    header = Header(stamp=conv.ns_to_stamp(stamp))
+    info = conv.intrinsics_to_camera_info(CameraIntrinsics(fx, fx, width / 2, height / 2, width, height), header)
+    image = conv.rgb_to_image(np.zeros((height, width, 3), np.uint8), header)
+    return image, info
+
+
+def test_a_late_camera_info_does_not_hold_back_images_of_a_steady_camera():
+    from amodal_depth_ros.ros.sync import StampSynchronizer
+
+    sync = StampSynchronizer(0.01, 10, use_depth=False, camera_info_use_latest=False, steady_camera_info=True)
+    for stamp in (1_000, 2_000):                              # two camera_infos alike: the calibration is steady
+        image, info = _messages(stamp * 1_000_000)
+        sync.add("camera_info", stamp * 1_000_000, info)
+        assert sync.add("image", stamp * 1_000_000, image).camera_info is info
+    image, _ = _messages(3_000_000_000)                       # its own camera_info is still on the way
+    matched = sync.add("image", 3_000_000_000, image)
+    assert matched is not None and matched.stamp_ns == 3_000_000_000 and matched.camera_info.k[0] == 100.0
+    # Another calibration (zoom): not steady until it repeats, so the next image waits for its own.
+    _, zoomed = _messages(4_000_000_000, fx=200.0)
+    sync.add("camera_info", 4_000_000_000, zoomed)
+    image, _ = _messages(5_000_000_000)
+    assert sync.add("image", 5_000_000_000, image) is None
+    _, own = _messages(5_000_000_000, fx=200.0)
+    assert sync.add("camera_info", 5_000_000_000, own).camera_info.k[0] == 200.0
+    # A steady camera_info of another size never serves an image.
+    big, _ = _messages(6_000_000_000, 320, 240)
+    assert sync.add("image", 6_000_000_000, big) is None
+    strict = StampSynchronizer(0.01, 10, use_depth=False, camera_info_use_latest=False)   # offline replay
+    image, info = _messages(1_000_000_000)
+    strict.add("camera_info", 1_000_000_000, info)
+    strict.add("camera_info", 1_000_000_000, info)
+    assert strict.add("image", 2_000_000_000, _messages(2_000_000_000)[0]) is None

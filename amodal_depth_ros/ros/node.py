@@ -53,8 +53,8 @@ class AmodalDepthNode(Node):
         self._logged_backends: dict[str, str] = {}   # learned stage -> last backend status logged
         self._report_fallbacks()
         self.sync = StampSynchronizer(
-            p["sync.slop"], p["sync.queue_size"], p["use_depth"], p["sync.camera_info_use_latest"]
-        )
+            p["sync.slop"], p["sync.queue_size"], p["use_depth"], p["sync.camera_info_use_latest"],
+            steady_camera_info=True)
         self._last_log: dict[str, float] = {}
 
         # Inputs follow their publishers' QoS (reliable when all are, transient-local when all latch).
