@@ -18,6 +18,8 @@ class NodeStats:
         self.superseded = 0          # matched frames replaced by a newer one before the worker took them
         self.unmatched = 0           # images that never found their camera_info/depth partner
         self.idle = 0                # paired frames left unprocessed: no output had a subscriber
+        self.out_of_order = 0        # paired frames older than (or as old as) one already handed on
+        self.time_jumps = 0          # image stamps jumped back (bag loop, restarted driver)
         self._window_idle = 0
         self.rejected: Counter[str] = Counter()
         self.last_error = ""
@@ -85,6 +87,8 @@ class NodeStats:
                 "dropped_superseded": self.superseded,
                 "dropped_unsynchronized": self.unmatched,
                 "skipped_no_subscriber": self.idle,
+                "dropped_out_of_order": self.out_of_order,
+                "time_jumps": self.time_jumps,
                 "rejected_total": sum(self.rejected.values()),
             }
             values.update({f"rejected_{reason}": count for reason, count in sorted(self.rejected.items())})

@@ -16,6 +16,7 @@ from typing import Any
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -34,6 +35,9 @@ from .logs import route_to_rclpy, stop_routing
 from .params import declare_pipeline_parameters, validate_update
 from .sync import Matched, StampSynchronizer
 
+# Stamps this far behind the last frame's are a jump back (a bag loop, a restarted driver or simulator):
+# the node starts over on the new timeline. A frame less far behind, or a repeat, is dropped as out of order.
+TIME_JUMP_NS = 1_000_000_000
 QOS_POLL_S = 0.5   # how often the inputs look at their publishers (rosbag2 polls topics every 0.1 s)
 
 
@@ -42,6 +46,7 @@ class AmodalDepthNode(Node):
         super().__init__("amodal_depth_node", **kwargs)
         self._log_handler = route_to_rclpy(self.get_logger())   # before the pipeline: model loading logs too
         self.params = declare_pipeline_parameters(self)
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         # ValueError (bad combination, or a monocular checkpoint that cannot be loaded) stops the node: main().
         self.pipeline = AmodalDepthPipeline(self.params)
         self._prepared: AmodalDepthPipeline | None = None   # built by the on-set callback, swapped in post-set
@@ -56,6 +61,7 @@ class AmodalDepthNode(Node):
             p["sync.slop"], p["sync.queue_size"], p["use_depth"], p["sync.camera_info_use_latest"],
             steady_camera_info=True)
         self._last_log: dict[str, float] = {}
+        self._last_stamp: int | None = None   # of the newest frame handed to the worker
 
         # Inputs follow their publishers' QoS (reliable when all are, transient-local when all latch).
         inputs = [("image", Image), ("camera_info", CameraInfo)] + ([("depth", Image)] if p["use_depth"] else [])
@@ -63,7 +69,8 @@ class AmodalDepthNode(Node):
                                                   p["sync.queue_size"]) for name, kind in inputs}
         for name, sub in self.inputs.items():
             self.get_logger().info(f"{name} ({sub.resolved}): subscribing {sub.describe()}")
-        self.create_timer(QOS_POLL_S, self._adapt_inputs)
+        # Wall-clock timers: with use_sim_time they must run while /clock is paused or not yet there.
+        self.create_timer(QOS_POLL_S, self._adapt_inputs, clock=self._steady)
 
         # One profile each: the QoS override parameters (qos_overrides.<topic>.publisher.*) change it in place.
         def out() -> QoSProfile:
@@ -75,7 +82,7 @@ class AmodalDepthNode(Node):
         if "amodal_instances" not in outputs.OUTPUT_TYPES:
             self.get_logger().warn("amodal_depth_ros.msg is not built: the amodal_instances topic is disabled")
         self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_timer(p["diagnostics.period"], self._publish_diagnostics)
+        self.create_timer(p["diagnostics.period"], self._publish_diagnostics, clock=self._steady)
 
         self._lock = threading.Condition()
         self._pending: Matched | None = None
@@ -100,10 +107,21 @@ class AmodalDepthNode(Node):
         self.stats.count_message(topic, msg.header.frame_id)
         if topic == "image":
             self.stats.count_input()
-        matched = self.sync.add(topic, conv.stamp_to_ns(msg.header.stamp), msg)
+        stamp = conv.stamp_to_ns(msg.header.stamp)
+        if topic == "image" and self._last_stamp is not None and stamp < self._last_stamp - TIME_JUMP_NS:
+            self.get_logger().info(f"image stamps jumped back {(self._last_stamp - stamp) / 1e9:.3f} s (a bag loop, "
+                                   "a restarted driver?): starting over on the new timeline")
+            self.stats.time_jumps += 1
+            self.sync.forget()
+            self._last_stamp = None
+        matched = self.sync.add(topic, stamp, msg)
         self.stats.unmatched = self.sync.unmatched_images
         if matched is None:
             return
+        if self._last_stamp is not None and matched.stamp_ns <= self._last_stamp:
+            self.stats.out_of_order += 1   # never processed twice, never published out of stamp order
+            return
+        self._last_stamp = matched.stamp_ns
         with self._lock:
             if self._pending is not None:
                 self.stats.superseded += 1

@@ -2,10 +2,11 @@
 without its stalls: the newest image wins and nothing waits for a partner that never comes).
 
 camera_info is tiny but, beside megabyte images on a reliable link, often the last to arrive (measured at
-30 Hz, 640x480: 56 ms median, 250 ms p90 after its stamp, against 16 ms for the image), so waiting for it
-halved the frames that reached the pipeline. When a camera's calibration is steady (this camera_info has
-the content of the one before) and fits the image's size, an image whose own camera_info has not come yet
-is paired with the newest one at once (``steady_camera_info``, the node's default)."""
+30 Hz, 640x480: 56 ms median, 250 ms p90 after its stamp, against 16 ms for the image), which delayed the
+frames that reached the pipeline. When a camera's calibration is steady (this camera_info has the content
+of the one before, or is the only one so far, as from a driver that latches it) and fits the image's size,
+an image whose own camera_info has not come yet is paired with the newest one at once
+(``steady_camera_info``, the node's default)."""
 from __future__ import annotations
 
 from collections import deque
@@ -29,16 +30,26 @@ class StampSynchronizer:
         self.camera_info_use_latest = camera_info_use_latest
         self.steady_camera_info = steady_camera_info
         self._info_content: tuple[Any, ...] | None = None   # calibration of the newest camera_info
-        self._info_steady = False                          # ... equal to the one before it
+        self._info_steady = False                          # ... equal to the one before it (or the first)
         self.queues: dict[str, deque[tuple[int, Any]]] = {
             name: deque(maxlen=queue_size) for name in ("image", "camera_info", "depth")}
         self.unmatched_images = 0  # images dropped because no partner arrived within the slop
+
+    def forget(self) -> None:
+        """Drop every queued message (the stamps jumped back: what is queued belongs to the old timeline);
+        the newest camera_info stays, as it still describes the camera."""
+        info = self.queues["camera_info"][-1] if self.queues["camera_info"] else None
+        for queue in self.queues.values():
+            queue.clear()
+        if info is not None:
+            self.queues["camera_info"].append(info)
 
     def add(self, topic: str, stamp_ns: int, msg: Any) -> Matched | None:
         queue = self.queues[topic]
         if topic == "camera_info" and self.steady_camera_info:
             content = _calibration(msg)
-            self._info_steady = content == self._info_content
+            # The first one counts as steady: a driver that latches camera_info publishes it once.
+            self._info_steady = self._info_content is None or content == self._info_content
             self._info_content = content
         if topic == "image" and len(queue) == queue.maxlen:
             self.unmatched_images += 1
