@@ -25,6 +25,7 @@ SUBCOMMANDS = {
     "export": "amodal_depth_ros.tools.export",
     "engines": "amodal_depth_ros.tools.engines",
     "bench": "amodal_depth_ros.tools.bench",
+    "soak": "amodal_depth_ros.tools.soak",
 }
 
 
