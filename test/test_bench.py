@@ -6,7 +6,7 @@ from amodal_depth_ros.tools import cli
 
 def test_bench_reports_stages_overhead_and_open3d_peer(tmp_path, capsys):
     assert cli.main(["bench", "--frames", "2", "--resolutions", "160x120", "--pipelines", "geometric",
-                     "--out", str(tmp_path)]) == 0
+                     "--live-seconds", "4", "--live-size", "160x120", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "bench.json").read_text())
     row = report["rows"][0]
     assert (row["pipeline"], row["resolution"]) == ("geometric", "160x120")
@@ -22,8 +22,13 @@ def test_bench_reports_stages_overhead_and_open3d_peer(tmp_path, capsys):
     for r in rows.values():
         parts = sum(r["ms"][k]["p50"] for k in ("inputs", "network", "decode"))
         assert r["ms"]["network"]["p50"] > 0 and abs(parts - r["ms"]["total"]["p50"]) < 0.5 * r["ms"]["total"]["p50"]
+    # The live row: the node as a process at 30 Hz, its output rate beside its own.
+    live = report["live"]
+    assert live["size"] == "160x120" and live["delivery"] >= 0.95 and live["published"] >= 100
+    assert live["output_hz"] > 1.0 and live["own_hz"] > 1.0 and live["output_over_own"] > 0.3
+    assert 0 < live["latency_p50_ms"] <= live["latency_p95_ms"]
     out = capsys.readouterr().out
-    assert "open3d ms" in out and "segmentation network" in out
+    assert "open3d ms" in out and "segmentation network" in out and "live node (160x120" in out
 
 
 def test_bench_skips_tensorrt_where_it_cannot_run_and_refuses_unknown_pipelines(tmp_path, capsys):
@@ -34,7 +39,7 @@ def test_bench_skips_tensorrt_where_it_cannot_run_and_refuses_unknown_pipelines(
         import pytest
         pytest.skip("TensorRT runs here: the row is measured, not skipped")
     assert cli.main(["bench", "--frames", "1", "--resolutions", "160x120", "--pipelines", "learned_tensorrt",
-                     "--no-segmentation-network", "--out", str(tmp_path)]) == 0
+                     "--no-segmentation-network", "--live-seconds", "0", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "bench.json").read_text())
     assert report["rows"] == [] and report["skipped"] == {"learned_tensorrt": reason}
     assert cli.main(["bench", "--pipelines", "fastest", "--out", str(tmp_path)]) == 2

@@ -113,12 +113,14 @@ def test_frames_that_cannot_be_decoded_are_counted_not_fatal(tmp_path):
     assert summary.rejected == {"invalid_intrinsics": 1}
 
 
-def test_live_replay_agrees_with_offline_replay(recorded, tmp_path, capsys):
-    """The same bag played into a real node process over DDS and processed offline: same outputs."""
+@pytest.mark.parametrize("clock", [[], ["--use-sim-time"]], ids=["wall_time", "sim_time_with_clock"])
+def test_live_replay_agrees_with_offline_replay(recorded, tmp_path, capsys, clock):
+    """The same bag played into a real node process over DDS and processed offline: same outputs; also with the
+    node on use_sim_time and the bag's time on /clock (`ros2 bag play --clock`)."""
     path, _ = recorded
     offline, live = tmp_path / "offline", tmp_path / "live"
     assert cli.main(["replay", str(path), str(offline)]) == 0
-    assert cli.main(["play", str(path), str(live), "--start-node", "--drain", "20"]) == 0
+    assert cli.main(["play", str(path), str(live), "--start-node", "--drain", "20", *clock]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["frames_played"] == 4
     assert report["complete_frames"] >= 2            # a slow machine may supersede a frame; never lose them all

@@ -34,9 +34,11 @@ def test_ros_free_tools_run_without_ros(tmp_path):
     results = json.loads((tmp_path / "eval" / "synthetic_0-1" / "results.json").read_text())
     assert 0.0 <= results["depth"]["pipeline"]["all"]["coverage"] <= 1.0
     done = amodal_depth("bench", "--frames", "2", "--resolutions", "80x60", "--pipelines", "geometric",
-                        "--no-segmentation-network", "--out", str(tmp_path / "bench"))
+                        "--no-segmentation-network", "--live-seconds", "5", "--out", str(tmp_path / "bench"))
     assert done.returncode == 0, done.stderr[-2000:]
-    [row] = json.loads((tmp_path / "bench" / "bench.json").read_text())["rows"]
+    report = json.loads((tmp_path / "bench" / "bench.json").read_text())
+    [row] = report["rows"]
+    assert report["live"]["unavailable"].startswith("not measured") and "ROS 2 blocked" in report["live"]["unavailable"]
     assert row["overhead_ms"] is None and row["frames_per_s"] > 0 and row["stages_ms"]["total"]["p50"] > 0
 
 

@@ -17,6 +17,7 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
 
 from ..errors import DataError
 from . import conversions as conv
@@ -39,7 +40,7 @@ class LiveSummary:
 
 class LiveReplay(Node):
     def __init__(self, bag_in: Path, bag_out: Path, topics: ReplayTopics, storage: str = "mcap",
-                 context: Context | None = None):
+                 context: Context | None = None, clock: bool = False):
         super().__init__("amodal_depth_live_replay", context=context)
         self.bag_in, self.topics = Path(bag_in), topics
         available = topics_of(self.bag_in)
@@ -58,6 +59,8 @@ class LiveReplay(Node):
         self.stamps: dict[int, set[str]] = {}
         self.recorders = [self.create_subscription(cls, f"{prefix}/{name}", self._recorder(f"{prefix}/{name}"), qos_out)
                           for name, cls in OUTPUT_TYPES.items()]
+        # --clock, as `ros2 bag play --clock`: /clock carries the bag's time, for nodes with use_sim_time.
+        self.clock = self.create_publisher(Clock, "/clock", 10) if clock else None
         self.executor_ = SingleThreadedExecutor(context=self.context)
         self.executor_.add_node(self)
 
@@ -93,6 +96,8 @@ class LiveReplay(Node):
             while (wait := due - time.monotonic()) > 0:
                 self.executor_.spin_once(timeout_sec=min(wait, 0.01))
             self.summary.late_s = max(self.summary.late_s, time.monotonic() - due)
+            if self.clock is not None:
+                self.clock.publish(Clock(clock=conv.ns_to_stamp(bag_time)))
             self.publishers_by_topic[topic].publish(msg)
             if topic == self.topics.image:
                 played.add(conv.stamp_to_ns(msg.header.stamp))

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -64,8 +65,8 @@ class StreamProbe(Node):
     """Publishes a synthetic RGB-D camera (reliable, depth 10, as drivers start) and views one output."""
 
     def __init__(self, width: int = 640, height: int = 480, camera: str = "/camera", node_namespace: str = "/amodal",
-                 frames: int = 10) -> None:
-        super().__init__("amodal_depth_stream_probe")
+                 frames: int = 10, context: Context | None = None) -> None:
+        super().__init__("amodal_depth_stream_probe", context=context)
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.pubs = {name: self.create_publisher(kind, f"{camera}/{name}", qos)
                      for name, kind in (("image", Image), ("camera_info", CameraInfo), ("depth", Image))}
@@ -78,7 +79,7 @@ class StreamProbe(Node):
         self.diagnostics: dict[str, str] = {}
         self.create_subscription(Image, f"{node_namespace}/{VIEWED}", self._on_output, qos)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
-        self._executor = SingleThreadedExecutor()
+        self._executor = SingleThreadedExecutor(context=self.context)
         self._executor.add_node(self)
         self._spinning = True
         self._thread = threading.Thread(target=self._spin, daemon=True)

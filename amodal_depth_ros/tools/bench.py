@@ -7,8 +7,10 @@ per-stage p50/p95 ms and end-to-end frames/s of the pipeline; the node's overhea
 as a publisher does); cloud construction alone against open3d's create_from_rgbd_image on the same
 frame; peak RSS and, with CUDA, peak GPU memory. Learned stages run on torch (CUDA with fp16 and CUDA
 graphs when present), onnxruntime, and TensorRT where it is installed (timed once the engines are
-built; the row is skipped, with the reason, elsewhere). Without ROS 2 (rclpy cannot be imported) the
-overhead columns are '-' (null in the JSON) and frames/s is the pipeline's alone.
+built; the row is skipped, with the reason, elsewhere). The live row runs the node as a process fed by a
+reliable 30 Hz camera with one viewer, and gives its output rate beside its own (1000 / mean stage ms).
+Without ROS 2 (rclpy cannot be imported) the overhead columns are '-' (null in the JSON), frames/s is the
+pipeline's alone and the live row says why it is missing.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import os
 import platform
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, TypeAlias, cast
@@ -100,6 +103,47 @@ def segmentation_network(resolutions: list[tuple[int, int]], frames: int) -> lis
     return rows
 
 
+def live_row(seconds: float, size: str) -> dict:
+    """The node as a process with the shipped parameters, a reliable 30 Hz camera and one viewer: its output
+    rate beside its own (``ros.stream_probe``); ``unavailable`` says why where ROS 2 is missing."""
+    try:
+        import rclpy
+        from rclpy.context import Context
+
+        from ..ros import NodeProcess
+        from ..ros.process import remap_args
+        from ..ros.stream_probe import StreamProbe
+        from .demo import config_file, prepare_ros_environment
+    except ImportError as exc:
+        return {"size": size, "unavailable": f"not measured: {exc}"}
+    width, height = (int(v) for v in size.lower().split("x"))
+    prepare_ros_environment()
+    with tempfile.TemporaryDirectory() as folder:
+        node = NodeProcess(["--params-file", str(config_file("amodal_depth.yaml")), *remap_args()],
+                           Path(folder) / "node.log")
+        context = Context()
+        rclpy.init(context=context)
+        probe = StreamProbe(width, height, context=context)
+        try:
+            if not probe.connected(60.0):
+                return {"size": size, "unavailable": f"the node did not connect: {node.log_tail()}"}
+            probe.stream(3.0, 30.0, 3.0, node.proc.pid)              # warm-up: first frames, caches
+            window = probe.stream(seconds, 30.0, seconds, node.proc.pid)[0]
+        finally:
+            probe.close()
+            node.stop()
+            rclpy.try_shutdown(context=context)
+    return {"size": size, **window.row()}
+
+
+def live_summary(live: dict) -> str:
+    if "unavailable" in live:
+        return str(live["unavailable"])
+    return (f"{live['output_hz']:.2f} frames/s out against its own {live['own_hz']:.2f} (1000 / mean stage ms): "
+            f"{live['output_over_own']:.2f}; delivery {live['delivery']:.3f}; latency p50 {live['latency_p50_ms']:.0f} "
+            f"ms, p95 {live['latency_p95_ms']:.0f} ms")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("out/bench"), help="output folder (default: out/bench)")
     parser.add_argument("--frames", type=int, default=20, help="timed frames per configuration (default: 20)")
@@ -107,6 +151,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pipelines", default=",".join(PIPELINES), help=f"some of {', '.join(PIPELINES)} (default: all)"
     )
+    parser.add_argument("--live-seconds", type=float, default=20.0,
+                        help="seconds of the live row: the node as a process, fed at 30 Hz (0 skips it; default 20)")
+    parser.add_argument("--live-size", default="640x480", help="WxH of the live row's camera (default: 640x480)")
     parser.add_argument("--no-segmentation-network", action="store_true",
                         help="skip the table of the segmentation network alone (features, network, decoding)")
 
@@ -234,6 +281,7 @@ def run(args: argparse.Namespace) -> int:
                          "frames_per_s": round(1e3 / float(np.mean(totals)), 2),
                          "cloud_vs_open3d": cloud_versus_open3d(runs[-1]["result"])})
     segmentation = [] if args.no_segmentation_network else segmentation_network(resolutions, args.frames)
+    live = live_row(args.live_seconds, args.live_size) if args.live_seconds > 0 else None
     memory = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
               "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None}
     width = max([len("pipeline")] + [len(r["pipeline"]) for r in rows])
@@ -253,11 +301,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"{r['status'][:28]:28s} {r['resolution']:>9s} {r['network_input']:>8s} {ms['inputs']['p50']:9.1f} "
                   f"{ms['network']['p50']:8.1f} {ms['decode']['p50']:7.1f} {ms['total']['p50']:10.1f} "
                   f"{ms['total']['p95']:6.1f}")
+    if live is not None:
+        print(f"\nlive node ({live['size']}, 30 Hz in, one viewer): " + live_summary(live))
     print(f"peak RSS {memory['peak_rss_mb']} MB; peak GPU memory {memory['peak_gpu_mb']} MB; "
           f"torch device {'cuda' if torch.cuda.is_available() else 'cpu'}")
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"machine": platform.platform(), "cpus": os.cpu_count(),
               "torch_device": "cuda" if torch.cuda.is_available() else "cpu", "rows": rows, "skipped": skipped,
-              "segmentation_network": segmentation, **memory}
+              "segmentation_network": segmentation, "live": live, **memory}
     (args.out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
     return 0

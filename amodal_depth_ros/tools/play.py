@@ -34,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--namespace", default=d.output_namespace, help=f"node namespace (default: {d.output_namespace})"
     )
+    parser.add_argument("--clock", action="store_true",
+                        help="publish the bag's time on /clock (for a node started with use_sim_time:=true)")
+    parser.add_argument("--use-sim-time", action="store_true",
+                        help="with --start-node: start it with use_sim_time:=true (implies --clock)")
     parser.add_argument("--drain", type=float, default=5.0, help="seconds to keep recording after the bag ends")
     parser.add_argument("--connect-timeout", type=float, default=30.0, help="seconds to wait for the node")
 
@@ -53,13 +57,15 @@ def run(args: argparse.Namespace) -> int:
         remaps += [f"depth:={topics.depth}"] if topics.depth else []
         ros_args = ["--params-file", str(args.params or config_file("amodal_depth.yaml"))]
         ros_args += ["-p", "use_depth:=false"] if not topics.depth else []
+        ros_args += ["-p", "use_sim_time:=true"] if args.use_sim_time else []
         log = Path(tempfile.gettempdir()) / "amodal_depth_play_node.log"
         node = NodeProcess(ros_args + [a for r in remaps for a in ("-r", r)], log)
     context = rclpy.Context()   # our own: callers (tests, tools) may hold the default context
     rclpy.init(args=[], context=context)
     player = None
     try:
-        player = LiveReplay(args.bag_in, args.bag_out, topics, context=context)
+        player = LiveReplay(args.bag_in, args.bag_out, topics, context=context,
+                            clock=args.clock or args.use_sim_time)
         if not player.wait_connected(args.connect_timeout):
             why = f"; node log: {node.log_tail(5)}" if node else ""
             print(f"amodal-depth play: no node subscribed to {player.inputs} and publishing in {args.namespace} "
