@@ -85,3 +85,19 @@ def wait_for(predicate, timeout: float, interval: float = 0.02) -> bool:
             return True
         time.sleep(interval)
     return predicate()
+
+
+def set_parameters(client, node_name: str, values: dict) -> list[tuple[bool, str]]:
+    """SetParameters over the node's service, as `ros2 param set` does; (successful, reason) for each."""
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+    service = client.create_client(SetParameters, f"{node_name}/set_parameters")
+    try:
+        assert service.wait_for_service(timeout_sec=10.0)
+        future = service.call_async(SetParameters.Request(
+            parameters=[Parameter(name, value=value).to_parameter_msg() for name, value in values.items()]))
+        assert wait_for(future.done, 60.0)
+        results = future.result().results
+    finally:
+        client.destroy_client(service)
+    return [(r.successful, r.reason) for r in results]

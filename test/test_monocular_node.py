@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, wait_for
+from conftest import ROOT, set_parameters, wait_for
 
 from amodal_depth_ros.core import config
 from amodal_depth_ros.errors import ModelLoadError
@@ -240,22 +240,6 @@ def test_fallback_is_logged_and_reported_in_diagnostics(rclpy_context, start_nod
         assert len([line for line in node.log().splitlines() if "/nonexistent.pt" in line]) == 1
     finally:
         client.close()
-
-
-def set_parameters(client, node_name: str, values: dict) -> list[tuple[bool, str]]:
-    """SetParameters over the node's service, as `ros2 param set` does; (successful, reason) for each."""
-    from rcl_interfaces.srv import SetParameters
-    from rclpy.parameter import Parameter
-    service = client.create_client(SetParameters, f"{node_name}/set_parameters")
-    try:
-        assert service.wait_for_service(timeout_sec=10.0)
-        future = service.call_async(SetParameters.Request(
-            parameters=[Parameter(name, value=value).to_parameter_msg() for name, value in values.items()]))
-        assert wait_for(future.done, 30.0)
-        results = future.result().results
-    finally:
-        client.destroy_client(service)
-    return [(r.successful, r.reason) for r in results]
 
 
 def test_node_stats_fallbacks_make_the_status_warn():

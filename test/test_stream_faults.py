@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ROOT, wait_for
+from conftest import ROOT, set_parameters, wait_for
 
 rclpy = pytest.importorskip("rclpy")
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
@@ -63,21 +63,6 @@ def output_order(client: CameraStreamClient, stamps: list[int]) -> list[int]:
     with client._lock:
         done = [(client.outputs[s].received_at, s) for s in stamps if s in client.outputs]
     return [s for _, s in sorted(done)]
-
-
-def set_parameters(client, values: dict) -> list[tuple[bool, str]]:
-    from rcl_interfaces.srv import SetParameters
-    from rclpy.parameter import Parameter
-    service = client.create_client(SetParameters, f"{NODE}/set_parameters")
-    try:
-        assert service.wait_for_service(timeout_sec=10.0)
-        future = service.call_async(SetParameters.Request(
-            parameters=[Parameter(name, value=value).to_parameter_msg() for name, value in values.items()]))
-        assert wait_for(future.done, 60.0)
-        results = future.result().results
-    finally:
-        client.destroy_client(service)
-    return [(r.successful, r.reason) for r in results]
 
 
 def test_bursts_are_answered_in_order_and_never_twice(running, scenes):
@@ -165,8 +150,8 @@ def test_parameter_changes_under_load(running, scenes):
     try:
         time.sleep(1.0)
         # Live (the stages take it) and rebuild (a new pipeline is prepared, then swapped in), under load.
-        assert set_parameters(client, {"visible_depth.max_depth": 1.0}) == [(True, "")]
-        assert set_parameters(client, {"amodal_depth.method": "nearest"}) == [(True, "")]
+        assert set_parameters(client, NODE, {"visible_depth.max_depth": 1.0}) == [(True, "")]
+        assert set_parameters(client, NODE, {"amodal_depth.method": "nearest"}) == [(True, "")]
         time.sleep(1.5)
         changed = sent[-1]
     finally:
@@ -178,7 +163,7 @@ def test_parameter_changes_under_load(running, scenes):
     assert np.isnan(visible[truth.depth > 1.0]).all() and np.isfinite(visible[truth.depth <= 1.0]).all()
     answered = output_order(client, sent)
     assert answered == sorted(answered) and len(answered) > 10
-    assert set_parameters(client, {"visible_depth.max_depth": 10.0, "amodal_depth.method": "plane_fit"}) == \
+    assert set_parameters(client, NODE, {"visible_depth.max_depth": 10.0, "amodal_depth.method": "plane_fit"}) == \
         [(True, ""), (True, "")]
     _, out = client.publish_until_output(truth.rgb, truth.depth, truth.intrinsics, STAMPS)
     check_content(out, truth)
