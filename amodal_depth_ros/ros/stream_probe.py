@@ -77,6 +77,7 @@ class StreamProbe(Node):
         self._latency: list[float] = []
         self._outputs = 0
         self.diagnostics: dict[str, str] = {}
+        self._stage_ms: list[float] = []        # stage_ms_total of each diagnostics window with processed frames
         self.create_subscription(Image, f"{node_namespace}/{VIEWED}", self._on_output, qos)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self._executor = SingleThreadedExecutor(context=self.context)
@@ -102,6 +103,8 @@ class StreamProbe(Node):
         if "frames_in" in values:
             with self._lock:
                 self.diagnostics = values
+                if "stage_ms_total" in values:
+                    self._stage_ms.append(float(values["stage_ms_total"]))
 
     def connected(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -131,11 +134,12 @@ class StreamProbe(Node):
                 with self._lock:
                     latency, self._latency = self._latency, []
                     outputs, self._outputs = self._outputs, 0
+                    stage_ms, self._stage_ms = self._stage_ms, []
                     values = dict(self.diagnostics)
                 rss, cpu = process_usage(pid)
                 delivered = int(values.get("frames_in", "0"))
                 result = Window(seconds=span, published=published - begin_published, delivered=delivered - begin_in,
-                                outputs=outputs, stage_ms=float(values.get("stage_ms_total", "nan")),
+                                outputs=outputs, stage_ms=float(np.mean(stage_ms)) if stage_ms else float("nan"),
                                 latency_ms=latency, rss_mb=rss,
                                 cpu_percent=100.0 * (cpu - cpu0) / (time.monotonic() - begin))
                 windows.append(result)

@@ -139,8 +139,9 @@ def live_row(seconds: float, size: str) -> dict:
 def live_summary(live: dict) -> str:
     if "unavailable" in live:
         return str(live["unavailable"])
+    ratio = "-" if live["output_over_own"] is None else f"{live['output_over_own']:.2f}"
     return (f"{live['output_hz']:.2f} frames/s out against its own {live['own_hz']:.2f} (1000 / mean stage ms): "
-            f"{live['output_over_own']:.2f}; delivery {live['delivery']:.3f}; latency p50 {live['latency_p50_ms']:.0f} "
+            f"{ratio}; delivery {live['delivery']:.3f}; latency p50 {live['latency_p50_ms']:.0f} "
             f"ms, p95 {live['latency_p95_ms']:.0f} ms")
 
 
