@@ -42,6 +42,9 @@ def running(rclpy_context, tmp_path_factory):
     node = start(tmp_path_factory.mktemp("faults"))
     client = CameraStreamClient()
     assert client.wait_connected(30.0), node.log()
+    # The inputs have adapted to the (reliable) driver: no subscription is swapped during the tests.
+    assert wait_for(lambda: all(client.latest_diagnostic_values().get(f"qos_{name}", "").startswith("reliable/")
+                                for name in ("image", "camera_info", "depth")), 20.0), node.log()
     yield node, client
     client.close()
     node.stop()

@@ -101,7 +101,10 @@ class AdaptiveSubscription:
         self.choice = choice
         if (profile.reliability, profile.durability) == (self.qos.reliability, self.qos.durability):
             return False
-        self.node.destroy_subscription(self.subscription)
-        self.subscription = self.node.create_subscription(self.msg_type, self.topic, self.callback, profile)
+        # The new one first: messages in flight meanwhile come twice at worst (the node drops repeated
+        # stamps), never not at all.
+        old, self.subscription = self.subscription, self.node.create_subscription(
+            self.msg_type, self.topic, self.callback, profile)
+        self.node.destroy_subscription(old)
         self.qos = self.subscription.qos_profile
         return True
