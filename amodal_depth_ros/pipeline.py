@@ -66,15 +66,16 @@ def _monocular(s: config.Settings) -> Any:
     m = s.monocular
     try:
         from .learned.monocular import MonocularDepth
-        from .runtime.devices import select_device
+        from .runtime.devices import inference_device
     except ImportError as exc:
         raise ModelLoadError(
             f"visible_depth.source 'monocular' needs PyTorch, which cannot be imported: {exc}"
         ) from exc
-    device = select_device(s.inference.device).type
+    device, why = inference_device(s.inference.device)
     try:
         return MonocularDepth.from_checkpoint(
-            m.checkpoint, encoder=m.encoder or None, metric_max_depth=m.metric_max_depth or None, device=device,
+            m.checkpoint, encoder=m.encoder or None, metric_max_depth=m.metric_max_depth or None, device=device.type,
+            device_fallback=why,
             input_size=m.input_size, fill_only=m.fill_only, min_depth=s.visible_depth.min_depth,
             max_depth=s.visible_depth.max_depth, backend=s.inference.backend, precision=s.inference.precision)
     except ModelLoadError as exc:

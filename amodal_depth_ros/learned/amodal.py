@@ -24,8 +24,8 @@ from ..core.types import AmodalInstance, OcclusionGraph, RGBDFrame, Segmentation
 from ..networks.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
 from ..networks.checkpoints import WEIGHTS_DIR, load_weights
 from ..networks.crops import CropBox, front_depth, object_inputs, reference_depth, with_nearest_fill
-from ..runtime.backends import Runner, make_runner
-from ..runtime.devices import select_device
+from ..runtime.backends import Runner, make_runner, reported
+from ..runtime.devices import inference_device
 
 MASK_GROW, DEPTH_GROW = 0.75, 0.15   # crop margins: the hidden extent is unknown to the mask net
 
@@ -101,8 +101,9 @@ class LearnedAmodalMask(LearnedStage):
     def __init__(self, settings: AmodalMaskSettings, inference: InferenceSettings) -> None:
         path = Path(settings.weights or WEIGHTS_DIR / "amodal_mask.pt")
         self.settings = settings
-        self.run = make_runner(load_weights(AmodalMaskNet(), path, "amodal mask"), "amodal_mask", path,
-                               inference.backend, select_device(inference.device), inference.precision)
+        device, why = inference_device(inference.device)
+        self.run = reported(make_runner(load_weights(AmodalMaskNet(), path, "amodal mask"), "amodal_mask", path,
+                                        inference.backend, device, inference.precision), why)
 
     def __call__(
         self, segmentation: Segmentation, occlusion: OcclusionGraph, depth: np.ndarray
@@ -138,8 +139,9 @@ class SpadeAmodalDepth(LearnedStage):
 
     def __init__(self, settings: AmodalDepthSettings, inference: InferenceSettings) -> None:
         path = Path(settings.weights or WEIGHTS_DIR / "amodal_depth.pt")
-        self.run = make_runner(load_weights(SpadeAmodalDepthNet(), path, "amodal depth"), "amodal_depth", path,
-                               inference.backend, select_device(inference.device), inference.precision)
+        device, why = inference_device(inference.device)
+        self.run = reported(make_runner(load_weights(SpadeAmodalDepthNet(), path, "amodal depth"), "amodal_depth",
+                                        path, inference.backend, device, inference.precision), why)
         self.settings = settings
 
     @property

@@ -9,7 +9,6 @@ per image shape on onnxruntime or TensorRT, prepared in the background while tor
 """
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 from typing import Protocol
@@ -30,8 +29,9 @@ from ..networks.depth_anything_v2 import (
     preprocess,
     to_image_size,
 )
-from ..runtime.backends import FunctionRunner, cache_dir, image_network_runner
-from ..runtime.export import export_onnx
+from ..runtime.backends import FunctionRunner, image_network_runner
+from ..runtime.cache import weights_digest
+from ..runtime.export import cached_export, cached_graph_path, export_onnx
 
 MIN_ALIGN_PIXELS = 64          # fewer valid depth readings than this cannot pin scale and shift down
 MIN_INVERSE_DEPTH = 1e-3       # aligned inverse depth below this (beyond 1 km, or negative) is unknown
@@ -84,7 +84,7 @@ class GraphDepthAnything:
         self.torch = TorchDepthAnything(model, input_size, precision)
         self.metric, self.input_size = self.torch.metric, input_size
         self.weights, self.config, self.max_depth = Path(weights), model.config, model.max_depth
-        self.digest = hashlib.sha256(self.weights.read_bytes()).hexdigest()[:16]
+        self.digest = weights_digest(self.weights)   # once: a checkpoint is up to 1.3 GB
         serving = FunctionRunner(self.torch.forward, self.torch.status)
         self.run = image_network_runner(serving, self._export, backend, torch.device(device), precision)
 
@@ -107,18 +107,16 @@ class GraphDepthAnything:
         """The cached graph of this checkpoint (hash), encoder, head (max depth scales the output) and shape."""
         encoder = next((name for name, config in ENCODERS.items() if config == self.config), "custom")
         head = "relative" if self.max_depth is None else f"metric{self.max_depth:g}"
-        return cache_dir() / "onnx" / f"depth_anything_v2-{encoder}-{head}-{self.digest}-{shape[0]}x{shape[1]}.onnx"
+        return cached_graph_path(f"depth_anything_v2-{encoder}-{head}", self.digest, f"{shape[0]}x{shape[1]}")
 
     def _export(self, shape: tuple[int, ...]) -> Path:
         """Runs in the background. The export traces a model loaded anew from the checkpoint: tracing hooks
         every module it runs, so it must not trace the model serving frames meanwhile, which may moreover be
         fp16 on the GPU while the cached graph is named after the fp32 weights file."""
-        path = self.onnx_path((shape[2], shape[3]))
-        if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
+        def write(path: Path) -> None:
             model = load_depth_anything_v2(self.weights, self.config, self.max_depth)
             export_onnx(model, (torch.zeros(shape),), path, ["image"], ["depth"])
-        return path
+        return cached_export(self.onnx_path((shape[2], shape[3])), write)
 
     def infer(self, rgb: np.ndarray) -> np.ndarray:
         x = preprocess(rgb, self.input_size).numpy()
@@ -145,8 +143,8 @@ class MonocularDepth:
     """
 
     def __init__(self, backend: DepthBackend, fill_only: bool = True, min_depth: float = 0.0,
-                 max_depth: float = math.inf):
-        self.backend, self.fill_only = backend, fill_only
+                 max_depth: float = math.inf, device_fallback: str = ""):
+        self.backend, self.fill_only, self.device_fallback = backend, fill_only, device_fallback
         self.min_depth, self.max_depth = min_depth, max_depth
 
     @property
@@ -162,23 +160,25 @@ class MonocularDepth:
     def from_checkpoint(cls, path: str | Path, encoder: str | EncoderConfig | None = None,
                         metric_max_depth: float | None = None, device: str = "cpu", input_size: int = 518,
                         fill_only: bool = True, min_depth: float = 0.0, max_depth: float = math.inf,
-                        backend: str = "torch", precision: str = "fp32") -> MonocularDepth:
+                        backend: str = "torch", precision: str = "fp32", device_fallback: str = "") -> MonocularDepth:
         """Depth Anything V2 ``.pth``; ``metric_max_depth`` (20 indoor, 80 outdoor) marks a metric checkpoint.
-        ``backend``: torch, onnxruntime or tensorrt (inference.backend); ``precision`` fp16 applies on CUDA only."""
+        ``backend``: torch, onnxruntime or tensorrt (inference.backend); ``precision`` fp16 applies on CUDA only.
+        ``device_fallback``: why ``device`` is not the configured one (reported as a fallback)."""
         model = load_depth_anything_v2(path, encoder, metric_max_depth, device)
         runner = (TorchDepthAnything(model, input_size, precision) if backend == "torch"
                   else GraphDepthAnything(model, path, backend, device, precision, input_size))
-        return cls(runner, fill_only, min_depth, max_depth)
+        return cls(runner, fill_only, min_depth, max_depth, device_fallback)
 
     @property
     def backend_status(self) -> str:
         """What runs the network now, reported by the pipeline as for the learned stages."""
-        return self.backend.status
+        return "; ".join(s for s in (self.backend.status, self.device_fallback) if s)
 
     @property
     def backend_error(self) -> str:
-        """Why inference.backend is not the one serving, for good ('' while it serves or is being prepared)."""
-        return self.backend.error
+        """Why inference.device or .backend is not the one serving, for good ('' while it serves or is being
+        prepared)."""
+        return "; ".join(s for s in (self.device_fallback, self.backend.error) if s)
 
     def infer(self, rgb: np.ndarray) -> np.ndarray:
         return self.backend.infer(rgb)

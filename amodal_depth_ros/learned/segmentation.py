@@ -12,7 +12,6 @@ network's occluder map travels with the segmentation to the occlusion stage.
 from __future__ import annotations
 
 import copy
-import hashlib
 from pathlib import Path
 
 import cv2
@@ -24,9 +23,10 @@ from ..core.segmentation import absorb_unlabelled, components, depth_edges, rela
 from ..core.types import RGBDFrame, Segmentation
 from ..networks.checkpoints import WEIGHTS_DIR, load_weights
 from ..networks.segmentation_net import INPUT_CHANNELS, OUTPUTS, SegmentationNet, network_size, segmentation_inputs
-from ..runtime.backends import cache_dir, image_network_runner, torch_image_runner
-from ..runtime.devices import select_device
-from ..runtime.export import INPUT_NAMES, OUTPUT_NAMES, export_onnx
+from ..runtime.backends import image_network_runner, reported, torch_image_runner
+from ..runtime.cache import weights_digest
+from ..runtime.devices import inference_device
+from ..runtime.export import INPUT_NAMES, OUTPUT_NAMES, cached_export, cached_graph_path, export_onnx
 from .amodal import LearnedStage
 
 BOUNDARY, STRUCTURE, OCCLUDER = (OUTPUTS.index(name) for name in ("boundary", "structure", "occluder"))
@@ -116,20 +116,15 @@ def decode(logits: np.ndarray, depth: np.ndarray, min_core: int, depth_jump: flo
 
 
 def onnx_path(weights: Path, height: int, width: int) -> Path:
-    """Where the export of ``weights`` for a ``height`` x ``width`` network input is cached (weights hash and
-    shape in the name)."""
-    digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:16]
-    return cache_dir() / "onnx" / f"segmentation-{digest}-{height}x{width}.onnx"
+    """Where the export of ``weights`` for a ``height`` x ``width`` network input is cached."""
+    return cached_graph_path("segmentation", weights_digest(weights), f"{height}x{width}")
 
 
 def cached_onnx(net: SegmentationNet, weights: Path, height: int, width: int) -> Path:
     """The cached static-shape ONNX export of ``net`` (loaded from ``weights``), exported on first use."""
-    path = onnx_path(weights, height, width)
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        export_onnx(net, (torch.zeros(1, INPUT_CHANNELS, height, width),), path, INPUT_NAMES["segmentation"],
-                    OUTPUT_NAMES["segmentation"])
-    return path
+    return cached_export(onnx_path(weights, height, width), lambda path: export_onnx(
+        net, (torch.zeros(1, INPUT_CHANNELS, height, width),), path, INPUT_NAMES["segmentation"],
+        OUTPUT_NAMES["segmentation"]))
 
 
 class LearnedSegmenter(LearnedStage):
@@ -143,10 +138,10 @@ class LearnedSegmenter(LearnedStage):
         net = load_weights(SegmentationNet(), path, "segmentation")
         self.settings = settings
         exported = copy.deepcopy(net)   # traced for export in the background: never the copy serving frames
-        run_device = select_device(inference.device)
-        self.run = image_network_runner(torch_image_runner(net, run_device, inference.precision),
-                                        lambda shape: cached_onnx(exported, path, shape[2], shape[3]),
-                                        inference.backend, run_device, inference.precision)
+        run_device, why = inference_device(inference.device)
+        self.run = reported(image_network_runner(torch_image_runner(net, run_device, inference.precision),
+                                                 lambda shape: cached_onnx(exported, path, shape[2], shape[3]),
+                                                 inference.backend, run_device, inference.precision), why)
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """For benchmarks and tests (frames never wait): True once the graph or engine of the last frame's

@@ -11,11 +11,9 @@ build, so the node serves with torch meanwhile and switches when the engine is r
 """
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -23,7 +21,16 @@ from torch.fx.experimental.optimization import fuse
 
 from ..networks.crops import CROP_SIZE
 from .batching import fixed_batch
-from .export import INPUT_NAMES, OUTPUT_NAMES, example_inputs, export_onnx, onnxruntime_session
+from .cache import cache_dir, weights_digest
+from .export import (
+    INPUT_NAMES,
+    OUTPUT_NAMES,
+    cached_export,
+    cached_graph_path,
+    example_inputs,
+    export_onnx,
+    onnxruntime_session,
+)
 from .switching import SwitchingRunner
 
 ONNX_BATCH = 8
@@ -51,12 +58,32 @@ class FunctionRunner:
         return self.run(*arrays)
 
 
-def cache_dir() -> Path:
-    """$AMODAL_DEPTH_CACHE, else $XDG_CACHE_HOME/amodal_depth_ros, else ~/.cache/amodal_depth_ros."""
-    explicit = os.environ.get("AMODAL_DEPTH_CACHE")
-    if explicit:
-        return Path(explicit)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "amodal_depth_ros"
+class ReportedRunner:
+    """``runner`` serving in place of what was configured (e.g. the CPU for an unusable CUDA): its calls and
+    status, with ``why`` added to the status and as the error, so the pipeline reports it as a fallback."""
+
+    def __init__(self, runner: Runner, why: str):
+        self.runner, self.why = runner, why
+
+    @property
+    def status(self) -> str:
+        return f"{self.runner.status}; {self.why}"
+
+    @property
+    def error(self) -> str:
+        return "; ".join(e for e in (self.why, self.runner.error) if e)
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        wait = getattr(self.runner, "wait_ready", None)
+        return True if wait is None else bool(wait(timeout))
+
+    def __call__(self, *arrays: np.ndarray) -> np.ndarray:
+        return self.runner(*arrays)
+
+
+def reported(runner: Runner, why: str) -> Runner:
+    """``runner``, reporting ``why`` as a fallback when it is not empty."""
+    return ReportedRunner(runner, why) if why else runner
 
 
 def _cuda_graph(net: torch.nn.Module, static_inputs: list[torch.Tensor]) -> Callable[..., np.ndarray]:
@@ -119,27 +146,41 @@ def torch_runner(net: torch.nn.Module, device: torch.device, kind: str, precisio
 
 
 def onnx_path(kind: str, weights: Path, batch: int = ONNX_BATCH) -> Path:
-    """Where the export of ``weights`` for ``batch`` crops is cached (weights hash, batch, crop size in the name)."""
-    digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:16]
-    return cache_dir() / "onnx" / f"{kind}-{digest}-b{batch}-s{CROP_SIZE}.onnx"
+    """Where the export of ``weights`` for ``batch`` crops is cached."""
+    return cached_graph_path(kind, weights_digest(weights), f"b{batch}-s{CROP_SIZE}")
 
 
 def cached_onnx(net: torch.nn.Module, kind: str, weights: Path, batch: int = ONNX_BATCH) -> Path:
     """The cached fixed-batch ONNX export of ``net`` (loaded from ``weights``), exported on first use."""
-    path = onnx_path(kind, weights, batch)
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        export_onnx(net.cpu(), example_inputs(kind, batch), path, INPUT_NAMES[kind], OUTPUT_NAMES[kind])
-    return path
+    return cached_export(onnx_path(kind, weights, batch), lambda path: export_onnx(
+        net.cpu(), example_inputs(kind, batch), path, INPUT_NAMES[kind], OUTPUT_NAMES[kind]))
 
 
 def onnxruntime_runner(path: Path, device: str = "cpu", precision: str = "fp32") -> Runner:
-    """onnxruntime on the exported graph; on CUDA its TensorRT / CUDA providers when installed."""
+    """onnxruntime on the exported graph; on CUDA its TensorRT / CUDA providers when installed. A CUDA request
+    that ends on the CPU provider (no onnxruntime-gpu, or its CUDA provider failed to start) says so in
+    ``error``, like any other fallback."""
+    import onnxruntime as ort
+
     session = onnxruntime_session(path, device, precision, engine_cache=cache_dir() / "ort_trt")
     names = [i.name for i in session.get_inputs()]
     batch = session.get_inputs()[0].shape[0]
-    run = fixed_batch(lambda *arrays: session.run(None, dict(zip(names, arrays, strict=False)))[0], batch)
-    return FunctionRunner(run, f"onnxruntime ({session.get_providers()[0]})")
+    run = fixed_batch(lambda *arrays: session.run(None, dict(zip(names, arrays, strict=True)))[0], batch)
+    provider, error = session.get_providers()[0], ""
+    if device == "cuda" and provider == "CPUExecutionProvider":
+        error = ("onnxruntime has no CUDA provider here (install onnxruntime-gpu in place of onnxruntime)"
+                 if "CUDAExecutionProvider" not in ort.get_available_providers()
+                 else "onnxruntime's CUDA provider did not start (see onnxruntime's log)")
+        return FunctionRunner(run, f"onnxruntime (CPUExecutionProvider: {error})", error)
+    return FunctionRunner(run, f"onnxruntime ({provider})")
+
+
+def onnxruntime_builds_engines(device: torch.device) -> bool:
+    """Whether an onnxruntime session on ``device`` uses the TensorRT provider, whose session creation builds
+    TensorRT engines (minutes): such sessions are prepared in the background."""
+    import onnxruntime as ort
+
+    return device.type == "cuda" and "TensorrtExecutionProvider" in ort.get_available_providers()
 
 
 def tensorrt_runner(net: torch.nn.Module, kind: str, weights: Path, device: torch.device, precision: str) -> Runner:
@@ -156,8 +197,15 @@ def tensorrt_runner(net: torch.nn.Module, kind: str, weights: Path, device: torc
     path = cached_onnx(net, kind, weights)   # before torch_runner, which may turn the net to fp16 on the GPU
 
     def build() -> Runner:
-        return tensorrt_engine.engine_runner(path, precision, tensorrt_engine.EngineCache(cache_dir() / "tensorrt"))
+        return tensorrt_engine.engine_runner(path, precision, engine_cache())
     return SwitchingRunner(torch_runner(net, device, kind, precision), build, "tensorrt engine")
+
+
+def engine_cache() -> Any:
+    """The TensorRT engine cache the node and ``amodal-depth engines`` share."""
+    from .engine_cache import EngineCache
+
+    return EngineCache(cache_dir() / "tensorrt")
 
 
 def torch_image_runner(net: torch.nn.Module, device: torch.device, precision: str = "fp32") -> Runner:
@@ -230,15 +278,20 @@ def image_network_runner(serving: Runner, export: Callable[[tuple[int, ...]], Pa
     reason = tensorrt_engine.tensorrt_unavailable() or ("" if device.type == "cuda" else "inference.device is 'cpu'")
     if reason:
         return FunctionRunner(serving, f"tensorrt unavailable ({reason}), serving {serving.status}", reason)
-    return ShapeRunners(serving, lambda shape: tensorrt_engine.engine_runner(
-        export(shape), precision, tensorrt_engine.EngineCache(cache_dir() / "tensorrt")), "tensorrt engine")
+    return ShapeRunners(serving, lambda shape: tensorrt_engine.engine_runner(export(shape), precision, engine_cache()),
+                        "tensorrt engine")
 
 
 def make_runner(net: torch.nn.Module, kind: str, weights: Path, backend: str, device: torch.device,
                 precision: str) -> Runner:
     """``net`` on ``backend``; ``precision`` (fp16 or fp32) applies on CUDA only: the CPU always runs fp32."""
     if backend == "onnxruntime":
-        return onnxruntime_runner(cached_onnx(net, kind, weights), device.type, precision)
+        path = cached_onnx(net, kind, weights)   # before torch_runner, which may turn the net to fp16 on the GPU
+        if onnxruntime_builds_engines(device):
+            return SwitchingRunner(torch_runner(net, device, kind, precision),
+                                   lambda: onnxruntime_runner(path, device.type, precision),
+                                   "onnxruntime TensorRT session")
+        return onnxruntime_runner(path, device.type, precision)
     if backend == "tensorrt":
         return tensorrt_runner(net, kind, weights, device, precision)
     return torch_runner(net, device, kind, precision)

@@ -6,7 +6,8 @@ a common set. Parity with torch is measured under onnxruntime on the CPU.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ from ..networks.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
 from ..networks.crops import CROP_SIZE, DEPTH_CHANNELS, INPUT_CHANNELS
 from ..networks.segmentation_net import INPUT_CHANNELS as SEGMENTATION_CHANNELS
 from ..networks.segmentation_net import SegmentationNet
+from .cache import atomic_write, cache_dir, code_tag, file_lock, remove_temps, temp_path
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession  # optional at run time: imported where a session is made
@@ -53,15 +55,51 @@ OUTPUT_NAMES = {"amodal_mask": ["logits"], "amodal_depth": ["log_ratio"], "segme
 
 def export_onnx(model: torch.nn.Module, inputs: Sequence[torch.Tensor], path: Path, input_names: list[str],
                 output_names: list[str], opset: int = OPSET) -> Path:
-    """Trace ``model`` on ``inputs`` into ``path`` with static shapes (written atomically)."""
+    """Trace ``model`` on ``inputs`` into ``path`` with static shapes (written atomically, through a temporary
+    file of its own: concurrent exports never share one)."""
     path = Path(path)
-    tmp = path.with_suffix(".tmp.onnx")
+    tmp = temp_path(path)
     model = model.eval()
-    with torch.no_grad():
-        torch.onnx.export(model, tuple(inputs), str(tmp), input_names=input_names, output_names=output_names,
-                          opset_version=opset, dynamo=False)
-    tmp.replace(path)
+    try:
+        with torch.no_grad():
+            torch.onnx.export(model, tuple(inputs), str(tmp), input_names=input_names, output_names=output_names,
+                              opset_version=opset, dynamo=False)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def cached_graph_path(name: str, weights_digest: str, shape: str) -> Path:
+    """Where a network's exported graph is cached: named after the network, its weights' digest, the static
+    shape and ``code_tag()`` (package, network code, torch and opset: an upgrade never serves an old graph)."""
+    return cache_dir() / "onnx" / f"{name}-{weights_digest}-{shape}-{code_tag()}.onnx"
+
+
+def cached_export(path: Path, write: Callable[[Path], object]) -> Path:
+    """``path``, written first by ``write(path)`` (atomically) if it is not there yet. One writer per file
+    across processes: the others wait for it and then find the file."""
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(path.parent / f".{path.name}.lock", f"exporting {path.name}"):
+        remove_temps(path.parent, path.name)
+        if not path.is_file():
+            write(path)
+    return path
+
+
+def fp16_graph(path: Path) -> Path:
+    """The cached fp16 version of the fp32 graph ``path`` (``fp16.to_fp16``: normalisation, softmax and
+    reductions stay fp32), for builders that take precision from the graph (strongly typed TensorRT)."""
+    import onnx
+
+    from .fp16 import to_fp16
+
+    def write(out: Path) -> None:
+        atomic_write(out, to_fp16(onnx.load(str(path))).SerializeToString())
+    return cached_export(path.with_suffix(".fp16.onnx"), write)
 
 
 def check_onnx(path: Path) -> dict:

@@ -2,7 +2,9 @@
 
 Building a TensorRT engine can take minutes; blocking the node's startup on it was the most common
 complaint. A SwitchingRunner answers every call at once with the serving runner and hands over to
-the built one when it is ready; a failed build leaves the serving runner in place and says why.
+the built one when it is ready; a failed build leaves the serving runner in place and says why. So
+does a built runner that fails at run time (a TensorRT enqueue that reports failure, a CUDA error): the
+call that failed is answered by the serving runner, which serves from then on.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ log = logging.getLogger(__name__)
 class SwitchingRunner:
     def __init__(self, serving: Any, build: Callable[[], Any], what: str):
         """``serving`` and the result of ``build`` are runners: callables on numpy arrays with a ``status``."""
-        self._serving = serving
+        self._serving, self._what = serving, what
         self._fast: Any = None
         self.status = f"building {what}, serving {serving.status}"
         self.error = ""                    # why the build failed; the serving runner then stays for good
@@ -41,4 +43,13 @@ class SwitchingRunner:
 
     def __call__(self, *arrays: np.ndarray) -> np.ndarray:
         fast = self._fast
-        return (self._serving if fast is None else fast)(*arrays)
+        if fast is None:
+            return self._serving(*arrays)
+        try:
+            return fast(*arrays)
+        except (RuntimeError, OSError) as exc:   # what TensorRT, CUDA and onnxruntime raise on a failed run
+            self._fast = None
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.status = f"{self._what} failed at run time, serving {self._serving.status}: {self.error}"
+            log.error(self.status)
+            return self._serving(*arrays)

@@ -1,20 +1,25 @@
-"""TensorRT 10 engines of the exported ONNX graphs: build, cache on disk, run.
+"""TensorRT engines of the exported ONNX graphs: build them on TensorRT 10 or 11, cache them, run them.
 
-An engine only fits the ONNX graph, TensorRT version, GPU model (compute capability), precision and
-shapes it was built for, so the cache key covers all of them; a file that does not match its key
-or its checksum is deleted and rebuilt. Writes are atomic (temporary file, then rename), so a build
-killed half-way never leaves an engine that looks valid. ``tensorrt`` is imported inside the
-functions that need it: the key and the cache work (and are tested) without it.
+Two API generations build fp16 engines differently. Up to 10.11 the network is weakly typed: the FP16
+builder flag lets TensorRT choose fp16, and normalisation, softmax and reduction layers (and the POW /
+SQRT of decomposed LayerNorms) are pinned to fp32 under OBEY_PRECISION_CONSTRAINTS. From 10.12 (where
+weak typing is deprecated) and on 11.x (where it is gone: no FP16 flag, no layer precision) the network
+is strongly typed and the precision is the graph's: the fp16 export of ``export.fp16_graph``, whose
+normalisation, softmax and reductions stay fp32. fp32 engines run without TF32, as torch's matmuls do.
+
+Each runner enqueues on a CUDA stream of its own: on the legacy default stream TensorRT adds
+device-wide synchronisation, which also stalls an engine build in another thread and breaks a CUDA
+graph capture there. Tensors are bound by name, and every TensorRT call that reports failure is
+checked, so a failed enqueue raises (the caller falls back) instead of returning stale output.
+``tensorrt`` is imported inside the functions that need it.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
-import hashlib
-import json
 import logging
-import os
-import tempfile
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +27,22 @@ import numpy as np
 import torch
 
 from .batching import fixed_batch
+from .devices import cuda_unusable
+from .engine_cache import EngineCache, engine_key, graph_io
 
 log = logging.getLogger(__name__)
-# Kept in FP32 under an FP16 build: their sums, exponentials and variances overflow or lose precision in FP16.
+SUPPORTED = ((10, 0), (12, 0))       # TensorRT versions from 10.0 up to, not including, 12.0
+STRONG_TYPING_FROM = (10, 12)        # weak typing is deprecated from 10.12 and removed in 11.0
+# Kept in FP32 by weakly typed fp16 builds: their sums, exponentials and variances overflow or lose precision in FP16.
 FP32_LAYER_TYPES = ("NORMALIZATION", "SOFTMAX", "REDUCE")
-_BUILD_LOCK = threading.Lock()   # one build at a time: two at once only compete for the GPU
+WORKSPACE_GB = 2.0
+_BUILD_LOCK = threading.Lock()       # one build at a time in a process: two at once only compete for the GPU
+
+
+def version(text: str) -> tuple[int, int]:
+    """'10.3.0.26' -> (10, 3)."""
+    major, minor = (text.split(".") + ["0"])[:2]
+    return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
 
 
 def tensorrt_unavailable() -> str:
@@ -35,112 +51,61 @@ def tensorrt_unavailable() -> str:
         import tensorrt as trt
     except (ImportError, OSError) as exc:   # OSError: the Python package without its shared libraries
         return str(exc)
-    if int(trt.__version__.split(".")[0]) < 10:
-        return f"tensorrt {trt.__version__} is older than 10"
-    return "" if torch.cuda.is_available() else "torch sees no CUDA device"
+    found = version(trt.__version__)
+    if found < SUPPORTED[0]:
+        return f"tensorrt {trt.__version__} is older than 10.0"
+    if found >= SUPPORTED[1]:
+        return f"tensorrt {trt.__version__} is newer than this package supports (10.x and 11.x)"
+    return cuda_unusable()
 
 
-def engine_key(onnx_path: Path, precision: str, trt_version: str, gpu_name: str,
-               compute_capability: tuple[int, int]) -> dict[str, Any]:
-    """Everything an engine depends on: the graph (hash and IO shapes), precision, TensorRT version and GPU."""
-    import onnx
-
-    def shapes(values: Any) -> dict[str, list[int]]:
-        return {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in values}
-
-    data = Path(onnx_path).read_bytes()
-    graph = onnx.load_from_string(data).graph
-    return {"onnx_sha256": hashlib.sha256(data).hexdigest(), "inputs": shapes(graph.input),
-            "outputs": shapes(graph.output), "precision": precision, "tensorrt": trt_version, "gpu": gpu_name,
-            "compute_capability": "{}.{}".format(*compute_capability)}
+def typing_mode(trt_version: str) -> str:
+    """'strong' (precision from the graph) from 10.12 on, 'weak' (builder flags, pinned layers) before."""
+    return "strong" if version(trt_version) >= STRONG_TYPING_FROM else "weak"
 
 
-def key_digest(key: dict[str, Any]) -> str:
-    """Short hex digest of ``key``: the engine's file name."""
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+def build_policy(trt_version: str, precision: str) -> dict[str, Any]:
+    """How an engine is built, part of its key: typing mode, what stays fp32 in fp16, workspace, TF32."""
+    from .fp16 import FP32_OPS
+
+    mode = typing_mode(trt_version)
+    kept = ([] if precision != "fp16" else sorted(FP32_OPS) if mode == "strong"
+            else [*FP32_LAYER_TYPES, "UNARY:SQRT", "ELEMENTWISE:POW"])
+    return {"typing": mode, "fp32_in_fp16": kept, "workspace_gb": WORKSPACE_GB, "tf32": False}
+
+
+def gpu_identity() -> dict[str, Any]:
+    """The GPU an engine is built for. Plans are not portable across GPU models, and every Jetson Orin
+    module is named 'Orin' with compute capability 8.7: memory and SM count tell them apart."""
+    props = torch.cuda.get_device_properties(torch.cuda.current_device())
+    return {"gpu": props.name, "compute_capability": f"{props.major}.{props.minor}",
+            "gpu_memory_mb": props.total_memory >> 20, "gpu_sms": props.multi_processor_count}
+
+
+def build_inputs(onnx_path: Path, precision: str) -> tuple[Path, dict[str, Any]]:
+    """The graph TensorRT builds from (the fp16 graph for a strongly typed fp16 build) and its key."""
+    import tensorrt as trt
+
+    from .export import fp16_graph
+
+    policy = build_policy(trt.__version__, precision)
+    graph = fp16_graph(onnx_path) if policy["typing"] == "strong" and precision == "fp16" else Path(onnx_path)
+    return graph, engine_key(graph, precision, trt.__version__, gpu_identity(), policy)
 
 
 def current_key(onnx_path: Path, precision: str) -> dict[str, Any]:
-    """The key of ``onnx_path`` on this machine's TensorRT and first CUDA GPU."""
-    import tensorrt as trt
-
-    return engine_key(onnx_path, precision, trt.__version__, torch.cuda.get_device_name(),
-                      torch.cuda.get_device_capability())
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-class EngineCache:
-    """``<digest>.engine`` plus ``<digest>.json`` (the full key, the engine's size and sha256) in ``directory``."""
-
-    def __init__(self, directory: Path):
-        self.directory = Path(directory)
-        self.reason = ""   # why the last ``load`` returned None
-
-    def paths(self, key: dict[str, Any]) -> tuple[Path, Path]:
-        stem = self.directory / key_digest(key)
-        return stem.with_suffix(".engine"), stem.with_suffix(".json")
-
-    def inspect(self, key: dict[str, Any]) -> tuple[bytes | None, str]:
-        """The cached engine and 'cached', or None and why there is no usable one; changes nothing."""
-        engine_path, meta_path = self.paths(key)
-        if not engine_path.is_file():
-            return None, "no cached engine"
-        try:
-            meta = json.loads(meta_path.read_text())
-            stored, size, digest = meta["key"], meta["size"], meta["sha256"]
-        except (OSError, ValueError, KeyError, TypeError):
-            return None, "the cached engine's metadata is missing or unreadable"
-        if stored != key:
-            changed = [k for k in key if not isinstance(stored, dict) or stored.get(k) != key[k]]
-            return None, f"the cached engine was built for another {', '.join(changed) or 'key'}"
-        engine = engine_path.read_bytes()
-        if len(engine) != size:
-            return None, f"the cached engine is truncated ({len(engine)} of {size} bytes)"
-        if hashlib.sha256(engine).hexdigest() != digest:
-            return None, "the cached engine's checksum does not match (corrupt file)"
-        return engine, "cached"
-
-    def load(self, key: dict[str, Any]) -> bytes | None:
-        """The cached engine, or None (a bad one is deleted; ``reason`` says why there was none)."""
-        engine, why = self.inspect(key)
-        self.reason = "" if engine is not None else why
-        if engine is None:
-            for path in self.paths(key):
-                if path.exists():
-                    log.warning("deleting %s: %s", path, why)
-                    path.unlink(missing_ok=True)
-        return engine
-
-    def store(self, key: dict[str, Any], engine: bytes) -> Path:
-        """Write the engine, then its metadata: a readable json always names a complete engine."""
-        engine_path, meta_path = self.paths(key)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        _atomic_write(engine_path, engine)
-        meta = {"key": key, "size": len(engine), "sha256": hashlib.sha256(engine).hexdigest()}
-        _atomic_write(meta_path, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
-        return engine_path
+    """The key of the engine of ``onnx_path`` on this machine's TensorRT and GPU."""
+    return build_inputs(onnx_path, precision)[1]
 
 
 @functools.cache
-def _logger() -> Any:
-    import tensorrt as trt
+def _logger(trt: Any) -> Any:
     return trt.Logger(trt.Logger.WARNING)
 
 
 def _keep_fp32(trt: Any, network: Any) -> int:
-    """Pin FP32_LAYER_TYPES, and the POW / SQRT of LayerNorms the exporter decomposed, to FP32; returns how many."""
+    """Weak typing: pin FP32_LAYER_TYPES, and the POW / SQRT of LayerNorms the exporter decomposed, to FP32;
+    returns how many."""
     pinned_types = {getattr(trt.LayerType, name) for name in FP32_LAYER_TYPES}
     kept = 0
     for i in range(network.num_layers):
@@ -161,85 +126,129 @@ def _keep_fp32(trt: Any, network: Any) -> int:
     return kept
 
 
-def build_engine(onnx_path: Path, precision: str = "fp16", workspace_gb: float = 2.0) -> bytes:
-    """Serialized engine of ``onnx_path`` (static shapes); fp16 keeps FP32_LAYER_TYPES in FP32."""
+def build_engine(graph: Path, precision: str = "fp16", workspace_gb: float = WORKSPACE_GB) -> bytes:
+    """Serialized engine of ``graph`` (static shapes) in ``precision``, typed as ``typing_mode`` says."""
     import tensorrt as trt
 
-    builder = trt.Builder(_logger())
-    network = builder.create_network(0)   # TensorRT 10: explicit batch is the only mode
-    parser = trt.OnnxParser(network, _logger())
-    if not parser.parse_from_file(str(onnx_path)):
+    mode = typing_mode(trt.__version__)
+    builder = trt.Builder(_logger(trt))
+    flags = 0   # TensorRT 11: every network is strongly typed (the flag is deprecated and ignored)
+    if mode == "strong" and version(trt.__version__) < (11, 0):
+        flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, _logger(trt))
+    if not parser.parse_from_file(str(graph)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise RuntimeError(f"TensorRT cannot parse {onnx_path}: {errors}")
+        raise RuntimeError(f"TensorRT cannot parse {graph}: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
-    if precision == "fp16":
+    config.clear_flag(trt.BuilderFlag.TF32)   # on by default; fp32 means fp32 here, as in torch's matmuls
+    if precision == "fp16" and mode == "weak":
         config.set_flag(trt.BuilderFlag.FP16)
         config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
-        log.info("%s: %d layers kept in FP32", onnx_path, _keep_fp32(trt, network))
+        log.info("%s: %d layers kept in FP32", graph, _keep_fp32(trt, network))
     engine = builder.build_serialized_network(network, config)
     if engine is None:
-        raise RuntimeError(f"TensorRT could not build an engine from {onnx_path} (see its log above)")
+        raise RuntimeError(f"TensorRT could not build an engine from {graph} (see its log above)")
     return bytes(engine)
 
 
 def ensure_engine(onnx_path: Path, precision: str, cache: EngineCache) -> tuple[bytes, str]:
-    """The engine of ``onnx_path`` for this machine, and 'cached' or 'built (<why no cached one>)'."""
-    key = current_key(onnx_path, precision)
-    with _BUILD_LOCK:
+    """The engine of ``onnx_path`` for this machine, and 'cached' or 'built (<why no cached one>)'. Holds the
+    key's lock throughout: another process building the same engine is waited for, not duplicated."""
+    graph, key = build_inputs(onnx_path, precision)
+    with cache.lock(key):
         engine = cache.load(key)
         if engine is not None:
             return engine, "cached"
         why = cache.reason
-        log.warning("building the TensorRT engine of %s (%s): minutes, not seconds", onnx_path, why)
-        engine = build_engine(onnx_path, precision)
+        log.warning("building the TensorRT engine of %s (%s): minutes, not seconds", graph, why)
+        with _BUILD_LOCK:
+            engine = build_engine(graph, precision)
         cache.store(key, engine)
     return engine, f"built ({why})"
 
 
-def engine_runner(onnx_path: Path, precision: str, cache: EngineCache) -> TensorRTRunner:
-    """A runner on the engine of ``onnx_path``. A cached engine that passes its checksum but that TensorRT
-    still refuses (a driver or plugin change the key cannot see) is deleted and rebuilt once."""
+def engine_runner(onnx_path: Path, precision: str, cache: EngineCache, device: torch.device | None = None,
+                  stream: Any = None) -> TensorRTRunner:
+    """A runner on the engine of ``onnx_path``, its tensors bound by the graph's names (``device`` and
+    ``stream`` as for TensorRTRunner). A cached engine that passes its checksum but that TensorRT still
+    refuses (a driver or plugin change the key cannot see, no memory for an execution context) is deleted
+    and rebuilt once."""
+    graph, key = build_inputs(onnx_path, precision)
+    inputs, outputs = graph_io(graph)
+
+    def runner(engine: bytes) -> TensorRTRunner:
+        return TensorRTRunner(engine, list(inputs), next(iter(outputs)), precision, device, stream)
     engine, how = ensure_engine(onnx_path, precision, cache)
     try:
-        return TensorRTRunner(engine, precision)
+        return runner(engine)
     except RuntimeError as exc:
         if how != "cached":
             raise
         log.warning("the cached engine of %s does not load (%s): rebuilding it", onnx_path, exc)
-        for path in cache.paths(current_key(onnx_path, precision)):
-            path.unlink(missing_ok=True)
-        return TensorRTRunner(ensure_engine(onnx_path, precision, cache)[0], precision)
+        with cache.lock(key):
+            cache.remove(key)
+        return runner(ensure_engine(onnx_path, precision, cache)[0])
 
 
 class TensorRTRunner:
-    """An engine with its inputs and output in fixed torch CUDA tensors; calls take any number of crops."""
+    """An engine with its inputs and output in fixed torch tensors, enqueued on its own stream; calls take
+    any number of crops. ``inputs`` are the graph's input names in call order, ``output`` its output.
+    ``device`` (default CUDA) and ``stream`` (default a new CUDA stream: anything with ``cuda_stream``, the
+    handle passed to TensorRT) let the tests run a TensorRT stand-in on CPU tensors."""
 
-    def __init__(self, engine_bytes: bytes, precision: str = "fp16"):
+    def __init__(self, engine_bytes: bytes, inputs: Sequence[str], output: str, precision: str = "fp16",
+                 device: torch.device | None = None, stream: Any = None):
         import tensorrt as trt
 
-        self._runtime = trt.Runtime(_logger())   # must outlive the engine
+        self.device = device or torch.device("cuda")
+        # One stream per runner, never the legacy default stream (see the module docstring).
+        self.stream = stream if stream is not None else torch.cuda.Stream(self.device)
+        self._runtime = trt.Runtime(_logger(trt))   # must outlive the engine
         self.engine = self._runtime.deserialize_cuda_engine(engine_bytes)
         if self.engine is None:
             raise RuntimeError("TensorRT cannot deserialize the engine")
         self.context = self.engine.create_execution_context()
-        dtypes = {trt.float32: torch.float32, trt.float16: torch.float16, trt.int32: torch.int32}
+        if self.context is None:
+            raise RuntimeError("TensorRT cannot create an execution context for the engine (out of GPU memory?)")
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        self.buffers = {n: torch.empty(tuple(self.engine.get_tensor_shape(n)), device="cuda",
-                                       dtype=dtypes[self.engine.get_tensor_dtype(n)]) for n in names}
-        for name, tensor in self.buffers.items():
-            self.context.set_tensor_address(name, tensor.data_ptr())
-        self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        self.output = next(n for n in names if n not in self.inputs)
+        modes = {n: self.engine.get_tensor_mode(n) for n in names}
+        wanted = {**dict.fromkeys(inputs, trt.TensorIOMode.INPUT), output: trt.TensorIOMode.OUTPUT}
+        unbound = [n for n in names if modes[n] == trt.TensorIOMode.INPUT and n not in wanted]
+        wrong = [n for n, mode in wanted.items() if modes.get(n) != mode]
+        if wrong or unbound:
+            raise RuntimeError(f"the engine's tensors {dict((n, str(modes[n])) for n in names)} do not match the "
+                               f"graph's inputs {list(inputs)} and output {output!r}")
+        dtypes = {trt.float32: torch.float32, trt.float16: torch.float16, trt.int32: torch.int32}
+        self.inputs, self.output = list(inputs), output
+        self.buffers: dict[str, torch.Tensor] = {}
+        with self._on_stream():
+            for name in wanted:
+                dtype = self.engine.get_tensor_dtype(name)
+                if dtype not in dtypes:
+                    raise RuntimeError(f"the engine's tensor {name!r} has the unsupported type {dtype}")
+                shape = tuple(self.engine.get_tensor_shape(name))
+                self.buffers[name] = torch.empty(shape, device=self.device, dtype=dtypes[dtype])
+                if not self.context.set_tensor_address(name, self.buffers[name].data_ptr()):
+                    raise RuntimeError(f"TensorRT refused the address of tensor {name!r}")
         batch = self.buffers[self.inputs[0]].shape[0]
         self._call = fixed_batch(self._run, batch)
         self.status, self.error = f"tensorrt ({precision}, batch {batch})", ""
 
+    def _on_stream(self) -> contextlib.AbstractContextManager[Any]:
+        return torch.cuda.stream(self.stream) if self.device.type == "cuda" else contextlib.nullcontext()
+
     def _run(self, *arrays: np.ndarray) -> np.ndarray:
-        for name, array in zip(self.inputs, arrays, strict=False):
-            self.buffers[name].copy_(torch.from_numpy(array))
-        self.context.execute_async_v3(torch.cuda.current_stream().cuda_stream)
-        return self.buffers[self.output].float().cpu().numpy()
+        if len(arrays) != len(self.inputs):
+            raise ValueError(f"the engine takes {len(self.inputs)} inputs {self.inputs}, got {len(arrays)}")
+        with self._on_stream():
+            for name, array in zip(self.inputs, arrays, strict=True):
+                self.buffers[name].copy_(torch.from_numpy(array))
+            if not self.context.execute_async_v3(self.stream.cuda_stream):
+                raise RuntimeError("TensorRT could not enqueue the engine (see its log above)")
+            # A copy (the buffer is overwritten by the next call), made on this stream; waits for it only.
+            return self.buffers[self.output].to("cpu", torch.float32, copy=True).numpy()
 
     def __call__(self, *arrays: np.ndarray) -> np.ndarray:
         return self._call(*arrays)

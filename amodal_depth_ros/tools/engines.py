@@ -5,7 +5,8 @@ for this GPU, TensorRT version, precision and batch (the amodal networks) or inp
 segmentation network, for the camera resolutions given) into the cache the node reads
 (~/.cache/amodal_depth_ros/tensorrt, or $AMODAL_DEPTH_CACHE/tensorrt); a cached engine that is
 corrupt or was built for something else is rebuilt. --check only reports what is cached. Needs
-tensorrt (10.x) and a CUDA GPU: exit code 2 without them.
+tensorrt (10.x or 11.x) and a usable CUDA GPU: exit code 2 without them. Another process building the same
+engine is waited for (one file lock per engine), not duplicated.
 """
 from __future__ import annotations
 
@@ -53,9 +54,9 @@ def run(args: argparse.Namespace) -> int:
     from ..learned import segmentation as learned_segmentation
     from ..networks import WEIGHTS_DIR, AmodalMaskNet, SpadeAmodalDepthNet, load_weights
     from ..networks.segmentation_net import SegmentationNet, network_size
-    from ..runtime.backends import cache_dir, cached_onnx, onnx_path
+    from ..runtime.backends import cached_onnx, engine_cache, onnx_path
 
-    cache = te.EngineCache(cache_dir() / "tensorrt")
+    cache = engine_cache()
     graphs: list[tuple[str, Path, Callable[[], Path]]] = []   # (name, cached ONNX path, export function)
     try:
         for kind, net, weights in (
@@ -87,5 +88,5 @@ def run(args: argparse.Namespace) -> int:
             path = export()
             _, why = te.ensure_engine(path, args.precision, cache)
             key = te.current_key(path, args.precision)
-        print(f"{name}: {cache.paths(key)[0]}: {why} (from {path})")
+        print(f"{name}: {cache.engine_path(key) or cache.record_path(key)}: {why} (from {path})")
     return 1 if missing else 0
