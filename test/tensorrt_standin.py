@@ -73,7 +73,7 @@ def make(version: str = "10.3.0", build_seconds: float = 0.0) -> types.ModuleTyp
     trt = types.ModuleType("tensorrt")
     trt.__version__ = version
     trt.state = types.SimpleNamespace(builds=[], enqueued=[], fail_enqueue=False, refuse_address=False,
-                                      no_context=False, build_seconds=build_seconds)
+                                      no_context=False, fail_build=False, build_seconds=build_seconds)
     flag_values = {"EXPLICIT_BATCH": 0, "STRONGLY_TYPED": 1} if major < 11 else {"STRONGLY_TYPED": 0}
     for name, members in api["enums"].items():
         setattr(trt, name, make_enum(name, members, flag_values if name == "NetworkDefinitionCreationFlag" else None))
@@ -225,7 +225,7 @@ def make(version: str = "10.3.0", build_seconds: float = 0.0) -> types.ModuleTyp
             strong = network._strongly_typed()
             pinned = sum(layer._precision is not None for layer in network._layers)
             fp16 = "FP16" in api["enums"]["BuilderFlag"] and config.get_flag(trt.BuilderFlag.FP16)
-            if strong and (fp16 or pinned):   # "Setting layer precision ... is not allowed" in strongly typed networks
+            if trt.state.fail_build or (strong and (fp16 or pinned)):   # strongly typed: no FP16 flag, no precision
                 return None
             trt.state.builds.append({"strong": strong, "fp16_flag": fp16, "pinned": pinned,
                                      "tf32": config.get_flag(trt.BuilderFlag.TF32)})

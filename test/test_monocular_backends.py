@@ -11,6 +11,7 @@ from amodal_depth_ros.learned.monocular import GraphDepthAnything, MonocularDept
 from amodal_depth_ros.networks import ENCODERS, DepthAnythingV2, EncoderConfig  # noqa: E402
 from amodal_depth_ros.pipeline import AmodalDepthPipeline  # noqa: E402
 from amodal_depth_ros.runtime import tensorrt_engine as te  # noqa: E402
+from amodal_depth_ros.runtime.export import code_tag  # noqa: E402
 
 TINY = EncoderConfig(embed_dim=48, depth=4, heads=2, layers=(0, 1, 2, 3), features=16, out_channels=(8, 16, 32, 48))
 INPUT_SIZE = 140                      # the smallest allowed: small graphs, fast exports
@@ -57,7 +58,7 @@ def test_onnxruntime_takes_over_from_torch_per_image_shape(tmp_path, cache, max_
     graph = backend.onnx_path((140, 182))
     assert graph.parent == cache / "onnx" and graph.is_file()
     head = "relative" if max_depth is None else "metric20"
-    assert graph.name == f"depth_anything_v2-custom-{head}-{backend.digest}-140x182.onnx"
+    assert graph.name == f"depth_anything_v2-custom-{head}-{backend.digest}-140x182-{code_tag()}.onnx"
     for seed in (0, 1):
         rgb = image(96, 128, seed)
         expected = reference.infer(rgb)
@@ -67,7 +68,7 @@ def test_onnxruntime_takes_over_from_torch_per_image_shape(tmp_path, cache, max_
     other = image(128, 96)
     np.testing.assert_array_equal(stage.infer(other), reference.infer(other))
     assert backend.wait_ready(120) and stage.backend_status == "onnxruntime (CPUExecutionProvider)"
-    assert sorted(p.name.rsplit("-", 1)[1] for p in (cache / "onnx").glob("*.onnx")) == ["140x182.onnx", "182x140.onnx"]
+    assert sorted(p.name.rsplit("-", 2)[1] for p in (cache / "onnx").glob("*.onnx")) == ["140x182", "182x140"]
     np.testing.assert_allclose(stage.infer(other), reference.infer(other), rtol=0, atol=1e-4)
 
 

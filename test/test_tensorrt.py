@@ -3,17 +3,21 @@ torch when TensorRT cannot run (visibly), the engines command, onnxruntime's GPU
 fp16 and CUDA graphs are tested where tensorrt imports and CUDA is present; elsewhere those tests skip."""
 import hashlib
 import json
+import shutil
 import threading
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 import torch
 
-from amodal_depth_ros.networks import CROP_SIZE, AmodalMaskNet, SpadeAmodalDepthNet, load_weights
+from amodal_depth_ros.networks import CROP_SIZE, WEIGHTS_DIR, AmodalMaskNet, SpadeAmodalDepthNet, load_weights
 from amodal_depth_ros.pipeline import AmodalDepthPipeline
-from amodal_depth_ros.runtime import SwitchingRunner
+from amodal_depth_ros.runtime import SwitchingRunner, engine_cache
+from amodal_depth_ros.runtime import cache as cache_module
 from amodal_depth_ros.runtime import tensorrt_engine as te
 from amodal_depth_ros.runtime.backends import FunctionRunner, cached_onnx, make_runner, onnxruntime_runner, torch_runner
+from amodal_depth_ros.runtime.devices import cuda_unusable
 from amodal_depth_ros.runtime.export import INPUT_NAMES, example_inputs
 from amodal_depth_ros.synthetic import generate
 from amodal_depth_ros.tools import cli
@@ -40,11 +44,11 @@ def cache(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    """Weight files of untrained networks (the backends must agree whatever the weights)."""
+    """Copies of the shipped, trained weights: an untrained SPADE head outputs only its fill, on which every
+    backend agrees whatever it does."""
     folder = tmp_path_factory.mktemp("weights")
-    torch.manual_seed(0)
-    for kind, cls in NETS.items():
-        torch.save({"model": cls().state_dict()}, folder / f"{kind}.pt")
+    for kind in NETS:
+        shutil.copy(WEIGHTS_DIR / f"{kind}.pt", folder / f"{kind}.pt")
     return {kind: folder / f"{kind}.pt" for kind in NETS}
 
 
@@ -63,12 +67,16 @@ def inputs(kind: str, n: int) -> tuple[np.ndarray, ...]:
     return tuple(t.numpy() for t in example_inputs(kind, n))
 
 
+GPU = {"gpu": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0", "gpu_memory_mb": 81079, "gpu_sms": 132}
+BUILD = {"typing": "weak", "fp32_in_fp16": ["NORMALIZATION"], "workspace_gb": 2.0, "tf32": False}
+
+
 def key(path, **changes):
-    return dict(te.engine_key(path, "fp16", "10.3.0", "NVIDIA H100 80GB HBM3", (9, 0)), **changes)
+    return dict(engine_cache.engine_key(path, "fp16", "10.3.0", GPU, BUILD), **changes)
 
 
 # --- engine key and cache files: no tensorrt needed -------------------------------------------------
-def test_engine_key_covers_graph_shapes_precision_tensorrt_and_gpu(net, weights):
+def test_engine_key_covers_graph_shapes_precision_tensorrt_gpu_build_and_code(net, weights):
     path = cached_onnx(net("amodal_depth"), "amodal_depth", weights["amodal_depth"], batch=2)
     k = key(path)
     assert k["onnx_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
@@ -76,51 +84,69 @@ def test_engine_key_covers_graph_shapes_precision_tensorrt_and_gpu(net, weights)
         name: list(t.shape)
         for name, t in zip(INPUT_NAMES["amodal_depth"], example_inputs("amodal_depth", 2), strict=False)
     }
-    assert k["inputs"] == shapes
+    assert k["inputs"] == shapes and list(k["inputs"]) == INPUT_NAMES["amodal_depth"]   # the graph's order
     assert k["outputs"] == {"log_ratio": [2, CROP_SIZE, CROP_SIZE]}
     assert (k["precision"], k["tensorrt"], k["compute_capability"]) == ("fp16", "10.3.0", "9.0")
-    digest = te.key_digest(k)
-    assert digest == te.key_digest(json.loads(json.dumps(k))) and len(digest) == 20
-    for change in ({"precision": "fp32"}, {"tensorrt": "10.4.0"}, {"gpu": "NVIDIA L4"}, {"compute_capability": "8.9"}):
-        assert te.key_digest(dict(k, **change)) != digest
+    assert k["build"] == BUILD and set(k["code"]) == {"package", "code", "torch", "opset"}
+    digest = engine_cache.key_digest(k)
+    assert digest == engine_cache.key_digest(json.loads(json.dumps(k))) and len(digest) == 20
+    for change in ({"precision": "fp32"}, {"tensorrt": "10.4.0"}, {"gpu": "NVIDIA L4"}, {"compute_capability": "8.9"},
+                   {"gpu_memory_mb": 40000}, {"build": dict(BUILD, typing="strong")}):
+        assert engine_cache.key_digest(dict(k, **change)) != digest
 
 
 def test_engine_cache_round_trip_and_atomic_writes(tmp_path, monkeypatch, net, weights):
     path = cached_onnx(net("amodal_mask"), "amodal_mask", weights["amodal_mask"], batch=2)
-    cache, engine = te.EngineCache(tmp_path / "engines"), bytes(range(256)) * 40
-    assert cache.load(key(path)) is None and cache.reason == "no cached engine"
-    engine_path, meta_path = cache.paths(key(path))
-    assert cache.store(key(path), engine) == engine_path and engine_path.suffix == ".engine"
-    assert json.loads(meta_path.read_text())["key"] == key(path)
-    assert cache.load(key(path)) == engine and cache.inspect(key(path)) == (engine, "cached")
-    assert sorted(p.name for p in cache.directory.iterdir()) == sorted([engine_path.name, meta_path.name])
+    cache, engine = engine_cache.EngineCache(tmp_path / "engines"), bytes(range(256)) * 40
+    with cache.lock(key(path)):
+        assert cache.load(key(path)) is None and cache.reason == "no cached engine"
+        engine_path = cache.store(key(path), engine)
+    assert engine_path.suffix == ".engine" and cache.engine_path(key(path)) == engine_path
+    record = json.loads(cache.record_path(key(path)).read_text())
+    assert record["key"] == key(path) and record["engine"] == engine_path.name
+    assert record["sha256"] == hashlib.sha256(engine).hexdigest() and record["size"] == len(engine)
+    assert cache.inspect(key(path)) == (engine, "cached")
+    with cache.lock(key(path)):
+        assert cache.load(key(path)) == engine
+    files = sorted(p.name for p in cache.directory.iterdir())
+    assert files == sorted([engine_path.name, cache.record_path(key(path)).name,
+                            f".{engine_cache.key_digest(key(path))}.lock"])
 
-    def interrupted(src, dst):   # the process dies between writing the temporary file and renaming it
+    def interrupted(src, dst):   # the process dies between writing a temporary file and renaming it
         raise KeyboardInterrupt
     other = key(path, precision="fp32")
-    monkeypatch.setattr(te.os, "replace", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    monkeypatch.setattr(cache_module.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt), cache.lock(other):
         cache.store(other, engine)
     monkeypatch.undo()
-    assert cache.load(other) is None and len(list(cache.directory.iterdir())) == 2   # nothing half-written left
+    assert cache.inspect(other) == (None, "no cached engine")
+    assert sorted(p.name for p in cache.directory.iterdir() if not p.name.endswith(".lock")) == \
+           sorted([engine_path.name, cache.record_path(key(path)).name])   # nothing half-written left
+    with cache.lock(key(path)):                       # a new engine for the key replaces the old pair
+        new_path = cache.store(key(path), engine[::-1])
+    assert new_path != engine_path and not engine_path.exists() and cache.inspect(key(path))[0] == engine[::-1]
 
 
 @pytest.mark.parametrize("damage, reason", [
-    (lambda engine, meta, k: engine.write_bytes(engine.read_bytes()[:-100]), "truncated"),
-    (lambda engine, meta, k: engine.write_bytes(b"\xff" + engine.read_bytes()[1:]), "checksum does not match"),
-    (lambda engine, meta, k: meta.write_text(json.dumps({**json.loads(meta.read_text()),
-                                                         "key": {**k, "tensorrt": "8.6"}})),
+    (lambda engine, record, k: engine.write_bytes(engine.read_bytes()[:-100]), "truncated"),
+    (lambda engine, record, k: engine.write_bytes(bytes([engine.read_bytes()[0] ^ 0xFF]) + engine.read_bytes()[1:]),
+     "checksum does not match"),
+    (lambda engine, record, k: record.write_text(json.dumps({**json.loads(record.read_text()),
+                                                             "key": {**k, "tensorrt": "8.6"}})),
      "built for another tensorrt"),
-    (lambda engine, meta, k: meta.unlink(), "metadata is missing"),
-], ids=["truncated", "corrupt", "other key", "no metadata"])
+    (lambda engine, record, k: record.write_text("{"), "record is unreadable"),
+    (lambda engine, record, k: engine.unlink(), "engine file the record names is missing"),
+], ids=["truncated", "corrupt", "other key", "bad record", "no engine file"])
 def test_a_damaged_or_mismatched_engine_is_deleted_with_the_reason(tmp_path, damage, reason, net, weights):
     path = cached_onnx(net("amodal_mask"), "amodal_mask", weights["amodal_mask"], batch=2)
-    cache = te.EngineCache(tmp_path / "engines")
-    cache.store(key(path), bytes(1000))
-    damage(*cache.paths(key(path)), key(path))
+    cache = engine_cache.EngineCache(tmp_path / "engines")
+    with cache.lock(key(path)):
+        engine_path = cache.store(key(path), bytes(1000))
+    damage(engine_path, cache.record_path(key(path)), key(path))
     assert cache.inspect(key(path))[0] is None and reason in cache.inspect(key(path))[1]
-    assert cache.load(key(path)) is None and reason in cache.reason
-    assert not any(p.exists() for p in cache.paths(key(path)))   # so the next build starts clean
+    with cache.lock(key(path)):
+        assert cache.load(key(path)) is None and reason in cache.reason
+    assert not engine_path.exists() and not cache.record_path(key(path)).exists()   # the next build starts clean
 
 
 # --- serving while a faster runner is built ----------------------------------------------------------
@@ -225,10 +251,7 @@ def test_engines_command_without_tensorrt_exits_2_with_one_clear_line(capsys):
 
 # --- onnxruntime's GPU providers ---------------------------------------------------------------------
 def test_onnxruntime_on_cuda_prefers_its_tensorrt_then_cuda_providers(cache, monkeypatch, net, weights):
-    import onnxruntime as ort
-
     path = cached_onnx(net("amodal_mask"), "amodal_mask", weights["amodal_mask"])
-    assert onnxruntime_runner(path, "cuda").status == "onnxruntime (CPUExecutionProvider)"   # none installed here
     chosen = []
 
     class Session(ort.InferenceSession):
@@ -247,6 +270,53 @@ def test_onnxruntime_on_cuda_prefers_its_tensorrt_then_cuda_providers(cache, mon
     assert (cache / "ort_trt").is_dir()
 
 
+@pytest.mark.skipif("CUDAExecutionProvider" in ort.get_available_providers(), reason="onnxruntime-gpu is installed")
+def test_a_cuda_request_onnxruntime_serves_on_its_cpu_provider_is_reported(net, weights):
+    path = cached_onnx(net("amodal_mask"), "amodal_mask", weights["amodal_mask"])
+    runner = onnxruntime_runner(path, "cuda")
+    assert runner.error == "onnxruntime has no CUDA provider here (install onnxruntime-gpu in place of onnxruntime)"
+    assert runner.status == f"onnxruntime (CPUExecutionProvider: {runner.error})"
+    assert onnxruntime_runner(path, "cpu").error == ""
+
+
+def test_onnxruntime_sessions_that_build_tensorrt_engines_are_prepared_in_the_background(monkeypatch, net, weights):
+    """The TensorRT provider builds its engines while the session is created: minutes, so torch serves meanwhile."""
+    from amodal_depth_ros.runtime import backends
+
+    release, real_session = threading.Event(), ort.InferenceSession
+
+    def slow_session(*args, **kwargs):
+        release.wait(60)
+        return real_session(*args, **kwargs)
+    monkeypatch.setattr(backends, "onnxruntime_builds_engines", lambda device: True)
+    monkeypatch.setattr(ort, "InferenceSession", slow_session)
+    kind, x = "amodal_mask", inputs("amodal_mask", 3)
+    runner = make_runner(net(kind), kind, weights[kind], "onnxruntime", CPU, "fp32")
+    assert runner.status == "building onnxruntime TensorRT session, serving torch on cpu (fp32)"
+    expected = torch_runner(net(kind), CPU, kind)(*x)
+    assert np.abs(runner(*x) - expected).max() < 1e-4
+    release.set()
+    assert runner.ready.wait(60) and runner.status == "onnxruntime (CPUExecutionProvider)"
+    assert np.abs(runner(*x) - expected).max() < 1e-4
+
+
+@pytest.mark.skipif(not cuda_unusable(), reason="CUDA is usable here")
+def test_cuda_asked_for_but_unusable_serves_the_learned_stages_on_the_cpu(learned):
+    """Not the geometric fallbacks (convex hull, plane fit): the same learned results, reported as a fallback."""
+    frame = generate(3, 320, 240).to_rgbd_frame()
+    on_cpu = AmodalDepthPipeline(learned)
+    asked_cuda = AmodalDepthPipeline(dict(learned, **{"inference.device": "cuda"}))
+    why = f"inference.device 'cuda': {cuda_unusable()}, serving on the CPU"
+    assert type(asked_cuda.amodal_mask).__name__ == "LearnedAmodalMask"
+    assert type(asked_cuda.amodal_depth).__name__ == "SpadeAmodalDepth"
+    assert asked_cuda.backend_status["amodal_mask"] == f"torch on cpu (fp32); {why}"
+    assert asked_cuda.fallbacks["amodal_depth"] == f"amodal_depth inference.backend 'torch': torch on cpu (fp32); {why}"
+    expected, result = on_cpu(frame), asked_cuda(frame)
+    assert any(i.occluded_by for i in result.instances)
+    for a, b in zip(expected.instances, result.instances, strict=True):
+        assert np.array_equal(a.amodal_mask, b.amodal_mask) and np.array_equal(a.depth, b.depth, equal_nan=True)
+
+
 # --- on a CUDA GPU ------------------------------------------------------------------------------------
 @needs_cuda
 @pytest.mark.parametrize("kind", ["amodal_mask", "amodal_depth"])
@@ -262,12 +332,13 @@ def test_torch_on_cuda_fp16_cuda_graph_matches_fp32_eager(kind, net):
 @needs_tensorrt
 def test_engine_build_cache_and_rebuild(cache, net, weights):
     path = cached_onnx(net("amodal_mask"), "amodal_mask", weights["amodal_mask"])
-    engines = te.EngineCache(cache / "tensorrt")
+    engines = engine_cache.EngineCache(cache / "tensorrt")
     engine, how = te.ensure_engine(path, "fp16", engines)
     assert how == "built (no cached engine)"
     assert te.ensure_engine(path, "fp16", engines) == (engine, "cached")
-    engine_path = engines.paths(te.current_key(path, "fp16"))[0]
-    engine_path.write_bytes(engine_path.read_bytes()[:-1] + b"\x00")
+    engine_path = engines.engine_path(te.current_key(path, "fp16"))
+    data = engine_path.read_bytes()
+    engine_path.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))   # a byte that surely changes
     rebuilt = te.ensure_engine(path, "fp16", engines)[1]
     assert rebuilt == "built (the cached engine's checksum does not match (corrupt file))"
 
@@ -278,19 +349,30 @@ def test_layernorm_softmax_and_reductions_stay_fp32(tmp_path):
 
     from amodal_depth_ros.networks import DepthAnythingV2, EncoderConfig
     from amodal_depth_ros.runtime import export_onnx
+    from amodal_depth_ros.runtime.export import fp16_graph
 
     tiny = EncoderConfig(embed_dim=48, depth=4, heads=2, layers=(0, 1, 2, 3), features=16, out_channels=(8, 16, 32, 48))
     path = export_onnx(DepthAnythingV2(tiny, max_depth=20.0).eval(), (torch.rand(1, 3, 140, 140),),
                        tmp_path / "dav2.onnx", ["image"], ["depth"])
-    builder = trt.Builder(te._logger())
-    network = builder.create_network(0)
-    assert trt.OnnxParser(network, te._logger()).parse_from_file(str(path))
-    assert te._keep_fp32(trt, network) > 0
-    layers = [network.get_layer(i) for i in range(network.num_layers)]
-    assert all(layer.precision == trt.float32 for layer in layers
-               if layer.type in (trt.LayerType.NORMALIZATION, trt.LayerType.SOFTMAX, trt.LayerType.REDUCE)
-               and layer.get_output(0).dtype == trt.float32)
-    assert te.build_engine(path, "fp16")
+    if te.typing_mode(trt.__version__) == "weak":
+        builder = trt.Builder(te._logger(trt))
+        network = builder.create_network(0)
+        assert trt.OnnxParser(network, te._logger(trt)).parse_from_file(str(path))
+        assert te._keep_fp32(trt, network) > 0
+        layers = [network.get_layer(i) for i in range(network.num_layers)]
+        pinned = (trt.LayerType.NORMALIZATION, trt.LayerType.SOFTMAX, trt.LayerType.REDUCE)
+        # precision reads fp32 on unset layers too: precision_is_set tells a pinned layer
+        assert all(layer.precision_is_set and layer.precision == trt.float32 for layer in layers
+                   if layer.type in pinned and layer.get_output(0).dtype == trt.float32)
+    else:   # strongly typed: the fp16 graph carries the precision, as parsed by TensorRT itself
+        network = trt.Builder(te._logger(trt)).create_network(0)
+        assert trt.OnnxParser(network, te._logger(trt)).parse_from_file(str(fp16_graph(path)))
+        layers = [network.get_layer(i) for i in range(network.num_layers)]
+        normalisation = [layer for layer in layers if layer.type == trt.LayerType.NORMALIZATION]
+        assert normalisation and all(layer.get_output(0).dtype == trt.float32 for layer in normalisation)
+        assert any(layer.get_output(0).dtype == trt.float16 for layer in layers
+                   if layer.type == trt.LayerType.MATRIX_MULTIPLY)
+    assert te.build_engine(path if te.typing_mode(trt.__version__) == "weak" else fp16_graph(path), "fp16")
 
 
 @needs_tensorrt
@@ -303,7 +385,8 @@ def test_tensorrt_backend_switches_to_the_engine_and_matches_torch(kind, net, we
     assert np.abs(runner(*x) - expected).max() < 5e-2                      # torch fp16 serves meanwhile
     assert runner.ready.wait(600) and runner.error == ""
     assert runner.status == "tensorrt (fp16, batch 8)"
-    assert np.abs(runner(*x) - expected).max() < 1e-2
+    assert np.abs(runner(*x) - expected).max() < 2e-2 * np.abs(expected).max()
+    assert np.abs(expected).max() > 0.5   # trained weights: not an untrained head's constant fill
 
 
 @needs_tensorrt

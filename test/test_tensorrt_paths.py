@@ -14,14 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorrt_standin
 import torch
 
-import tensorrt_standin
 from amodal_depth_ros.networks import WEIGHTS_DIR, DepthAnythingV2, EncoderConfig, SpadeAmodalDepthNet, load_weights
-from amodal_depth_ros.runtime import SwitchingRunner, cache, engine_cache
+from amodal_depth_ros.runtime import SwitchingRunner, engine_cache, export
 from amodal_depth_ros.runtime import tensorrt_engine as te
 from amodal_depth_ros.runtime.backends import cached_onnx, onnx_path, torch_runner
 from amodal_depth_ros.runtime.export import cached_export, example_inputs, export_onnx
+from amodal_depth_ros.tools import cli
 
 CPU = torch.device("cpu")
 VERSIONS = ("10.3.0", "10.12.0", "11.1.0")
@@ -83,7 +84,8 @@ def test_standins_expose_only_what_their_release_binds(version):
             assert value._names - {"WARNING"} <= set(api["classes"][name]) | inherited, name
     weak = version != "11.1.0"
     assert hasattr(trt.BuilderFlag, "FP16") == weak and hasattr(trt.BuilderFlag, "OBEY_PRECISION_CONSTRAINTS") == weak
-    assert ("precision" in api["classes"]["ILayer"]) == weak and "execute_async_v3" in api["classes"]["IExecutionContext"]
+    assert ("precision" in api["classes"]["ILayer"]) == weak
+    assert "execute_async_v3" in api["classes"]["IExecutionContext"]
 
 
 def test_the_recorded_names_are_those_of_the_tensorrt_sources():
@@ -139,7 +141,8 @@ def test_what_11_lacks_raises_as_the_real_bindings_do(monkeypatch, dav2_graph):
     """The 10.x-only calls would fail on 11.x: the build path must not reach them there."""
     trt = use(monkeypatch, "11.1.0")
     with pytest.raises(AttributeError):
-        trt.BuilderFlag.FP16
+        config = trt.Builder(trt.Logger()).create_builder_config()
+        config.set_flag(trt.BuilderFlag.FP16)
     network = trt.Builder(trt.Logger()).create_network(0)
     assert trt.OnnxParser(network, trt.Logger()).parse_from_file(str(dav2_graph))
     with pytest.raises(AttributeError):
@@ -213,11 +216,24 @@ def test_an_engine_tensorrt_refuses_is_rebuilt_once(monkeypatch, depth_graph, ca
     assert len(trt.state.builds) == 2
 
 
+def test_the_engines_command_builds_on_11_and_reports_a_failed_build_in_one_line(monkeypatch, capsys):
+    trt = use(monkeypatch, "11.1.0")
+    monkeypatch.setattr(te, "cuda_unusable", lambda: "")
+    assert cli.main(["engines"]) == 0
+    assert capsys.readouterr().out.count("built (no cached engine)") == 3 and len(trt.state.builds) == 3
+    assert all(build["strong"] and not build["fp16_flag"] for build in trt.state.builds)
+    assert cli.main(["engines", "--check"]) == 0 and capsys.readouterr().out.count(": cached (from") == 3
+    trt.state.fail_build = True
+    assert cli.main(["engines", "--precision", "fp32", "--cameras", "320x240"]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if ": the build failed: " in line]
+    assert len(err) == 3 and all("TensorRT could not build an engine from" in line for line in err)
+
+
 # --- the key ---------------------------------------------------------------------------------------------
 def test_the_key_holds_code_build_policy_and_gpu(monkeypatch, depth_graph):
     use(monkeypatch, "10.3.0")
     key = te.current_key(depth_graph, "fp16")
-    assert key["code"] == cache.code_version() and set(key["code"]) == {"package", "code", "torch", "opset"}
+    assert key["code"] == export.code_version() and set(key["code"]) == {"package", "code", "torch", "opset"}
     assert key["code"]["torch"] == torch.__version__ and key["code"]["opset"] == "17"
     assert key["build"] == {"typing": "weak", "fp32_in_fp16": ["NORMALIZATION", "SOFTMAX", "REDUCE", "UNARY:SQRT",
                                                                  "ELEMENTWISE:POW"], "workspace_gb": 2.0, "tf32": False}
@@ -232,21 +248,21 @@ def test_changed_network_code_names_new_graphs(monkeypatch, tmp_path):
     """After an upgrade that changes a network's forward(), neither the old graph nor its engine serves."""
     package = Path(te.__file__).resolve().parent.parent
     copy = tmp_path / "package"
-    for pattern in cache.GRAPH_SOURCES:
+    for pattern in export.GRAPH_SOURCES:
         for path in package.glob(pattern):
             (copy / path.relative_to(package)).parent.mkdir(parents=True, exist_ok=True)
             (copy / path.relative_to(package)).write_bytes(path.read_bytes())
-    monkeypatch.setattr(cache, "_PACKAGE", copy)
-    cache.code_version.cache_clear()
+    monkeypatch.setattr(export, "_PACKAGE", copy)
+    export.code_version.cache_clear()
     try:
         before = onnx_path("amodal_depth", WEIGHTS_DIR / "amodal_depth.pt")
-        assert before.name.endswith(f"-{cache.code_tag()}.onnx")
+        assert before.name.endswith(f"-{export.code_tag()}.onnx")
         nets = copy / "networks" / "amodal_nets.py"
         nets.write_text(nets.read_text() + "\n# forward() changed\n")
-        cache.code_version.cache_clear()
+        export.code_version.cache_clear()
         assert onnx_path("amodal_depth", WEIGHTS_DIR / "amodal_depth.pt") != before
     finally:
-        cache.code_version.cache_clear()   # the real sources again for the tests after this one
+        export.code_version.cache_clear()   # the real sources again for the tests after this one
 
 
 # --- processes sharing the cache ---------------------------------------------------------------------

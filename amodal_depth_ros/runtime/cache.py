@@ -4,29 +4,20 @@ A node and ``amodal-depth engines`` (or two nodes) may fill the same cache at on
 cached file holds that file's lock (``file_lock``: an flock, released by the kernel when a process
 dies, so a killed build never blocks the next one), writes under a unique temporary name and renames
 it into place (``atomic_write``); whoever takes a lock next deletes the temporary files a killed
-writer left (``remove_temps``). Cached graphs are named after ``code_tag()``: after an upgrade that
-changes a network's code, the exporter or torch, the old graphs and engines are not used again.
+writer left (``remove_temps``).
 """
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import hashlib
-import json
 import logging
 import os
 import tempfile
 from collections.abc import Iterator
-from importlib import metadata
 from pathlib import Path
 
 log = logging.getLogger(__name__)
-
-_PACKAGE = Path(__file__).resolve().parent.parent
-# The sources an exported graph is traced from or converted by: the networks and the export code.
-GRAPH_SOURCES = ("networks/*.py", "runtime/export.py", "runtime/fp16.py")
-
 
 def cache_dir() -> Path:
     """$AMODAL_DEPTH_CACHE, else $XDG_CACHE_HOME/amodal_depth_ros, else ~/.cache/amodal_depth_ros."""
@@ -34,30 +25,6 @@ def cache_dir() -> Path:
     if explicit:
         return Path(explicit)
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "amodal_depth_ros"
-
-
-@functools.cache
-def code_version() -> dict[str, str]:
-    """What a cached graph depends on besides its weights and shapes: this package's version and the digest
-    of the sources it is traced from (GRAPH_SOURCES; a change without a version bump counts too), the torch
-    version (its exporter) and the ONNX opset."""
-    import torch
-
-    from .export import OPSET
-
-    digest = hashlib.sha256()
-    for path in sorted(p for pattern in GRAPH_SOURCES for p in _PACKAGE.glob(pattern)):
-        digest.update(path.relative_to(_PACKAGE).as_posix().encode() + b"\0" + path.read_bytes())
-    try:
-        version = metadata.version("amodal_depth_ros")
-    except metadata.PackageNotFoundError:   # run from a source tree that was never installed
-        version = "unknown"
-    return {"package": version, "code": digest.hexdigest()[:16], "torch": torch.__version__, "opset": str(OPSET)}
-
-
-def code_tag() -> str:
-    """Short digest of ``code_version()``, part of every cached graph's file name."""
-    return hashlib.sha256(json.dumps(code_version(), sort_keys=True).encode()).hexdigest()[:8]
 
 
 def weights_digest(weights: Path) -> str:

@@ -17,7 +17,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from .cache import atomic_write, code_version, file_lock, remove_temps
+from .cache import atomic_write, file_lock, remove_temps
+from .export import code_version
 
 log = logging.getLogger(__name__)
 

@@ -2,12 +2,18 @@
 
 Shapes are static (batch and crop size fixed at export: TensorRT engines are built per shape),
 the opset is 17 or newer, and the graph is checked by onnx's full checker and for operators outside
-a common set. Parity with torch is measured under onnxruntime on the CPU.
+a common set. Parity with torch is measured under onnxruntime on the CPU. Cached exports are named
+after the weights, the shape and ``code_tag()`` (package version, network and export sources, torch,
+opset): after an upgrade that changes a network's code, no old graph, and so no old engine, serves.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import os
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,12 +24,15 @@ from ..networks.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
 from ..networks.crops import CROP_SIZE, DEPTH_CHANNELS, INPUT_CHANNELS
 from ..networks.segmentation_net import INPUT_CHANNELS as SEGMENTATION_CHANNELS
 from ..networks.segmentation_net import SegmentationNet
-from .cache import atomic_write, cache_dir, code_tag, file_lock, remove_temps, temp_path
+from .cache import atomic_write, cache_dir, file_lock, remove_temps, temp_path
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession  # optional at run time: imported where a session is made
 
 OPSET = 17
+_PACKAGE = Path(__file__).resolve().parent.parent
+# The sources an exported graph is traced from or converted by: the networks and the export code.
+GRAPH_SOURCES = ("networks/*.py", "runtime/export.py", "runtime/fp16.py")
 # Operators every TensorRT 10 release parses natively; anything else is reported.
 COMMON_OPS = frozenset({
     "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Exp", "Log", "Tanh", "Sigmoid", "Relu", "Erf", "Gelu", "Clip",
@@ -69,6 +78,26 @@ def export_onnx(model: torch.nn.Module, inputs: Sequence[torch.Tensor], path: Pa
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+@functools.cache
+def code_version() -> dict[str, str]:
+    """What a cached graph depends on besides its weights and shapes: this package's version and the digest
+    of the sources it is traced from (GRAPH_SOURCES; a change without a version bump counts too), the torch
+    version (its exporter) and the ONNX opset."""
+    digest = hashlib.sha256()
+    for path in sorted(p for pattern in GRAPH_SOURCES for p in _PACKAGE.glob(pattern)):
+        digest.update(path.relative_to(_PACKAGE).as_posix().encode() + b"\0" + path.read_bytes())
+    try:
+        version = metadata.version("amodal_depth_ros")
+    except metadata.PackageNotFoundError:   # run from a source tree that was never installed
+        version = "unknown"
+    return {"package": version, "code": digest.hexdigest()[:16], "torch": torch.__version__, "opset": str(OPSET)}
+
+
+def code_tag() -> str:
+    """Short digest of ``code_version()``, part of every cached graph's file name."""
+    return hashlib.sha256(json.dumps(code_version(), sort_keys=True).encode()).hexdigest()[:8]
 
 
 def cached_graph_path(name: str, weights_digest: str, shape: str) -> Path:

@@ -4,7 +4,8 @@ Exports each network to ONNX (cached, as for inference.backend: onnxruntime) and
 for this GPU, TensorRT version, precision and batch (the amodal networks) or input size (the
 segmentation network, for the camera resolutions given) into the cache the node reads
 (~/.cache/amodal_depth_ros/tensorrt, or $AMODAL_DEPTH_CACHE/tensorrt); a cached engine that is
-corrupt or was built for something else is rebuilt. --check only reports what is cached. Needs
+corrupt or was built for something else is rebuilt; a build that fails is reported in one line and the
+others go on (exit code 1). --check only reports what is cached. Needs
 tensorrt (10.x or 11.x) and a usable CUDA GPU: exit code 2 without them. Another process building the same
 engine is waited for (one file lock per engine), not duplicated.
 """
@@ -86,7 +87,12 @@ def run(args: argparse.Namespace) -> int:
             missing += engine is None
         else:
             path = export()
-            _, why = te.ensure_engine(path, args.precision, cache)
+            try:
+                _, why = te.ensure_engine(path, args.precision, cache)
+            except RuntimeError as exc:   # a parse or build failure: one line, and the other engines still build
+                missing += 1
+                print(f"{name}: the build failed: {exc}", file=sys.stderr)
+                continue
             key = te.current_key(path, args.precision)
         print(f"{name}: {cache.engine_path(key) or cache.record_path(key)}: {why} (from {path})")
     return 1 if missing else 0
