@@ -5,6 +5,7 @@ real CPU where CUDA is asked for but cannot run. Where tensorrt and CUDA import,
 the real thing."""
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -89,9 +90,10 @@ def test_standins_expose_only_what_their_release_binds(version):
 
 
 def test_the_recorded_names_are_those_of_the_tensorrt_sources():
-    mirror = Path("/work/.mirror/NVIDIA+TensorRT/repo")
+    """TENSORRT_GIT_DIR: a clone of github.com/NVIDIA/TensorRT holding the recorded commits."""
+    mirror = Path(os.environ.get("TENSORRT_GIT_DIR", "/nonexistent"))
     if not mirror.is_dir():
-        pytest.skip("no clone of NVIDIA/TensorRT here (scripts/tensorrt_api_names.py records from one)")
+        pytest.skip("TENSORRT_GIT_DIR names no clone of NVIDIA/TensorRT (scripts/tensorrt_api_names.py reads one)")
     recorded = tensorrt_standin.API
     branches = [recorded[v]["source"]["commit"] + "=" + v for v in VERSIONS]
     out = subprocess.run([sys.executable, "scripts/tensorrt_api_names.py", str(mirror), *branches],

@@ -174,15 +174,16 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("amodal_depth.weights", "",
               "Weights file of the SPADE amodal depth network; empty = the weights shipped with the package."),
     ParamSpec("inference.device", "auto",
-              "Where the networks run: 'auto' = CUDA when available, else CPU.", choices=("auto", "cpu", "cuda")),
+              "Where the networks run: 'auto' = CUDA when usable, else CPU; 'cuda' without a usable CUDA runs the "
+              "learned networks on the CPU, reported as a fallback.", choices=("auto", "cpu", "cuda")),
     ParamSpec("inference.backend", "torch",
               "How the networks run (the monocular depth network and the learned amodal ones): 'torch' (the amodal "
               "networks on CUDA as CUDA graphs); 'onnxruntime' (exported once per weights file to a static-shape ONNX"
               " graph in the user cache: a fixed batch for the amodal networks, the camera's resolution for the "
               "monocular one, whose graph is exported in the background at the first frame while torch serves; on "
               "CUDA its TensorRT and CUDA providers when onnxruntime-gpu is installed, else the CPU); 'tensorrt' (a "
-              "TensorRT 10 engine built from that graph and cached per GPU; torch serves while it builds, and for "
-              "good without tensorrt or CUDA, reported as a fallback).", choices=("torch", "onnxruntime", "tensorrt")),
+              "TensorRT 10.x or 11.x engine built from that graph and cached per GPU; torch serves while it builds, "
+              "and for good without tensorrt or CUDA, reported as a fallback).", choices=("torch", "onnxruntime", "tensorrt")),
     ParamSpec("inference.precision", "fp16",
               "Precision of the networks (monocular depth and learned amodal) on CUDA and TensorRT: 'fp16' "
               "(normalisation, softmax and reductions stay fp32 in TensorRT engines) or 'fp32'. The CPU always runs "

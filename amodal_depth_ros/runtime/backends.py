@@ -77,6 +77,11 @@ class ReportedRunner:
         wait = getattr(self.runner, "wait_ready", None)
         return True if wait is None else bool(wait(timeout))
 
+    def __getattr__(self, name: str) -> Any:   # the rest of the runner's face (``ready`` of a SwitchingRunner)
+        if name == "runner":
+            raise AttributeError(name)
+        return getattr(self.runner, name)
+
     def __call__(self, *arrays: np.ndarray) -> np.ndarray:
         return self.runner(*arrays)
 
