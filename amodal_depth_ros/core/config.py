@@ -183,7 +183,8 @@ PARAMS: tuple[ParamSpec, ...] = (
               "monocular one, whose graph is exported in the background at the first frame while torch serves; on "
               "CUDA its TensorRT and CUDA providers when onnxruntime-gpu is installed, else the CPU); 'tensorrt' (a "
               "TensorRT 10.x or 11.x engine built from that graph and cached per GPU; torch serves while it builds, "
-              "and for good without tensorrt or CUDA, reported as a fallback).", choices=("torch", "onnxruntime", "tensorrt")),
+              "and for good without tensorrt or CUDA, reported as a fallback).",
+              choices=("torch", "onnxruntime", "tensorrt")),
     ParamSpec("inference.precision", "fp16",
               "Precision of the networks (monocular depth and learned amodal) on CUDA and TensorRT: 'fp16' "
               "(normalisation, softmax and reductions stay fp32 in TensorRT engines) or 'fp32'. The CPU always runs "
