@@ -227,11 +227,12 @@ def make(version: str = "10.3.0", build_seconds: float = 0.0) -> types.ModuleTyp
             fp16 = "FP16" in api["enums"]["BuilderFlag"] and config.get_flag(trt.BuilderFlag.FP16)
             if trt.state.fail_build or (strong and (fp16 or pinned)):   # strongly typed: no FP16 flag, no precision
                 return None
-            trt.state.builds.append({"strong": strong, "fp16_flag": fp16, "pinned": pinned,
-                                     "tf32": config.get_flag(trt.BuilderFlag.TF32)})
+            build = {"strong": strong, "fp16_flag": fp16, "pinned": pinned,
+                     "tf32": config.get_flag(trt.BuilderFlag.TF32)}
+            header = json.dumps({"version": version, **build, "onnx": base64.b64encode(network._onnx).decode()})
+            started = time.time()
             time.sleep(trt.state.build_seconds)
-            header = json.dumps({"version": version, **trt.state.builds[-1],
-                                 "onnx": base64.b64encode(network._onnx).decode()})
+            trt.state.builds.append({**build, "started": started, "ended": time.time()})
             return MAGIC + header.encode()
 
     @bound
@@ -327,7 +328,7 @@ def main(argv: list[str]) -> int:
     import os
     import sys
 
-    version, graph, cache_dir, precision, seconds = argv[:5]
+    version, graph, cache_dir, precision, seconds = argv[:5]   # precision: fp16, fp32
     sys.modules["tensorrt"] = make(version, float(seconds))
     from amodal_depth_ros.runtime import engine_cache, tensorrt_engine
     from amodal_depth_ros.runtime.cache import temp_path
@@ -340,7 +341,8 @@ def main(argv: list[str]) -> int:
             os._exit(9)   # no cleanup, no finally: what SIGKILL leaves
         engine_cache.atomic_write = dying_write
     engine, how = tensorrt_engine.ensure_engine(Path(graph), precision, engine_cache.EngineCache(Path(cache_dir)))
-    print(json.dumps({"how": how, "sha256": hashlib.sha256(engine).hexdigest(), "pid": os.getpid()}))
+    print(json.dumps({"how": how, "sha256": hashlib.sha256(engine).hexdigest(), "pid": os.getpid(),
+                      "builds": sys.modules["tensorrt"].state.builds}))
     return 0
 
 

@@ -191,7 +191,7 @@ def test_a_failed_build_keeps_the_serving_runner_and_says_why(net):
 def test_tensorrt_backend_without_tensorrt_or_cuda_serves_torch_and_says_so(net, weights):
     kind, x = "amodal_mask", inputs("amodal_mask", 3)
     runner = make_runner(net(kind), kind, weights[kind], "tensorrt", CPU, "fp16")
-    reason = te.tensorrt_unavailable() or "inference.device is 'cpu'"
+    reason = te.tensorrt_unavailable() or "the networks do not run on CUDA (inference.device)"
     assert runner.status == f"tensorrt unavailable ({reason}), serving torch on cpu (fp32)" and runner.error == reason
     assert np.array_equal(runner(*x), torch_runner(net(kind), CPU, kind)(*x))
 
@@ -300,6 +300,25 @@ def test_onnxruntime_sessions_that_build_tensorrt_engines_are_prepared_in_the_ba
     assert np.abs(runner(*x) - expected).max() < 1e-4
 
 
+@pytest.mark.skipif("CUDAExecutionProvider" in ort.get_available_providers(), reason="onnxruntime-gpu is installed")
+def test_a_per_shape_onnxruntime_graph_on_its_cpu_provider_is_reported_once_it_serves(tmp_path):
+    """The segmentation and monocular networks prepare a graph per input shape in the background: when it
+    ends on the CPU provider for a CUDA request, the runner's error says so (and so fallback_<stage>)."""
+    from amodal_depth_ros.learned import segmentation as learned_segmentation
+    from amodal_depth_ros.networks import SegmentationNet
+    from amodal_depth_ros.runtime.backends import image_network_runner, torch_image_runner
+
+    weights = WEIGHTS_DIR / "segmentation.pt"
+    net = load_weights(SegmentationNet(), weights, "segmentation")
+    runner = image_network_runner(torch_image_runner(net, CPU), lambda shape: learned_segmentation.cached_onnx(
+        net, weights, shape[2], shape[3]), "onnxruntime", torch.device("cuda"), "fp32")
+    x = np.random.default_rng(0).standard_normal((1, 8, 64, 80)).astype(np.float32)
+    runner(x)
+    assert runner.error == "" and runner.wait_ready(120)
+    assert runner.error == "onnxruntime has no CUDA provider here (install onnxruntime-gpu in place of onnxruntime)"
+    assert runner.status.startswith("onnxruntime (CPUExecutionProvider: onnxruntime has no CUDA provider")
+
+
 @pytest.mark.skipif(not cuda_unusable(), reason="CUDA is usable here")
 def test_cuda_asked_for_but_unusable_serves_the_learned_stages_on_the_cpu(learned):
     """Not the geometric fallbacks (convex hull, plane fit): the same learned results, reported as a fallback."""
@@ -365,7 +384,7 @@ def test_layernorm_softmax_and_reductions_stay_fp32(tmp_path):
         assert all(layer.precision_is_set and layer.precision == trt.float32 for layer in layers
                    if layer.type in pinned and layer.get_output(0).dtype == trt.float32)
     else:   # strongly typed: the fp16 graph carries the precision, as parsed by TensorRT itself
-        network = trt.Builder(te._logger(trt)).create_network(0)
+        network = trt.Builder(te._logger(trt)).create_network(te.network_flags(trt))   # strongly typed on 10.12+
         assert trt.OnnxParser(network, te._logger(trt)).parse_from_file(str(fp16_graph(path)))
         layers = [network.get_layer(i) for i in range(network.num_layers)]
         normalisation = [layer for layer in layers if layer.type == trt.LayerType.NORMALIZATION]
@@ -385,6 +404,8 @@ def test_tensorrt_backend_switches_to_the_engine_and_matches_torch(kind, net, we
     assert np.abs(runner(*x) - expected).max() < 5e-2                      # torch fp16 serves meanwhile
     assert runner.ready.wait(600) and runner.error == ""
     assert runner.status == "tensorrt (fp16, batch 8)"
+    stream = runner._fast.stream.cuda_stream   # its own stream, neither the legacy nor the current default one
+    assert stream not in (0, torch.cuda.default_stream().cuda_stream, torch.cuda.current_stream().cuda_stream)
     assert np.abs(runner(*x) - expected).max() < 2e-2 * np.abs(expected).max()
     assert np.abs(expected).max() > 0.5   # trained weights: not an untrained head's constant fill
 

@@ -181,6 +181,23 @@ def test_the_runner_binds_by_name_on_its_own_stream(monkeypatch, depth_net, dept
     assert trt.state.enqueued == [Stream.cuda_stream] * 2 and 0 not in trt.state.enqueued
 
 
+def test_each_runner_makes_a_stream_of_its_own(monkeypatch, depth_graph, cache_folder):
+    """Without a stream given, a runner makes one (never the legacy default stream, handle 0)."""
+    trt = use(monkeypatch, "11.1.0")
+    made = []
+
+    class NewStream:
+        def __init__(self, device):
+            made.append(device)
+            self.cuda_stream = 0x1000 + len(made)
+    monkeypatch.setattr(torch.cuda, "Stream", NewStream)
+    cache_ = engine_cache.EngineCache(cache_folder / "tensorrt")
+    runners = [te.engine_runner(depth_graph, "fp32", cache_, CPU) for _ in range(2)]
+    for runner in runners:
+        runner(*crops(2))
+    assert made == [CPU, CPU] and trt.state.enqueued == [0x1001, 0x1002]
+
+
 def test_failed_tensorrt_calls_raise_and_the_serving_runner_takes_over(monkeypatch, depth_net, depth_graph,
                                                                         cache_folder):
     trt = use(monkeypatch, "10.3.0")
@@ -218,9 +235,15 @@ def test_an_engine_tensorrt_refuses_is_rebuilt_once(monkeypatch, depth_graph, ca
     assert len(trt.state.builds) == 2
 
 
+def cache_folder_of() -> Path:
+    return Path(os.environ["AMODAL_DEPTH_CACHE"])
+
+
 def test_the_engines_command_builds_on_11_and_reports_a_failed_build_in_one_line(monkeypatch, capsys):
     trt = use(monkeypatch, "11.1.0")
     monkeypatch.setattr(te, "cuda_unusable", lambda: "")
+    assert cli.main(["engines", "--check"]) == 1                   # nothing cached yet, and nothing written
+    assert capsys.readouterr().out.count("no engine (no ONNX graph") == 3 and not cache_folder_of().exists()
     assert cli.main(["engines"]) == 0
     assert capsys.readouterr().out.count("built (no cached engine)") == 3 and len(trt.state.builds) == 3
     assert all(build["strong"] and not build["fp16_flag"] for build in trt.state.builds)
@@ -231,6 +254,21 @@ def test_the_engines_command_builds_on_11_and_reports_a_failed_build_in_one_line
     assert len(err) == 3 and all("TensorRT could not build an engine from" in line for line in err)
 
 
+def test_a_cache_this_process_cannot_write_still_serves_its_engines(monkeypatch, depth_graph, cache_folder):
+    """E.g. engines prebuilt by another user: the lock file cannot be made (the tests run as root, for whom
+    permissions do not apply, so the lock's refusal is simulated)."""
+    trt = use(monkeypatch, "10.3.0")
+    cache_ = engine_cache.EngineCache(cache_folder / "tensorrt")
+    engine, _ = te.ensure_engine(depth_graph, "fp32", cache_)
+
+    def refused(self, key):
+        raise PermissionError(13, "Permission denied", str(self.directory))
+    monkeypatch.setattr(engine_cache.EngineCache, "lock", refused)
+    assert te.ensure_engine(depth_graph, "fp32", cache_) == (engine, "cached") and len(trt.state.builds) == 1
+    with pytest.raises(RuntimeError, match="cannot be written .*no cached engine"):
+        te.ensure_engine(depth_graph, "fp16", cache_)
+
+
 # --- the key ---------------------------------------------------------------------------------------------
 def test_the_key_holds_code_build_policy_and_gpu(monkeypatch, depth_graph):
     use(monkeypatch, "10.3.0")
@@ -238,7 +276,9 @@ def test_the_key_holds_code_build_policy_and_gpu(monkeypatch, depth_graph):
     assert key["code"] == export.code_version() and set(key["code"]) == {"package", "code", "torch", "opset"}
     assert key["code"]["torch"] == torch.__version__ and key["code"]["opset"] == "17"
     assert key["build"] == {"typing": "weak", "fp32_in_fp16": ["NORMALIZATION", "SOFTMAX", "REDUCE", "UNARY:SQRT",
-                                                                 "ELEMENTWISE:POW"], "workspace_gb": 2.0, "tf32": False}
+                                                                 "ELEMENTWISE:POW"], "workspace_gb": 2.0, "tf32": False,
+                            "builder_code": te.BUILDER_CODE}
+    assert te.BUILDER_CODE == hashlib.sha256(Path(te.__file__).read_bytes()).hexdigest()[:16]
     assert {k: key[k] for k in GPU} == GPU and key["tensorrt"] == "10.3.0"
     digest = engine_cache.key_digest(key)
     for change in ({"gpu_memory_mb": 7620}, {"gpu_sms": 16}, {"tensorrt": "10.3.1"},
@@ -268,9 +308,11 @@ def test_changed_network_code_names_new_graphs(monkeypatch, tmp_path):
 
 
 # --- processes sharing the cache ---------------------------------------------------------------------
-def standin_process(graph: Path, folder: Path, seconds: float, *extra: str) -> subprocess.Popen:
+def standin_process(graph: Path, folder: Path, seconds: float, *extra: str,
+                    precision: str = "fp32") -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(Path(tensorrt_standin.__file__)), "10.3.0", str(graph), str(folder),
-                             "fp32", str(seconds), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             precision, str(seconds), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
 
 
 def test_two_processes_build_an_engine_once(depth_graph, cache_folder):
@@ -279,12 +321,24 @@ def test_two_processes_build_an_engine_once(depth_graph, cache_folder):
     time.sleep(1.0)
     second = standin_process(depth_graph, folder, 3.0)
     results = [json.loads(p.communicate(timeout=120)[0]) for p in (first, second)]
-    assert [r["how"] for r in results] == ["built (no cached engine)", "cached"]
-    assert results[0]["sha256"] == results[1]["sha256"]
-    names = sorted(p.name for p in folder.iterdir())
-    assert len(names) == 3 and names[0].startswith(".") and names[0].endswith(".lock")
-    record = json.loads((folder / names[2]).read_text())
-    assert names[1] == record["engine"] and record["sha256"] == results[0]["sha256"]
+    assert sorted(r["how"] for r in results) == ["built (no cached engine)", "cached"]   # whichever locked first
+    assert sum(len(r["builds"]) for r in results) == 1 and results[0]["sha256"] == results[1]["sha256"]
+    names = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    locks = sorted(p.name for p in folder.glob(".*"))
+    assert len(names) == 2 and sorted(locks) == sorted([".build.lock", f".{names[1][:-5]}.lock"])
+    record = json.loads((folder / names[1]).read_text())
+    assert names[0] == record["engine"] and record["sha256"] == results[0]["sha256"]
+
+
+def test_processes_building_different_engines_take_turns_on_the_gpu(depth_graph, cache_folder):
+    """Two builds at once would double the GPU memory (a Jetson runs out): one at a time across processes."""
+    folder = cache_folder / "tensorrt"
+    fp32 = standin_process(depth_graph, folder, 2.0)
+    fp16 = standin_process(depth_graph, folder, 2.0, precision="fp16")
+    builds = [json.loads(p.communicate(timeout=120)[0])["builds"] for p in (fp32, fp16)]
+    assert [len(b) for b in builds] == [1, 1]
+    (a,), (b,) = sorted(builds, key=lambda b: b[0]["started"])
+    assert b["started"] >= a["ended"]
 
 
 def test_a_build_killed_while_writing_blocks_nothing_and_leaves_nothing(depth_graph, cache_folder):

@@ -195,7 +195,7 @@ def tensorrt_runner(net: torch.nn.Module, kind: str, weights: Path, device: torc
 
     reason = tensorrt_engine.tensorrt_unavailable()
     if not reason and device.type != "cuda":
-        reason = "inference.device is 'cpu'"
+        reason = "the networks do not run on CUDA (inference.device)"
     if reason:
         serving = torch_runner(net, device, kind, precision)
         return FunctionRunner(serving, f"tensorrt unavailable ({reason}), serving {serving.status}", reason)
@@ -280,7 +280,8 @@ def image_network_runner(serving: Runner, export: Callable[[tuple[int, ...]], Pa
                             "onnxruntime graph")
     from . import tensorrt_engine
 
-    reason = tensorrt_engine.tensorrt_unavailable() or ("" if device.type == "cuda" else "inference.device is 'cpu'")
+    reason = tensorrt_engine.tensorrt_unavailable() or (
+        "" if device.type == "cuda" else "the networks do not run on CUDA (inference.device)")
     if reason:
         return FunctionRunner(serving, f"tensorrt unavailable ({reason}), serving {serving.status}", reason)
     return ShapeRunners(serving, lambda shape: tensorrt_engine.engine_runner(export(shape), precision, engine_cache()),

@@ -38,7 +38,8 @@ def file_lock(path: Path, what: str = "") -> Iterator[None]:
     the next process opening it). Every open takes its own lock, so threads of one process exclude each
     other too. Logs once when another holder makes it wait."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    # Read-only suffices for flock: a lock file another user created (a prebuilt cache) can still be taken.
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

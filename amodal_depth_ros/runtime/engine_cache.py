@@ -65,6 +65,10 @@ class EngineCache:
         digest = key_digest(key)
         return file_lock(self.directory / f".{digest}.lock", f"building TensorRT engine {digest}")
 
+    def build_lock(self) -> AbstractContextManager[None]:
+        """One build at a time among all processes using this cache; taken inside a key's lock, never around one."""
+        return file_lock(self.directory / ".build.lock", "building another TensorRT engine")
+
     def engine_path(self, key: dict[str, Any]) -> Path | None:
         """The engine file the key's record names (None without a readable record)."""
         try:

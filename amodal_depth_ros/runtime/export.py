@@ -128,7 +128,12 @@ def fp16_graph(path: Path) -> Path:
 
     def write(out: Path) -> None:
         atomic_write(out, to_fp16(onnx.load(str(path))).SerializeToString())
-    return cached_export(path.with_suffix(".fp16.onnx"), write)
+    return cached_export(fp16_graph_path(path), write)
+
+
+def fp16_graph_path(path: Path) -> Path:
+    """Where ``fp16_graph(path)`` is cached (nothing is written)."""
+    return Path(path).with_suffix(".fp16.onnx")
 
 
 def check_onnx(path: Path) -> dict:

@@ -38,6 +38,7 @@ class SwitchingRunner:
         else:
             self._fast = fast      # one reference assignment: a call sees either runner, never a mix
             self.status = fast.status
+            self.error = getattr(fast, "error", "")   # e.g. onnxruntime serving on its CPU provider
         finally:
             self.ready.set()
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import logging
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,8 @@ STRONG_TYPING_FROM = (10, 12)        # weak typing is deprecated from 10.12 and 
 # Kept in FP32 by weakly typed fp16 builds: their sums, exponentials and variances overflow or lose precision in FP16.
 FP32_LAYER_TYPES = ("NORMALIZATION", "SOFTMAX", "REDUCE")
 WORKSPACE_GB = 2.0
-_BUILD_LOCK = threading.Lock()       # one build at a time in a process: two at once only compete for the GPU
+# How engines are built is this module's code: a change to it is a new build policy (part of the key).
+BUILDER_CODE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
 
 def version(text: str) -> tuple[int, int]:
@@ -71,7 +72,8 @@ def build_policy(trt_version: str, precision: str) -> dict[str, Any]:
     mode = typing_mode(trt_version)
     kept = ([] if precision != "fp16" else sorted(FP32_OPS) if mode == "strong"
             else [*FP32_LAYER_TYPES, "UNARY:SQRT", "ELEMENTWISE:POW"])
-    return {"typing": mode, "fp32_in_fp16": kept, "workspace_gb": WORKSPACE_GB, "tf32": False}
+    return {"typing": mode, "fp32_in_fp16": kept, "workspace_gb": WORKSPACE_GB, "tf32": False,
+            "builder_code": BUILDER_CODE}
 
 
 def gpu_identity() -> dict[str, Any]:
@@ -82,14 +84,27 @@ def gpu_identity() -> dict[str, Any]:
             "gpu_memory_mb": props.total_memory >> 20, "gpu_sms": props.multi_processor_count}
 
 
+def build_graph_path(onnx_path: Path, precision: str) -> Path:
+    """The graph TensorRT builds from: the fp16 graph for a strongly typed fp16 build (written by
+    ``build_inputs``; this only names it), else ``onnx_path``."""
+    import tensorrt as trt
+
+    from .export import fp16_graph_path
+
+    return fp16_graph_path(onnx_path) if typing_mode(trt.__version__) == "strong" and precision == "fp16" \
+        else Path(onnx_path)
+
+
 def build_inputs(onnx_path: Path, precision: str) -> tuple[Path, dict[str, Any]]:
-    """The graph TensorRT builds from (the fp16 graph for a strongly typed fp16 build) and its key."""
+    """The graph TensorRT builds from (``build_graph_path``, the fp16 graph made if missing) and its key."""
     import tensorrt as trt
 
     from .export import fp16_graph
 
+    graph = build_graph_path(onnx_path, precision)
+    if graph != Path(onnx_path):
+        graph = fp16_graph(onnx_path)
     policy = build_policy(trt.__version__, precision)
-    graph = fp16_graph(onnx_path) if policy["typing"] == "strong" and precision == "fp16" else Path(onnx_path)
     return graph, engine_key(graph, precision, trt.__version__, gpu_identity(), policy)
 
 
@@ -126,16 +141,22 @@ def _keep_fp32(trt: Any, network: Any) -> int:
     return kept
 
 
+def network_flags(trt: Any) -> int:
+    """``create_network`` flags for ``typing_mode``: STRONGLY_TYPED on 10.12+; none on 10.x before (weak) and on
+    11.x, where every network is strongly typed (the flag is deprecated and ignored there, and its bit is
+    another flag's)."""
+    if typing_mode(trt.__version__) == "strong" and version(trt.__version__) < (11, 0):
+        return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    return 0
+
+
 def build_engine(graph: Path, precision: str = "fp16", workspace_gb: float = WORKSPACE_GB) -> bytes:
     """Serialized engine of ``graph`` (static shapes) in ``precision``, typed as ``typing_mode`` says."""
     import tensorrt as trt
 
     mode = typing_mode(trt.__version__)
     builder = trt.Builder(_logger(trt))
-    flags = 0   # TensorRT 11: every network is strongly typed (the flag is deprecated and ignored)
-    if mode == "strong" and version(trt.__version__) < (11, 0):
-        flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-    network = builder.create_network(flags)
+    network = builder.create_network(network_flags(trt))
     parser = trt.OnnxParser(network, _logger(trt))
     if not parser.parse_from_file(str(graph)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
@@ -155,15 +176,25 @@ def build_engine(graph: Path, precision: str = "fp16", workspace_gb: float = WOR
 
 def ensure_engine(onnx_path: Path, precision: str, cache: EngineCache) -> tuple[bytes, str]:
     """The engine of ``onnx_path`` for this machine, and 'cached' or 'built (<why no cached one>)'. Holds the
-    key's lock throughout: another process building the same engine is waited for, not duplicated."""
+    key's lock throughout (another process building the same engine is waited for, not duplicated) and the
+    cache's build lock while building (one build at a time on the GPU, whichever process: on a Jetson two at
+    once would double the memory). A cache this process may not write (another user's, read-only) still
+    serves the engines it holds."""
     graph, key = build_inputs(onnx_path, precision)
-    with cache.lock(key):
+    with contextlib.ExitStack() as locked:
+        try:
+            locked.enter_context(cache.lock(key))
+        except OSError as exc:
+            engine, why = cache.inspect(key)
+            if engine is not None:
+                return engine, "cached"
+            raise RuntimeError(f"the engine cache {cache.directory} cannot be written ({exc}): {why}") from exc
         engine = cache.load(key)
         if engine is not None:
             return engine, "cached"
         why = cache.reason
-        log.warning("building the TensorRT engine of %s (%s): minutes, not seconds", graph, why)
-        with _BUILD_LOCK:
+        with cache.build_lock():
+            log.warning("building the TensorRT engine of %s (%s): minutes, not seconds", graph, why)
             engine = build_engine(graph, precision)
         cache.store(key, engine)
     return engine, f"built ({why})"

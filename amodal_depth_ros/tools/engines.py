@@ -77,22 +77,23 @@ def run(args: argparse.Namespace) -> int:
         return 2
     missing = 0
     for name, path, export in graphs:
-        if args.check and not path.is_file():
-            missing += 1
-            print(f"{name}: no engine (no ONNX export {path} yet)")
-            continue
-        if args.check:
-            key = te.current_key(path, args.precision)
-            engine, why = cache.inspect(key)
-            missing += engine is None
-        else:
-            path = export()
-            try:
+        try:
+            if args.check:
+                graph = te.build_graph_path(path, args.precision)
+                if not graph.is_file():   # --check writes nothing: no export, no fp16 graph
+                    missing += 1
+                    print(f"{name}: no engine (no ONNX graph {graph} yet)")
+                    continue
+                key = te.current_key(path, args.precision)
+                engine, why = cache.inspect(key)
+                missing += engine is None
+            else:
+                path = export()
                 _, why = te.ensure_engine(path, args.precision, cache)
-            except RuntimeError as exc:   # a parse or build failure: one line, and the other engines still build
-                missing += 1
-                print(f"{name}: the build failed: {exc}", file=sys.stderr)
-                continue
-            key = te.current_key(path, args.precision)
+                key = te.current_key(path, args.precision)
+        except Exception as exc:   # an export, fp16 conversion, parse or build failure: one line, the others go on
+            missing += 1
+            print(f"{name}: the build failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            continue
         print(f"{name}: {cache.engine_path(key) or cache.record_path(key)}: {why} (from {path})")
     return 1 if missing else 0
