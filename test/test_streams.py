@@ -12,7 +12,6 @@ from conftest import ROOT, wait_for
 
 rclpy = pytest.importorskip("rclpy")
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
@@ -22,6 +21,7 @@ from test_stream_faults import check_content  # noqa: E402
 from amodal_depth_ros.ros import CameraStreamClient, NodeProcess  # noqa: E402
 from amodal_depth_ros.ros import conversions as conv  # noqa: E402
 from amodal_depth_ros.ros.process import remap_args  # noqa: E402
+from amodal_depth_ros.ros.spin_thread import SpinThread  # noqa: E402
 from amodal_depth_ros.synthetic.scene import box_in_front_of_wall, render  # noqa: E402
 
 GEOMETRIC = ["-p", "segmentation.method:=geometric", "-p", "amodal_mask.method:=convex_hull",
@@ -41,15 +41,7 @@ class Driver(Node):
         self.diagnostics: dict[str, str] = {}
         self.received: list[Image] = []
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
-        self.executor_ = SingleThreadedExecutor()
-        self.executor_.add_node(self)
-        self.spinning = True
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self) -> None:
-        while self.spinning:
-            self.executor_.spin_once(timeout_sec=0.02)
+        self.spinner = SpinThread(self)
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         with self.lock:
@@ -72,8 +64,7 @@ class Driver(Node):
         self.create_subscription(Image, topic, store, QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
 
     def close(self) -> None:
-        self.spinning = False
-        self.thread.join(timeout=5.0)
+        self.spinner.stop()
         self.destroy_node()
 
 

@@ -1,5 +1,6 @@
 """The ROS 2 adapter: the node, message conversions (no cv_bridge), diagnostics, logging into /rosout, bags
-without a ROS install, and the camera-side client, replay and live replay the tools and tests use."""
+without a ROS install, and the camera-side client (spinning in a ``spin_thread``), replay and live replay the
+tools and tests use."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

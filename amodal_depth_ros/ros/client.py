@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -22,6 +21,7 @@ from std_msgs.msg import Header
 from ..core.types import CameraIntrinsics
 from . import conversions as conv
 from .outputs import OUTPUT_TYPES
+from .spin_thread import SpinThread
 
 # Short names for the node's outputs (``ros.outputs``), as the demo and the tests read them.
 _SHORT_NAMES = {"visible_depth": "visible_depth/image", "visible_info": "visible_depth/camera_info",
@@ -62,20 +62,7 @@ class CameraStreamClient(Node):
         self.output_subs = [self.create_subscription(cls, f"{node_namespace}/{topic}", self._collector(key), out_qos)
                             for key, (topic, cls) in OUTPUT_TOPICS.items()]
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
-        self._executor = SingleThreadedExecutor()
-        self._executor.add_node(self)
-        self._closing = False
-        self._spinner = threading.Thread(target=self._spin, daemon=True)
-        self._spinner.start()
-
-    def _spin(self) -> None:
-        while not self._closing and self.context.ok():
-            try:
-                self._executor.spin_once(timeout_sec=0.05)
-            except Exception as error:
-                if not self._closing:
-                    self.get_logger().error(f"client executor stopped: {type(error).__name__}: {error}")
-                return
+        self._spinner = SpinThread(self, period=0.05)
 
     def _collector(self, key: str) -> Callable[[Any], None]:
         def store(msg: Any) -> None:
@@ -144,7 +131,5 @@ class CameraStreamClient(Node):
         return {kv.key: kv.value for kv in status.values}
 
     def close(self) -> None:
-        self._closing = True
-        self._spinner.join(timeout=5.0)
-        self._executor.remove_node(self)
+        self._spinner.stop()
         self.destroy_node()

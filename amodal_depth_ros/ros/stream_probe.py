@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -22,6 +21,7 @@ from std_msgs.msg import Header
 
 from ..synthetic import SyntheticCamera
 from . import conversions as conv
+from .spin_thread import SpinThread
 
 VIEWED = "amodal_depth/image"   # what the viewer subscribes to (the node then skips the other outputs)
 
@@ -80,15 +80,7 @@ class StreamProbe(Node):
         self._stage_ms: list[float] = []        # stage_ms_total of each diagnostics window with processed frames
         self.create_subscription(Image, f"{node_namespace}/{VIEWED}", self._on_output, qos)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
-        self._executor = SingleThreadedExecutor(context=self.context)
-        self._executor.add_node(self)
-        self._spinning = True
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while self._spinning:
-            self._executor.spin_once(timeout_sec=0.01)
+        self._spinner = SpinThread(self, period=0.01)
 
     def _on_output(self, msg: Image) -> None:
         now = time.monotonic()
@@ -164,6 +156,5 @@ class StreamProbe(Node):
             time.sleep(max(0.0, start + index / rate - time.monotonic()))
 
     def close(self) -> None:
-        self._spinning = False
-        self._thread.join(timeout=5.0)
+        self._spinner.stop()
         self.destroy_node()

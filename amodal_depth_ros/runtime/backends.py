@@ -193,9 +193,7 @@ def tensorrt_runner(net: torch.nn.Module, kind: str, weights: Path, device: torc
     Without tensorrt or CUDA, torch serves for good and ``error`` says why."""
     from . import tensorrt_engine
 
-    reason = tensorrt_engine.tensorrt_unavailable()
-    if not reason and device.type != "cuda":
-        reason = "the networks do not run on CUDA (inference.device)"
+    reason = tensorrt_unavailable_on(device)
     if reason:
         serving = torch_runner(net, device, kind, precision)
         return FunctionRunner(serving, f"tensorrt unavailable ({reason}), serving {serving.status}", reason)
@@ -204,6 +202,14 @@ def tensorrt_runner(net: torch.nn.Module, kind: str, weights: Path, device: torc
     def build() -> Runner:
         return tensorrt_engine.engine_runner(path, precision, engine_cache())
     return SwitchingRunner(torch_runner(net, device, kind, precision), build, "tensorrt engine")
+
+
+def tensorrt_unavailable_on(device: torch.device) -> str:
+    """Why TensorRT engines cannot serve networks placed on ``device`` ('' when they can)."""
+    from . import tensorrt_engine
+
+    return tensorrt_engine.tensorrt_unavailable() or (
+        "" if device.type == "cuda" else "the networks do not run on CUDA (inference.device)")
 
 
 def engine_cache() -> Any:
@@ -280,8 +286,7 @@ def image_network_runner(serving: Runner, export: Callable[[tuple[int, ...]], Pa
                             "onnxruntime graph")
     from . import tensorrt_engine
 
-    reason = tensorrt_engine.tensorrt_unavailable() or (
-        "" if device.type == "cuda" else "the networks do not run on CUDA (inference.device)")
+    reason = tensorrt_unavailable_on(device)
     if reason:
         return FunctionRunner(serving, f"tensorrt unavailable ({reason}), serving {serving.status}", reason)
     return ShapeRunners(serving, lambda shape: tensorrt_engine.engine_runner(export(shape), precision, engine_cache()),

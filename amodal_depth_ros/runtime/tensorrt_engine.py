@@ -28,7 +28,7 @@ import torch
 
 from .batching import fixed_batch
 from .devices import cuda_unusable
-from .engine_cache import EngineCache, engine_key, graph_io
+from .engine_cache import EngineCache, engine_key
 
 log = logging.getLogger(__name__)
 SUPPORTED = ((10, 0), (12, 0))       # TensorRT versions from 10.0 up to, not including, 12.0
@@ -180,7 +180,10 @@ def ensure_engine(onnx_path: Path, precision: str, cache: EngineCache) -> tuple[
     cache's build lock while building (one build at a time on the GPU, whichever process: on a Jetson two at
     once would double the memory). A cache this process may not write (another user's, read-only) still
     serves the engines it holds."""
-    graph, key = build_inputs(onnx_path, precision)
+    return _ensure(*build_inputs(onnx_path, precision), precision, cache)
+
+
+def _ensure(graph: Path, key: dict[str, Any], precision: str, cache: EngineCache) -> tuple[bytes, str]:
     with contextlib.ExitStack() as locked:
         try:
             locked.enter_context(cache.lock(key))
@@ -207,11 +210,10 @@ def engine_runner(onnx_path: Path, precision: str, cache: EngineCache, device: t
     refuses (a driver or plugin change the key cannot see, no memory for an execution context) is deleted
     and rebuilt once."""
     graph, key = build_inputs(onnx_path, precision)
-    inputs, outputs = graph_io(graph)
 
-    def runner(engine: bytes) -> TensorRTRunner:
-        return TensorRTRunner(engine, list(inputs), next(iter(outputs)), precision, device, stream)
-    engine, how = ensure_engine(onnx_path, precision, cache)
+    def runner(engine: bytes) -> TensorRTRunner:   # the key lists the graph's inputs and outputs in its order
+        return TensorRTRunner(engine, list(key["inputs"]), next(iter(key["outputs"])), precision, device, stream)
+    engine, how = _ensure(graph, key, precision, cache)
     try:
         return runner(engine)
     except RuntimeError as exc:
@@ -220,7 +222,7 @@ def engine_runner(onnx_path: Path, precision: str, cache: EngineCache, device: t
         log.warning("the cached engine of %s does not load (%s): rebuilding it", onnx_path, exc)
         with cache.lock(key):
             cache.remove(key)
-        return runner(ensure_engine(onnx_path, precision, cache)[0])
+        return runner(_ensure(graph, key, precision, cache)[0])
 
 
 class TensorRTRunner:
