@@ -87,6 +87,13 @@ def wait_for(predicate, timeout: float, interval: float = 0.02) -> bool:
     return predicate()
 
 
+def settled_diagnostics(client, timeout: float = 60.0) -> dict[str, str]:
+    """``client.settled_diagnostics``, asserted: a baseline, or the end state, for counting images."""
+    values = client.settled_diagnostics(timeout)
+    assert values is not None, client.latest_diagnostic_values()
+    return values
+
+
 def set_parameters(client, node_name: str, values: dict) -> list[tuple[bool, str]]:
     """SetParameters over the node's service, as `ros2 param set` does; (successful, reason) for each."""
     from rcl_interfaces.srv import SetParameters

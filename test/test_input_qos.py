@@ -6,14 +6,17 @@ from __future__ import annotations
 import itertools
 import time
 
+import numpy as np
 import pytest
-from conftest import ROOT, wait_for
+from conftest import ROOT, settled_diagnostics, wait_for
 
 rclpy = pytest.importorskip("rclpy")
 from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
 from rclpy.qos import ReliabilityPolicy  # noqa: E402
 
 from amodal_depth_ros.ros import CameraStreamClient, NodeProcess  # noqa: E402
+from amodal_depth_ros.ros import conversions as conv  # noqa: E402
+from amodal_depth_ros.ros.diagnostics import images_accounted, unaccounted_images  # noqa: E402
 from amodal_depth_ros.ros.input_qos import choose  # noqa: E402
 from amodal_depth_ros.ros.process import remap_args  # noqa: E402
 from amodal_depth_ros.synthetic.scene import box_in_front_of_wall, render  # noqa: E402
@@ -48,25 +51,46 @@ def test_choice_follows_the_publishers():
     assert choose([latched, reliable]).describe() == "reliable/volatile"
 
 
-def test_a_reliable_30hz_driver_delivers_every_image(rclpy_context, tmp_path):
+def test_a_reliable_30hz_driver_loses_no_image_without_saying_so(rclpy_context, tmp_path):
+    """The promise to a reliable driver: every image it publishes is received (frames_in) or, while the node is
+    busy, superseded by a newer one in the subscription's queue (superseded_in_queue_image); none is lost
+    unsaid. Every image received is processed or dropped for a counted reason, and the newest is processed.
+    How many are superseded depends on the machine's load: the count is checked, not a share."""
     node = start(tmp_path)
     client = CameraStreamClient(reliability=ReliabilityPolicy.RELIABLE)
     try:
-        assert client.wait_connected(30.0), node.log()
-        qos = diagnostics(client, "qos_image", lambda v: v.startswith("reliable/"))
-        assert "all reliable" in qos
+        assert client.wait_connected(60.0), node.log()
+        for topic in ("image", "depth", "camera_info"):
+            qos = diagnostics(client, f"qos_{topic}", lambda v: v.startswith("reliable/") and "1 publisher" in v, 30.0)
+            assert "all reliable" in qos
         truth = render(*box_in_front_of_wall(640, 480))
-        start_in = int(client.latest_diagnostic_values()["frames_in"])
+        # A first frame through the whole pipeline: the sequence numbers' baseline is set, the stages are warm.
+        warm = next(STAMPS)
+        client.publish_frame(truth.rgb, truth.depth, truth.intrinsics, warm, frame_id="rs_color_optical")
+        assert client.wait_outputs(warm, 60.0) is not None, node.log()
+        # The diagnostics come every 0.2 s: the baseline is one that counts the first frame as done.
+        before = settled_diagnostics(client)
         count, period = 300, 1.0 / 30.0
+        stamps = [next(STAMPS) for _ in range(count)]
         t0 = time.monotonic()
-        for i in range(count):
-            client.publish_frame(truth.rgb, truth.depth, truth.intrinsics, next(STAMPS), frame_id="rs_color_optical")
+        for i, stamp in enumerate(stamps):
+            client.publish_frame(truth.rgb, truth.depth, truth.intrinsics, stamp, frame_id="rs_color_optical")
             time.sleep(max(0.0, t0 + (i + 1) * period - time.monotonic()))
-        # Every image arrives (counted on arrival, whatever the worker then keeps).
-        delivered = diagnostics(client, "frames_in", lambda v: v and int(v) - start_in >= count, timeout=20.0)
-        assert int(delivered) - start_in >= 0.99 * count
-        values = client.latest_diagnostic_values()
-        assert int(values["frames_out"]) > 0 and values["qos_depth"].startswith("reliable/")
+        newest = client.wait_outputs(stamps[-1], 60.0)
+        assert newest is not None, "the newest image must be processed"
+        # Every image published is accounted for, exactly: a lost image would leave the sum short, one counted
+        # twice would overshoot it.
+        assert wait_for(lambda: images_accounted(client.latest_diagnostic_values()) - images_accounted(before)
+                        >= count, 60.0), (before, client.latest_diagnostic_values())
+        after = settled_diagnostics(client)
+        assert images_accounted(after) - images_accounted(before) == count, (before, after)
+        assert int(after["lost_image"]) == 0 and unaccounted_images(after) == 0, after
+        assert int(after["frames_out"]) > int(before["frames_out"])
+        # What was processed is this frame's content, under its own stamp.
+        depth = conv.image_to_depth(newest.messages["visible_depth"])
+        valid = np.isfinite(truth.depth)
+        assert np.allclose(depth[valid], truth.depth[valid], atol=1e-3)
+        assert newest.messages["visible_depth"].header.frame_id == "rs_color_optical"
     finally:
         client.close()
         node.stop()
@@ -92,20 +116,25 @@ def test_diagnostics_name_the_camera_rates_and_a_stale_input(rclpy_context, tmp_
     node = start(tmp_path, "-p", "diagnostics.stale_after:=0.5")
     client = CameraStreamClient(reliability=ReliabilityPolicy.RELIABLE)
     try:
-        assert client.wait_connected(30.0), node.log()
+        assert client.wait_connected(60.0), node.log()
         diagnostics(client, "qos_image", lambda v: v.startswith("reliable/"))
         truth = render(*box_in_front_of_wall(160, 120))
-        deadline = time.monotonic() + 3.0
-        while time.monotonic() < deadline:
+        # Each input's rate is reported (its value over a 0.2 s window depends on the machine's load) and the
+        # camera's frame names the hardware.
+        rates = {key: 0.0 for key in ("rate_image_hz", "rate_depth_hz", "rate_camera_info_hz")}
+        named = False
+        deadline = time.monotonic() + 60.0
+        while time.monotonic() < deadline and not (named and min(rates.values()) > 0):
             client.publish_frame(truth.rgb, truth.depth, truth.intrinsics, next(STAMPS), frame_id="cam_42_optical")
             time.sleep(0.05)
-        with client._lock:
-            statuses = [array.status[0] for array in client.diagnostics[-5:]]
-        assert {s.hardware_id for s in statuses} == {"cam_42_optical"}
-        rates = client.latest_diagnostic_values()
-        assert 5.0 < float(rates["rate_image_hz"]) < 40.0 and float(rates["rate_depth_hz"]) > 5.0
+            values = client.latest_diagnostic_values()
+            for key in rates:
+                rates[key] = max(rates[key], float(values.get(key, "0")))
+            with client._lock:
+                named = bool(client.diagnostics) and client.diagnostics[-1].status[0].hardware_id == "cam_42_optical"
+        assert named and min(rates.values()) > 0, rates
         # The driver stops: after stale_after the status turns WARN and names the silent inputs.
-        stale = diagnostics(client, "stale_inputs", lambda v: v == "camera_info, depth, image", timeout=5.0)
+        stale = diagnostics(client, "stale_inputs", lambda v: v == "camera_info, depth, image", timeout=30.0)
         assert stale
         with client._lock:
             last = client.diagnostics[-1].status[0]
@@ -123,7 +152,7 @@ def test_output_qos_can_be_overridden(rclpy_context, tmp_path):
         infos = client.get_publishers_info_by_topic("/amodal/amodal_points")
         assert [i.qos_profile.reliability for i in infos] == [ReliabilityPolicy.BEST_EFFORT]
         for other in ("/amodal/amodal_depth/image", "/amodal/amodal_instances", "/amodal/visible_depth/image"):
-            assert wait_for(lambda o=other: bool(client.get_publishers_info_by_topic(o)), 10.0), other
+            assert wait_for(lambda o=other: bool(client.get_publishers_info_by_topic(o)), 60.0), other
             infos = client.get_publishers_info_by_topic(other)
             assert [i.qos_profile.reliability for i in infos] == [ReliabilityPolicy.RELIABLE], other
     finally:

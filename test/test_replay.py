@@ -120,11 +120,14 @@ def test_live_replay_agrees_with_offline_replay(recorded, tmp_path, capsys, cloc
     path, _ = recorded
     offline, live = tmp_path / "offline", tmp_path / "live"
     assert cli.main(["replay", str(path), str(offline)]) == 0
-    assert cli.main(["play", str(path), str(live), "--start-node", "--drain", "20", *clock]) == 0
+    assert cli.main(["play", str(path), str(live), "--start-node", "--drain", "60", "--connect-timeout", "120",
+                     *clock]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["frames_played"] == 4
-    assert report["complete_frames"] >= 2            # a slow machine may supersede a frame; never lose them all
+    # A busy node supersedes frames (how many depends on the machine's load); the newest it always processes.
+    assert report["complete_frames"] >= 1
     expected, got = outputs_by_stamp(offline), outputs_by_stamp(live)
+    assert set(got.get(max(expected), {})) == set(OUT_TOPICS)
     compared = 0
     for stamp, messages in got.items():
         if set(messages) != set(OUT_TOPICS):
@@ -137,7 +140,7 @@ def test_live_replay_agrees_with_offline_replay(recorded, tmp_path, capsys, cloc
         assert messages["amodal_instances"] == expected[stamp]["amodal_instances"]
         assert messages["amodal_depth/camera_info"] == expected[stamp]["amodal_depth/camera_info"]
         compared += 1
-    assert compared >= 2
+    assert compared == report["complete_frames"]
 
 
 def test_play_refuses_a_missing_topic(recorded, tmp_path, capsys):

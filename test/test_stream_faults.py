@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ROOT, set_parameters, wait_for
+from conftest import ROOT, set_parameters, settled_diagnostics, wait_for
 
 rclpy = pytest.importorskip("rclpy")
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
@@ -41,7 +41,7 @@ def scenes():
 def running(rclpy_context, tmp_path_factory):
     node = start(tmp_path_factory.mktemp("faults"))
     client = CameraStreamClient()
-    assert client.wait_connected(30.0), node.log()
+    assert client.wait_connected(60.0), node.log()
     # The inputs have adapted to the (reliable) driver: no subscription is swapped during the tests.
     assert wait_for(lambda: all(client.latest_diagnostic_values().get(f"qos_{name}", "").startswith("reliable/")
                                 for name in ("image", "camera_info", "depth")), 20.0), node.log()
@@ -71,15 +71,14 @@ def output_order(client: CameraStreamClient, stamps: list[int]) -> list[int]:
 def test_bursts_are_answered_in_order_and_never_twice(running, scenes):
     node, client = running
     truth = scenes[(160, 120)]
-    before = int(client.latest_diagnostic_values().get("frames_out", "0"))
+    before = int(settled_diagnostics(client)["frames_out"])
     stamps = [next(STAMPS) for _ in range(20)]
     for stamp in stamps:                                   # back to back, no pause
         client.publish_frame(truth.rgb, truth.depth, truth.intrinsics, stamp)
-    assert client.wait_outputs(stamps[-1], 20.0) is not None, node.log_tail()
+    assert client.wait_outputs(stamps[-1], 60.0) is not None, node.log_tail()
     answered = output_order(client, stamps)
     assert answered == sorted(answered) and len(answered) >= 1
-    time.sleep(0.5)
-    after = int(client.latest_diagnostic_values()["frames_out"])
+    after = int(settled_diagnostics(client)["frames_out"])
     assert after - before == len(answered)                 # one output per processed frame: none twice
     check_content(client.outputs[stamps[-1]], truth)
 
@@ -97,7 +96,7 @@ def test_stamps_jumping_back_start_a_new_timeline(running, scenes):
     _, out = client.publish_until_output(truth.rgb, truth.depth, truth.intrinsics, looped)
     check_content(out, truth)
     values = client.latest_diagnostic_values()
-    assert wait_for(lambda: int(client.latest_diagnostic_values()["time_jumps"]) >= 1, 3.0), values
+    assert wait_for(lambda: int(client.latest_diagnostic_values()["time_jumps"]) >= 1, 60.0), values
     assert int(client.latest_diagnostic_values()["dropped_out_of_order"]) >= 1
     assert "jumped back" in node.log()
 
@@ -123,7 +122,7 @@ def test_the_driver_restarting_its_publishers(running, scenes):
     client.pub_image = client.create_publisher(Image, "/camera/image", qos)
     client.pub_info = client.create_publisher(CameraInfo, "/camera/camera_info", qos)
     client.pub_depth = client.create_publisher(Image, "/camera/depth", qos)
-    assert client.wait_connected(20.0), node.log_tail()
+    assert client.wait_connected(60.0), node.log_tail()
     _, out = client.publish_until_output(truth.rgb, truth.depth, truth.intrinsics, STAMPS)
     check_content(out, truth)
 
@@ -152,21 +151,22 @@ def test_parameter_changes_under_load(running, scenes):
     thread = threading.Thread(target=stream)
     thread.start()
     try:
-        time.sleep(1.0)
+        assert wait_for(lambda: bool(output_order(client, sent)), 60.0), node.log_tail()   # frames answered
         # Live (the stages take it) and rebuild (a new pipeline is prepared, then swapped in), under load.
         assert set_parameters(client, NODE, {"visible_depth.max_depth": 1.0}) == [(True, "")]
         assert set_parameters(client, NODE, {"amodal_depth.method": "nearest"}) == [(True, "")]
-        time.sleep(1.5)
-        changed = sent[-1]
+        changed = len(sent)   # frames from here on are published after both changes were accepted
+        assert wait_for(lambda: any(s in sent[changed:] for s in output_order(client, sent)), 60.0), node.log_tail()
     finally:
         streaming = False
         thread.join()
-    out = client.wait_outputs(changed, 10.0)
+    # The newest frame is always processed: it shows both changes.
+    out = client.wait_outputs(sent[-1], 60.0)
     assert out is not None, node.log_tail()
     visible = conv.image_to_depth(out.messages["visible_depth"])
     assert np.isnan(visible[truth.depth > 1.0]).all() and np.isfinite(visible[truth.depth <= 1.0]).all()
     answered = output_order(client, sent)
-    assert answered == sorted(answered) and len(answered) > 10
+    assert answered == sorted(answered) and len(set(answered)) == len(answered)
     assert set_parameters(client, NODE, {"visible_depth.max_depth": 10.0, "amodal_depth.method": "plane_fit"}) == \
         [(True, ""), (True, "")]
     _, out = client.publish_until_output(truth.rgb, truth.depth, truth.intrinsics, STAMPS)

@@ -20,6 +20,7 @@ from std_msgs.msg import Header
 
 from ..core.types import CameraIntrinsics
 from . import conversions as conv
+from .diagnostics import unaccounted_images
 from .outputs import OUTPUT_TYPES
 from .spin_thread import SpinThread
 
@@ -100,28 +101,57 @@ class CameraStreamClient(Node):
         self.pub_image.publish(conv.rgb_to_image(rgb, header, image_encoding))
 
     def publish_until_output(self, rgb: np.ndarray, depth: np.ndarray | None, intrinsics: CameraIntrinsics,
-                             stamps: Iterator[int], tries: int = 10, wait: float = 2.0,
+                             stamps: Iterator[int], tries: int = 10, wait: float = 2.0, timeout: float = 120.0,
                              **encodings: str) -> tuple[int, Outputs]:
-        """Publish with fresh stamps until the node answers one: best-effort subscriptions may lose the
-        first frames after matching. AssertionError when all ``tries`` go unanswered."""
-        for _ in range(tries):
-            stamp = next(stamps)
-            self.publish_frame(rgb, depth, intrinsics, stamp, **encodings)
-            outputs = self.wait_outputs(stamp, wait)
-            if outputs is not None:
-                return stamp, outputs
-        raise AssertionError(f"no output from the node after {tries} frames")
+        """Publish with fresh stamps, one every ``wait`` seconds (at most ``tries``), until the node answers
+        any of them: best-effort subscriptions may lose the first frames after matching, and a node slow on its
+        first frames (models loading, a loaded machine) answers an earlier one late. Returns the newest stamp
+        answered and its outputs; AssertionError when none is answered within ``timeout`` seconds."""
+        sent: list[int] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(sent) < tries:
+                sent.append(next(stamps))
+                self.publish_frame(rgb, depth, intrinsics, sent[-1], **encodings)
+            until = min(deadline, time.monotonic() + wait) if len(sent) < tries else deadline
+            while time.monotonic() < until:
+                with self._lock:
+                    answered = [s for s in sent if s in self.outputs and self.outputs[s].complete()]
+                    if answered:
+                        return answered[-1], self.outputs[answered[-1]]
+                time.sleep(0.01)
+        raise AssertionError(f"no output from the node for any of {len(sent)} frames in {timeout:g} s")
+
+    def answered(self) -> int:
+        """How many stamps the node has answered with every output so far."""
+        with self._lock:
+            return sum(entry.complete() for entry in self.outputs.values())
 
     # --- output side ---------------------------------------------------------------------------
     def wait_outputs(self, stamp_ns: int, timeout: float = 20.0) -> Outputs | None:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while True:
             with self._lock:
                 entry = self.outputs.get(stamp_ns)
                 if entry is not None and entry.complete():
                     return entry
+            if time.monotonic() >= deadline:
+                return None
             time.sleep(0.01)
-        return None
+
+    def settled_diagnostics(self, timeout: float = 60.0) -> dict[str, str] | None:
+        """The node's diagnostics once they count every frame answered here as processed and account for every
+        image the node received (the node is idle), or None after ``timeout`` s. (A diagnostics message may be
+        older than the newest answer: its frames_out tells.)"""
+        answered = self.answered()
+        deadline = time.monotonic() + timeout
+        while True:
+            values = self.latest_diagnostic_values()
+            if values and int(values["frames_out"]) >= answered and unaccounted_images(values) == 0:
+                return values
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.02)
 
     def latest_diagnostic_values(self) -> dict[str, str]:
         with self._lock:

@@ -7,6 +7,43 @@ from collections import Counter, defaultdict
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
+# Where each image the node received went (keys of its diagnostics): processed (frames_out) or one of these.
+IMAGE_FATES = ("dropped_superseded", "dropped_unsynchronized", "dropped_out_of_order", "skipped_no_subscriber",
+               "rejected_total", "images_waiting")
+
+
+def images_accounted(values: dict[str, str]) -> int:
+    """Images a driver published that the node's diagnostics account for: received (frames_in) or superseded in
+    its input queue while it was busy. With one reliable publisher this is every image published."""
+    return int(values.get("frames_in", "0")) + int(values.get("superseded_in_queue_image", "0"))
+
+
+def unaccounted_images(values: dict[str, str]) -> int:
+    """Images received that the diagnostics count neither as processed nor as dropped for a reason: 0 whenever
+    the node is idle (a frame in the worker's hands is counted when it is done)."""
+    return int(values["frames_in"]) - int(values["frames_out"]) - sum(int(values[k]) for k in IMAGE_FATES)
+
+
+class SequenceGaps:
+    """Messages a publisher sent that never reached the callback, from the gaps in its publication sequence
+    numbers (DDS numbers each writer's samples 1, 2, 3, ...). Only meaningful while one publisher feeds the
+    topic: with several, their numbers interleave, so the caller passes None and the count pauses."""
+
+    def __init__(self) -> None:
+        self._last: int | None = None
+
+    def missed(self, sequence: int | None) -> int:
+        """How many of this publisher's messages came between the previous one received and this one."""
+        if sequence is None or sequence <= 0:
+            self._last = None
+            return 0
+        last, self._last = self._last, sequence
+        # First message, a repeat (a re-created subscription delivers in-flight messages twice) or a new
+        # publisher (numbers start again at 1): a new baseline, nothing missed.
+        if last is None or sequence <= last:
+            return 0
+        return sequence - last - 1
+
 
 class NodeStats:
     """Updated from the subscription callbacks and the worker; read by the diagnostics timer."""
@@ -35,14 +72,25 @@ class NodeStats:
         self.hardware_id = ""                # the camera's frame_id, from the newest input
         self._arrivals: Counter[str] = Counter()          # input topic -> messages in the window
         self._last_arrival: dict[str, float] = {}         # input topic -> monotonic time of its newest message
+        # Input topic -> messages its publisher sent that the node never received: under a reliable subscription
+        # superseded by newer ones in the subscription's history (KEEP_LAST) while the node was busy; under a
+        # best-effort one lost in transport or superseded (DDS does not say which).
+        self._gaps: dict[str, SequenceGaps] = defaultdict(SequenceGaps)
+        self.superseded_in_queue: Counter[str] = Counter()
+        self.lost: Counter[str] = Counter()
 
-    def count_message(self, topic: str, frame_id: str) -> None:
-        """Any input message: per-input rates, staleness, and the camera frame that names the hardware."""
+    def count_message(self, topic: str, frame_id: str, sequence: int | None = None, reliable: bool = True) -> None:
+        """Any input message: per-input rates, staleness, the camera frame that names the hardware, and the
+        messages missed before it (``sequence``: its publication sequence number, None when it cannot be told
+        which publisher sent it)."""
         with self._lock:
             self._arrivals[topic] += 1
             self._last_arrival[topic] = time.monotonic()
             if frame_id:
                 self.hardware_id = frame_id
+            missed = self._gaps[topic].missed(sequence)
+            if missed:
+                (self.superseded_in_queue if reliable else self.lost)[topic] += missed
 
     def set_fallbacks(self, fallbacks: dict[str, str], backends: dict[str, str] | None = None) -> None:
         with self._lock:
@@ -73,9 +121,11 @@ class NodeStats:
             self._window_rejected += 1
             self.last_error = f"{reason}: {message}"
 
-    def status(self, name: str, qos: dict[str, str] | None = None, stale_after: float = 0.0) -> DiagnosticStatus:
+    def status(self, name: str, qos: dict[str, str] | None = None, stale_after: float = 0.0,
+               waiting: int = 0) -> DiagnosticStatus:
         """Snapshot since the previous call: rates and mean stage times over that window; ``qos``: input topic ->
-        the QoS in use; an input silent for more than ``stale_after`` seconds (0: never) turns the level WARN."""
+        the QoS in use; an input silent for more than ``stale_after`` seconds (0: never) turns the level WARN;
+        ``waiting``: images received that wait for their camera_info or depth partner."""
         with self._lock:
             now = time.monotonic()
             span = max(now - self._window_start, 1e-6)
@@ -89,6 +139,7 @@ class NodeStats:
                 "skipped_no_subscriber": self.idle,
                 "dropped_out_of_order": self.out_of_order,
                 "time_jumps": self.time_jumps,
+                "images_waiting": waiting,
                 "rejected_total": sum(self.rejected.values()),
             }
             values.update({f"rejected_{reason}": count for reason, count in sorted(self.rejected.items())})
@@ -97,6 +148,9 @@ class NodeStats:
             for topic in sorted(set(qos or {}) | set(self._arrivals)):
                 values[f"rate_{topic}_hz"] = f"{self._arrivals[topic] / span:.2f}"
             values.update({f"qos_{topic}": what for topic, what in sorted((qos or {}).items())})
+            for topic in sorted(qos or {}):
+                values[f"superseded_in_queue_{topic}"] = self.superseded_in_queue[topic]
+                values[f"lost_{topic}"] = self.lost[topic]
             stale = sorted(t for t, last in self._last_arrival.items() if stale_after > 0 and now - last > stale_after)
             if stale:
                 values["stale_inputs"] = ", ".join(stale)

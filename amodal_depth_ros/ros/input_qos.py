@@ -55,7 +55,8 @@ def choose(publisher_qos: list[QoSProfile]) -> Choice:
 class AdaptiveSubscription:
     """One input topic's subscription, recreated when the publishers' QoS calls for another profile."""
 
-    def __init__(self, node: Node, msg_type: Any, topic: str, callback: Callable[[Any], None], depth: int) -> None:
+    # callback(msg, message_info): rclpy passes the info to callbacks taking two arguments (its stubs say one)
+    def __init__(self, node: Node, msg_type: Any, topic: str, callback: Callable[..., None], depth: int) -> None:
         self.node, self.msg_type, self.topic, self.callback = node, msg_type, topic, callback
         self.resolved = node.resolve_topic_name(topic)
         self.depth = depth

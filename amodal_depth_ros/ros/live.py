@@ -86,9 +86,10 @@ class LiveReplay(Node):
         self, rate: float = 1.0, drain_s: float = 5.0, on_frame: Callable[[int], None] | None = None
     ) -> LiveSummary:
         """Publish the bag on its own clock scaled by ``rate``, then record for up to ``drain_s`` seconds
-        more (less once every played frame has all its outputs)."""
+        more (less once the last frame played has all its outputs)."""
         start_wall, start_bag = 0.0, None
         played: set[int] = set()
+        last: int | None = None   # stamp of the last image played
         for topic, bag_time, msg in read_messages(self.bag_in, self.inputs):
             if start_bag is None:
                 start_wall, start_bag = time.monotonic(), bag_time
@@ -100,14 +101,15 @@ class LiveReplay(Node):
                 self.clock.publish(Clock(clock=conv.ns_to_stamp(bag_time)))
             self.publishers_by_topic[topic].publish(msg)
             if topic == self.topics.image:
-                played.add(conv.stamp_to_ns(msg.header.stamp))
+                last = conv.stamp_to_ns(msg.header.stamp)
+                played.add(last)
                 self.summary.frames_played += 1
                 if on_frame:
                     on_frame(self.summary.frames_played)
+        # The node processes the newest frame always and never an older one after it, and each topic arrives in
+        # order: once the last image played has every output, nothing else will come.
         deadline = time.monotonic() + drain_s
-        while time.monotonic() < deadline and not all(
-            len(self.stamps.get(s, ())) == len(self.recorders) for s in played
-        ):
+        while time.monotonic() < deadline and last is not None and len(self.stamps.get(last, ())) < len(self.recorders):
             self.executor_.spin_once(timeout_sec=0.05)
         self.summary.complete_frames = sum(len(self.stamps.get(s, ())) == len(self.recorders) for s in played)
         return self.summary

@@ -103,8 +103,14 @@ class AmodalDepthNode(Node):
             if sub.adapt():
                 self.get_logger().info(f"{name} ({sub.resolved}): publishers changed, now subscribing {sub.describe()}")
 
-    def _on_message(self, topic: str, msg: Any) -> None:
-        self.stats.count_message(topic, msg.header.frame_id)
+    def _on_message(self, topic: str, msg: Any, info: dict[str, Any]) -> None:
+        # rclpy passes the message info to a callback that takes two arguments. Its publication sequence number
+        # tells the messages the node never got (superseded in the history while it was busy); with several
+        # publishers their numbers interleave, so none is counted then.
+        sub = self.inputs[topic]
+        self.stats.count_message(topic, msg.header.frame_id,
+                                 info.get("publication_sequence_number") if sub.choice.publishers == 1 else None,
+                                 sub.qos.reliability == ReliabilityPolicy.RELIABLE)
         if topic == "image":
             self.stats.count_input()
         stamp = conv.stamp_to_ns(msg.header.stamp)
@@ -221,7 +227,8 @@ class AmodalDepthNode(Node):
         array.header.stamp = self.get_clock().now().to_msg()
         qos = {name: sub.describe() for name, sub in self.inputs.items()}
         array.status = [self.stats.status(self.get_fully_qualified_name(), qos,
-                                          self.pipeline.settings.diagnostics.stale_after)]
+                                          self.pipeline.settings.diagnostics.stale_after,
+                                          waiting=len(self.sync.queues["image"]))]
         self.pub_diagnostics.publish(array)
 
     def destroy_node(self) -> None:

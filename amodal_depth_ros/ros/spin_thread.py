@@ -28,8 +28,11 @@ class SpinThread:
                     self.node.get_logger().error(f"executor stopped: {type(error).__name__}: {error}")
                 return
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """End the thread and take the node off the executor (the caller destroys the node)."""
+    def stop(self, timeout: float = 60.0) -> None:
+        """End the thread and take the node off the executor (the caller destroys the node). RuntimeError when
+        a callback still runs after ``timeout`` s: the node must not be destroyed under it."""
         self._stopping = True
         self._thread.join(timeout=timeout)
+        if self._thread.is_alive():
+            raise RuntimeError(f"{self._thread.name}: a callback still runs after {timeout:g} s")
         self.executor.remove_node(self.node)

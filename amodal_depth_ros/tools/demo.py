@@ -30,12 +30,14 @@ from ..groundtruth import GroundTruthFrame
 from ..resources import package_path
 from ..ros import conversions as conv
 from ..ros.client import CameraStreamClient, Outputs
+from ..ros.diagnostics import images_accounted
 from ..ros.process import NodeProcess, remap_args
 from ..synthetic import SyntheticCamera
 
 BASE_STAMP_NS = 1_700_000_000 * 10**9   # fixed epoch: stamps, and so outputs, are the same on every run
 NODE_NAME = "/amodal/amodal_depth_node"
-CONNECT_TIMEOUT_S, DRAIN_TIMEOUT_S, IDLE_S = 30.0, 10.0, 3.0
+# Generous: a node loading its networks on a loaded machine takes a while to connect, and its last frame too.
+CONNECT_TIMEOUT_S, DRAIN_TIMEOUT_S = 120.0, 60.0
 PROFILE_VARS = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
 
 
@@ -64,12 +66,15 @@ def prepare_ros_environment() -> None:
 
 
 def wait_connected(client: CameraStreamClient, node: NodeProcess) -> str | None:
-    """None once connected, else why not."""
+    """None once connected and the node's inputs have adapted to our reliable publishers (no frame is then
+    lost to a best-effort subscription), else why not."""
     deadline = time.monotonic() + CONNECT_TIMEOUT_S
     while time.monotonic() < deadline:
         if not node.alive():
             return f"the node exited with code {node.proc.returncode}"
-        if client.wait_connected(timeout=0.5):
+        values = client.latest_diagnostic_values()
+        if client.wait_connected(timeout=0.5) and all(
+                values.get(f"qos_{name}", "").startswith("reliable/") for name in ("image", "depth", "camera_info")):
             return None
     return f"the node did not connect within {CONNECT_TIMEOUT_S:.0f} s"
 
@@ -95,21 +100,16 @@ def publish_stream(client: CameraStreamClient, camera: SyntheticCamera, frames: 
     return published, late
 
 
-def drain(client: CameraStreamClient, last_stamp: int) -> None:
-    """Wait until the last frame came back, the outputs stop arriving for IDLE_S (the last frame was
-    lost or superseded), or DRAIN_TIMEOUT_S passed; then for one more diagnostics message, so that
-    the node's counters include the last frame."""
-    deadline, seen, changed = time.monotonic() + DRAIN_TIMEOUT_S, -1, time.monotonic()
-    while time.monotonic() < deadline:
-        outputs = dict(client.outputs)   # a copy: the client's spin thread keeps adding entries
-        if last_stamp in outputs and outputs[last_stamp].complete():
+def drain(client: CameraStreamClient, last_stamp: int, published: int) -> None:
+    """Wait until the last frame came back (the newest is always processed), or the node's diagnostics account
+    for all ``published`` images with every processed one answered here (the last was dropped, for a reason
+    they give), or DRAIN_TIMEOUT_S passed; then for one more diagnostics message, so that the counters include
+    the last frame."""
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    while time.monotonic() < deadline and client.wait_outputs(last_stamp, 0.05) is None:
+        values = client.settled_diagnostics(timeout=0.0)
+        if values and images_accounted(values) >= published and int(values["frames_out"]) == client.answered():
             break
-        count = sum(len(o.messages) for o in outputs.values())
-        if count != seen:
-            seen, changed = count, time.monotonic()
-        elif time.monotonic() - changed > IDLE_S:
-            break
-        time.sleep(0.05)
     diagnostics, deadline = len(client.diagnostics), time.monotonic() + 3.0
     while len(client.diagnostics) == diagnostics and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -199,7 +199,8 @@ def summarize(client: CameraStreamClient, camera: SyntheticCamera, published: di
     outputs = {s: o for s, o in dict(client.outputs).items() if s in published and o.complete()}
     latency = [1e3 * (outputs[s].received_at - published[s]) for s in sorted(outputs)]
     stage_ms, last_values = node_diagnostics(client)
-    counters = ("frames_in", "frames_out", "dropped_superseded", "dropped_unsynchronized")
+    counters = ("frames_in", "frames_out", "superseded_in_queue_image", "dropped_superseded", "dropped_unsynchronized",
+                "dropped_out_of_order", "skipped_no_subscriber", "images_waiting")
     return {
         "frames_published": len(published), "frames_returned": len(outputs),
         "returned_indices": [camera_index(camera, s) for s in sorted(outputs)],
@@ -236,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
             return 1
         camera = SyntheticCamera(args.seed, args.width, args.height, fps=args.rate)
         published, late = publish_stream(client, camera, args.frames, args.rate)
-        drain(client, max(published))
+        drain(client, max(published), len(published))
         summary = summarize(client, camera, published, late)
         if summary["frames_returned"]:
             index = summary["returned_indices"][-1]
