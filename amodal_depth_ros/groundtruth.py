@@ -30,7 +30,10 @@ class GroundTruthFrame:
     names: tuple[str, ...]
     intrinsics: CameraIntrinsics
     occlusion_pairs: np.ndarray   # (P, 2) int32 (occluder id, occluded id): occluder seen inside occluded's mask
-    stuff: np.ndarray             # (K,) bool: room structure (walls, floors), not an evaluation target
+    stuff: np.ndarray             # (K,) bool: room structure (walls, floors, a support surface), not a target
+    # True: a real frame labelled with visible object masks only (no hidden extent, hidden depth or order is
+    # known): scored as UOIS scores real table tops, objects only, structure counting as background.
+    visible_labels_only: bool = False
 
     def id_of(self, name: str) -> int:
         return self.names.index(name) + 1

@@ -426,12 +426,12 @@ def make_instance() -> AmodalInstance:
     depth[amodal] = RNG.uniform(1, 2, int(amodal.sum())).astype(np.float32)
     depth[0, 0] = 9.0  # outside the amodal mask: must not leak into the crop
     depth[5, 8] = 9.0  # inside the bbox, outside the mask: NaN in the crop
-    return AmodalInstance(id=3, label="cup", score=0.75, visible_mask=visible, amodal_mask=amodal,
-                          occluded_by=(1, 5), depth=depth)
+    return AmodalInstance.from_frame(id=3, label="cup", score=0.75, visible_mask=visible, amodal_mask=amodal,
+                                     occluded_by=(1, 5), depth=depth, kind="structure")
 
 
 def check_instance_msg(msg, inst: AmodalInstance) -> None:
-    assert (msg.id, msg.label) == (3, "cup")
+    assert (msg.id, msg.label, msg.kind) == (3, "cup", 1)   # KIND_STRUCTURE
     assert msg.score == pytest.approx(0.75)
     b = msg.bbox
     assert (b.x_offset, b.y_offset, b.width, b.height, b.do_rectify) == (3, 2, 6, 4, False)
@@ -462,7 +462,7 @@ class _StandInInstance:
     """Same fields as amodal_depth_ros/AmodalInstance; used only while the interfaces are not built."""
 
     def __init__(self) -> None:
-        self.id, self.label, self.score = 0, "", 0.0
+        self.id, self.label, self.score, self.kind = 0, "", 0.0, 0
         self.bbox = RegionOfInterest()
         self.visible_mask, self.amodal_mask, self.amodal_depth = Image(), Image(), Image()
         self.visible_ratio, self.occluded_by = 0.0, []
@@ -489,10 +489,8 @@ def test_instance_to_msg_stand_in() -> None:
         conv.instances_to_msg([inst], header(), W + 1, H, _StandInArray, _StandInInstance)
     assert reason(e) == "size_mismatch"
     no_depth = make_instance()
-    no_depth.depth = None
+    no_depth.surface = None
     assert np.isnan(conv.image_to_depth(conv.instance_to_msg(no_depth, None, _StandInInstance).amodal_depth)).all()
-    empty = make_instance()
-    empty.amodal_mask = np.zeros((H, W), bool)
-    empty.visible_mask = np.zeros((H, W), bool)
+    empty = AmodalInstance.from_frame(3, "cup", 0.75, np.zeros((H, W), bool), np.zeros((H, W), bool), ())
     msg = conv.instance_to_msg(empty, None, _StandInInstance)
     assert (msg.bbox.width, msg.amodal_mask.width, msg.amodal_depth.height) == (0, 0, 0)

@@ -4,7 +4,7 @@ import json
 import cv2
 import numpy as np
 
-from amodal_depth_ros.core import config
+from amodal_depth_ros.core import AmodalInstance, config
 from amodal_depth_ros.datasets import write_ground_truth_bag
 from amodal_depth_ros.evaluation.harness import (
     END_TO_END,
@@ -115,8 +115,9 @@ def test_matching_needs_half_overlap():
     ids = [truth.id_of("wall"), truth.id_of("box")]
     matched = match_instances(predicted, truth, ids)
     assert {i: m.id for i, m in matched.items()} == {i: i for i in ids}
-    shifted = predicted[1]
-    shifted.visible_mask = np.roll(shifted.visible_mask, 40, axis=1)   # the box moved by more than its width
+    box = predicted[1]   # moved by more than its width:
+    shifted = AmodalInstance.from_frame(box.id, box.label, box.score, np.roll(box.visible_mask, 40, axis=1),
+                                        np.roll(box.amodal_mask, 40, axis=1), box.occluded_by)
     assert match_instances([shifted], truth, [truth.id_of("box")]) == {truth.id_of("box"): None}
 
 

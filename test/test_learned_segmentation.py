@@ -47,7 +47,7 @@ def test_decoding_puts_instance_borders_on_the_full_resolution_depth_edge():
     assert segmentation.ids.tolist() == [1, 2]
     left, right = segmentation.labels[:, :33], segmentation.labels[:, 33:]
     assert (left == left[0, 0]).all() and (right == right[0, 0]).all() and left[0, 0] != right[0, 0]
-    assert segmentation.class_names == ("object", "structure")
+    assert [segmentation.kind(k) for k in range(2)] == ["object", "structure"]
     assert segmentation.occluder.shape == depth.shape and segmentation.occluder[0, 31] > 0.9
 
 
@@ -92,8 +92,8 @@ def test_stage_partitions_the_frame_and_falls_back_without_weights(random_weight
     stage = segmenter(random_weights, {"inference.device": "cpu", "segmentation.network_size": 160})
     segmentation = stage(truth.to_rgbd_frame(), truth.depth)
     assert segmentation.labels.shape == truth.depth.shape and segmentation.occluder.shape == truth.depth.shape
-    assert set(segmentation.class_names) <= {"object", "structure"}
-    assert len(segmentation.class_names) == segmentation.ids.size
+    assert {segmentation.kind(k) for k in range(segmentation.ids.size)} <= {"object", "structure"}
+    assert segmentation.structure is not None and segmentation.structure.shape == segmentation.ids.shape
     assert stage.backend_status == "torch on cpu (fp32)" and stage.backend_error == ""
     missing = str(tmp_path / "none.pt")
     pipeline = AmodalDepthPipeline({"segmentation.method": "learned", "segmentation.weights": missing})

@@ -124,10 +124,10 @@ def test_layers_rank_hidden_surfaces_per_pixel():
     visible = np.zeros(shape, bool)
     amodal = np.zeros(shape, bool)
     amodal[1, 1] = True
-    near = AmodalInstance(1, "object", 1.0, visible, amodal, (3,), np.where(amodal, 2.0, np.nan).astype(np.float32))
-    far = AmodalInstance(
-        2, "object", 1.0, visible, amodal.copy(), (1,), np.where(amodal, 5.0, np.nan).astype(np.float32)
-    )
+    near = AmodalInstance.from_frame(1, "object", 1.0, visible, amodal, (3,),
+                                     np.where(amodal, 2.0, np.nan).astype(np.float32))
+    far = AmodalInstance.from_frame(2, "object", 1.0, visible, amodal.copy(), (1,),
+                                    np.where(amodal, 5.0, np.nan).astype(np.float32))
     hidden = stack_hidden_surfaces([far, near], shape)
     assert sorted(zip(hidden.depth.tolist(), hidden.layer.tolist(), strict=False)) == [(2.0, 1), (5.0, 2)]
     image = amodal_depth_image(np.ones(shape, np.float32), hidden)

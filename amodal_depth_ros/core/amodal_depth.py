@@ -22,7 +22,7 @@ import numpy as np
 
 from .config import AmodalDepthSettings
 from .geometry import fit_inverse_depth_plane, normalized_coords
-from .types import AmodalInstance, OcclusionGraph, RGBDFrame, Segmentation
+from .types import AmodalInstance, OcclusionGraph, RGBDFrame, Segmentation, mask_window
 
 FIT_POINTS = 4000   # most points a plane fit uses
 
@@ -54,27 +54,31 @@ class HiddenSurfaceCompletion:
         x_n, y_n = normalized_coords(frame.intrinsics)
         instances = []
         for index, instance_id in enumerate(segmentation.ids.tolist()):
-            visible = segmentation.labels == instance_id
-            amodal = amodal_masks[instance_id] | visible
-            own_depth = np.where(visible, depth, np.nan).astype(np.float32)
+            visible_full = segmentation.labels == instance_id
+            r0, c0, r1, c1 = window = mask_window(amodal_masks[instance_id] | visible_full)
+            visible = visible_full[r0:r1, c0:c1]
+            amodal = amodal_masks[instance_id][r0:r1, c0:c1] | visible
+            crop = depth[r0:r1, c0:c1]
+            own_depth = np.where(visible, crop, np.float32(np.nan)).astype(np.float32)
             hidden = amodal & ~visible
             if hidden.any():
-                amodal = self.complete(visible, hidden, depth, own_depth, x_n, y_n) | visible
+                amodal = self.complete(visible, hidden, crop, own_depth, x_n[c0:c1], y_n[r0:r1]) | visible
             instances.append(AmodalInstance(
-                id=instance_id, label=segmentation.class_name(index), score=float(segmentation.scores[index]),
-                visible_mask=visible, amodal_mask=amodal,
-                occluded_by=tuple(sorted(occlusion.occluders_of(instance_id).tolist())), depth=own_depth))
+                instance_id, segmentation.class_name(index), float(segmentation.scores[index]), window, visible, amodal,
+                tuple(sorted(occlusion.occluders_of(instance_id).tolist())), frame.shape, own_depth,
+                segmentation.kind(index)))
         return instances
 
     def complete(self, visible: np.ndarray, hidden: np.ndarray, depth: np.ndarray, own_depth: np.ndarray,
-                  x_n: np.ndarray, y_n: np.ndarray) -> np.ndarray:
-        """Write hidden-surface depth into ``own_depth``; return the hidden pixels that got a depth."""
-        # Work inside the amodal bounding box only: instances are usually small against the image.
-        rows = np.flatnonzero((visible | hidden).any(axis=1))
-        cols = np.flatnonzero((visible | hidden).any(axis=0))
-        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+                 xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        """Write hidden-surface depth into ``own_depth``; return the hidden pixels that got a depth. All
+        arrays are one window of the frame (the whole frame, or a crop): ``xs`` and ``ys`` are the
+        normalised ray coordinates of its columns and rows."""
+        # Work inside the amodal bounding box only: instances are usually small against the window.
+        r0, c0, r1, c1 = mask_window(visible | hidden)
+        box = (slice(r0, r1), slice(c0, c1))
         dep = depth[box]
-        part = HiddenPart(box, visible[box] & np.isfinite(dep), hidden[box], dep, x_n[box[1]], y_n[box[0]])
+        part = HiddenPart(box, visible[box] & np.isfinite(dep), hidden[box], dep, xs[box[1]], ys[box[0]])
         result = np.zeros_like(hidden)
         if not part.visible.any():
             return result

@@ -147,8 +147,15 @@ PARAMS: tuple[ParamSpec, ...] = (
               "'geometric' only: colour gradient magnitude (0-255 scale) that separates segments where depth is "
               "continuous; 0 disables colour edges.", 0.0, 1000.0, change=LIVE),
     ParamSpec("segmentation.min_area", 0.002,
-              "'geometric' only: smallest segment as a fraction of the image area; smaller ones merge into neighbours"
-              " or are dropped.", 0.0, 0.5, change=LIVE),
+              "Smallest segment as a fraction of the image area; smaller ones (the fragments of real clutter) merge "
+              "into a neighbour on the same surface or are dropped.", 0.0, 0.5, change=LIVE),
+    ParamSpec("segmentation.structure_min_area", 0.05,
+              "Instances covering at least this fraction of the image, half its width, that are planes (see "
+              "segmentation.structure_tolerance) are of kind structure (a table top, a floor, a wall), like those "
+              "the network calls floor or wall; 0 disables.", 0.0, 1.0, change=LIVE),
+    ParamSpec("segmentation.structure_tolerance", 0.01,
+              "Relative distance from a plane within which 90 % of a large instance's pixels lie for it to be a "
+              "plane (see segmentation.structure_min_area).", 0.0, 0.2, change=LIVE),
     # Occlusion order.
     ParamSpec("occlusion.min_boundary", 8,
               "Boundary pixel pairs needed before one instance is said to occlude another.", 1, 100000, change=LIVE),
@@ -164,6 +171,14 @@ PARAMS: tuple[ParamSpec, ...] = (
               "'learned' only: probability above which a pixel under an occluder becomes hidden part of the instance "
               "behind. 0.3 gives the best occluded-part IoU end to end (0.5: 9 % less hidden surface found); lower "
               "finds more and is less precise.", 0.01, 0.99, change=LIVE),
+    ParamSpec("amodal_mask.max_instances", 24,
+              "'learned' only: most occluded instances per frame whose amodal mask the network completes (one batch "
+              "per peeling pass), the largest first; the others keep their visible mask. Bounds the cost of a frame "
+              "of real clutter, whatever the number of instances.", 1, 1000, change=LIVE),
+    ParamSpec("amodal_depth.max_instances", 24,
+              "'spade' only: most instances per frame whose hidden surface the network completes, those with the "
+              "largest hidden part first (large planes, extended by the plane fit, are not counted); the others keep "
+              "their visible part only.", 1, 1000, change=LIVE),
     ParamSpec("amodal_depth.method", "spade",
               "Hidden-surface depth: 'spade' = the SPADE amodal depth network (shipped weights), instances peeled "
               "front to back, aligned to the observed depth by scale and shift on the visible part; 'plane_fit' = "
@@ -318,6 +333,8 @@ class SegmentationSettings:
     crease_scale: int
     color_edge: float
     min_area: float
+    structure_min_area: float
+    structure_tolerance: float
 
 
 @dataclass(frozen=True)
@@ -331,6 +348,7 @@ class AmodalMaskSettings:
     method: str
     weights: str
     threshold: float
+    max_instances: int
 
 
 @dataclass(frozen=True)
@@ -342,6 +360,7 @@ class AmodalDepthSettings:
     boundary_band: float
     inpaint_radius: float
     min_gap: float
+    max_instances: int
 
 
 @dataclass(frozen=True)

@@ -22,13 +22,15 @@ class HiddenSurfaces:
 def stack_hidden_surfaces(instances: list[AmodalInstance], shape: tuple[int, int]) -> HiddenSurfaces:
     parts = []
     for inst in instances:
-        hidden = inst.hidden_mask
-        if inst.depth is None or not hidden.any():
+        if inst.surface is None:
             continue
-        flat = np.flatnonzero(hidden)
-        depth = inst.depth.ravel()[flat]
+        rows, cols = np.nonzero(inst.hidden)   # inside the instance's window only
+        if rows.size == 0:
+            continue
+        depth = inst.surface[rows, cols]
         known = np.isfinite(depth)   # a hidden pixel without depth is no surface (and no cloud point)
-        parts.append((flat[known], depth[known], np.full(int(known.sum()), inst.id, np.int32)))
+        flat = (rows[known] + inst.window[0]) * shape[1] + (cols[known] + inst.window[1])
+        parts.append((flat, depth[known], np.full(flat.size, inst.id, np.int32)))
     if not parts:
         empty = np.zeros(0, np.int64)
         return HiddenSurfaces(empty, empty, np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(0, np.uint8))

@@ -10,11 +10,16 @@ Convex folds (the edges of a box) are not cut, so a box stays one segment.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 
 from .config import SegmentationSettings
-from .types import RGBDFrame, Segmentation
+from .geometry import normalized_coords, planar_residual
+from .types import CameraIntrinsics, RGBDFrame, Segmentation
+
+PLANE_POINTS = 4000   # points of a large segment that decide whether it is a plane
 
 
 class GeometricSegmenter:
@@ -29,7 +34,9 @@ class GeometricSegmenter:
         if self.settings.color_edge > 0:
             cut |= self._color_edges(frame.rgb)
         labels = components(~cut, max(1, int(self.settings.min_area * depth.size)))
-        return relabel(absorb_unlabelled(labels, depth, valid, self.settings.depth_jump))
+        segmentation = relabel(absorb_unlabelled(labels, depth, valid, self.settings.depth_jump))
+        s = self.settings
+        return mark_large_planes(segmentation, depth, frame.intrinsics, s.structure_min_area, s.structure_tolerance)
 
     def _concave_creases(self, depth: np.ndarray, valid: np.ndarray) -> np.ndarray:
         k = self.settings.crease_scale
@@ -97,6 +104,40 @@ def absorb_unlabelled(labels: np.ndarray, depth: np.ndarray, valid: np.ndarray, 
     out = labels.copy()
     out[take] = labels.ravel()[source[take]]
     return out
+
+
+def drop_fragments(labels: np.ndarray, min_pixels: int) -> np.ndarray:
+    """``labels`` with the segments of fewer than ``min_pixels`` pixels unlabelled (``absorb_unlabelled`` then
+    merges them into a neighbour on the same surface, or they stay no instance): real clutter's fragments
+    cost a frame time and help nobody."""
+    small = np.bincount(labels.ravel()) < min_pixels
+    small[0] = False
+    return np.where(small[labels], 0, labels).astype(np.int32) if small.any() else labels
+
+
+def mark_large_planes(segmentation: Segmentation, depth: np.ndarray, intrinsics: CameraIntrinsics,
+                      min_area: float, tolerance: float) -> Segmentation:
+    """Mark as structure the instances that are large planes spanning the view: at least ``min_area`` of the
+    image, at least half its width, and planar (90 % of their pixels within ``tolerance`` relative distance
+    of one plane). A table top, a floor, a wall: what a network trained to call floors and walls structure
+    leaves as an object, and what a geometric segmenter cannot name at all. ``min_area`` 0 disables."""
+    labels, ids = segmentation.labels, segmentation.ids
+    if min_area <= 0 or ids.size == 0:
+        return segmentation
+    counts = np.bincount(labels.ravel(), minlength=int(ids.max()) + 1)
+    structure = np.zeros(ids.size, bool) if segmentation.structure is None else segmentation.structure.copy()
+    width = labels.shape[1]
+    x_n, y_n = normalized_coords(intrinsics)
+    for k in np.flatnonzero((counts[ids] >= min_area * labels.size) & ~structure).tolist():
+        rows, cols = np.nonzero(labels == ids[k])
+        if cols.max() - cols.min() + 1 < width / 2:
+            continue
+        step = max(1, rows.size // PLANE_POINTS)
+        rows, cols = rows[::step], cols[::step]
+        z = depth[rows, cols]
+        known = np.isfinite(z)
+        structure[k] = planar_residual(x_n[cols[known]], y_n[rows[known]], z[known]) < tolerance
+    return dataclasses.replace(segmentation, structure=structure)
 
 
 def relabel(labels: np.ndarray) -> Segmentation:

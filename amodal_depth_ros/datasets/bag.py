@@ -28,7 +28,7 @@ TOPICS = {"image": "/camera/color/image_raw", "camera_info": "/camera/color/came
 def _true_instances(truth: GroundTruthFrame) -> list[AmodalInstance]:
     pairs = truth.occlusion_pairs.reshape(-1, 2)
     return [
-        AmodalInstance(
+        AmodalInstance.from_frame(
             id=i,
             label=truth.names[i - 1],
             score=1.0,

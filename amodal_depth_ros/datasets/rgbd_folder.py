@@ -6,6 +6,8 @@
   2. ``intrinsics.json`` ({"fx", "fy", "cx", "cy", "depth_scale"}) beside ``color.png`` + ``depth.png``, or
      beside a colour folder (rgb/, color/, image/, image_color/) and a depth folder (depth/, disparity/)
      whose images pair by file stem, else by the stem's trailing number (rgb_00050 <-> sync_depth_00050).
+     or beside ``NAME_color.png`` + ``NAME_depth.png`` pairs, one per frame (mOSD's layout as converted in
+     the shared sample data; ``NAME_labels.png`` beside them is read by ``datasets.labelled_folder``).
   3. The folder layouts of 2 without intrinsics.json, when ``intrinsics`` and ``depth_scale`` are given.
 
 Arguments override the files. Integer depth images are divided by the depth scale, 0 = invalid; float
@@ -28,6 +30,7 @@ from ..errors import ConfigError, DataError
 COLOR_DIRS = ("rgb", "color", "image", "image_color")
 DEPTH_DIRS = ("depth", "disparity")
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff"})
+FLAT_COLOR, FLAT_DEPTH = "_color.png", "_depth.png"   # NAME_color.png + NAME_depth.png beside each other
 _TRAILING_NUMBER = re.compile(r"(\d+)$")
 
 Intrinsics4 = tuple[float, float, float, float]
@@ -113,9 +116,10 @@ def _folder_entries(path: Path) -> list[_Entry]:
     cam, scale = _intrinsics_json(path / "intrinsics.json") if (path / "intrinsics.json").is_file() else (None, None)
     pairs = _pairs(path)
     if not pairs:
-        raise DataError(f"{path}: no frames found: expected test_annotations.json, color.png + depth.png, or colour "
-                         f"images in one of {'/, '.join(COLOR_DIRS)}/ paired by name with depth images in one of "
-                         f"{'/, '.join(DEPTH_DIRS)}/")
+        raise DataError(f"{path}: no frames found: expected test_annotations.json, color.png + depth.png, "
+                        f"NAME{FLAT_COLOR} + NAME{FLAT_DEPTH} pairs, or colour "
+                        f"images in one of {'/, '.join(COLOR_DIRS)}/ paired by name with depth images in one of "
+                        f"{'/, '.join(DEPTH_DIRS)}/")
     return [_Entry(name, rgb, depth, cam, scale) for name, rgb, depth in pairs]
 
 
@@ -139,6 +143,11 @@ def _pairs(path: Path) -> list[tuple[str, Path, Path]]:
     """(name, colour, depth) image pairs of the folder layouts; colour images without a partner are skipped."""
     if (path / "color.png").is_file() and (path / "depth.png").is_file():
         return [(path.name, path / "color.png", path / "depth.png")]
+    flat = [(p.name[:-len(FLAT_COLOR)], p) for p in sorted(path.glob(f"*{FLAT_COLOR}"))]
+    flat_pairs = [(name, rgb, path / f"{name}{FLAT_DEPTH}") for name, rgb in flat
+                  if (path / f"{name}{FLAT_DEPTH}").is_file()]
+    if flat_pairs:
+        return flat_pairs
     color_dir = next((path / d for d in COLOR_DIRS if (path / d).is_dir()), None)
     depth_dir = next((path / d for d in DEPTH_DIRS if (path / d).is_dir()), None)
     if color_dir is None or depth_dir is None:

@@ -3,6 +3,7 @@
     synthetic:0-499      procedural rooms, seeds 0..499 (``synthetic:500`` = seeds 0..499)
     tabletop:0-199       table-top clutter (``synthetic.tabletop``), seeds 0..199
     PATH                 a composite set written by ``amodal-depth composites`` (has index.json)
+    PATH                 real frames with object labels: NAME_{color,depth,labels}.png + intrinsics.json
     PATH                 a rosbag2 folder / .mcap / .db3 or a ROS 1 .bag carrying ground-truth topics
 """
 from __future__ import annotations
@@ -60,6 +61,12 @@ def open_dataset(spec: str, width: int = 320, height: int = 240, depth_noise_std
     path = Path(spec)
     if not path.exists():
         raise DataError(f"{spec}: no such file or folder (and not 'synthetic:SEEDS' or 'tabletop:SEEDS')")
+    from .labelled_folder import is_labelled_folder, iter_labelled_folder, labelled_frame_names
+
+    if is_labelled_folder(path):
+        names = labelled_frame_names(path)
+        return Dataset(path.name, f"real frames with object labels {path}", len(names),
+                       lambda: iter_labelled_folder(path))
     if (path / "index.json").is_file():
         from .composite_set import iter_composite_set, read_composite_set
 

@@ -12,6 +12,7 @@ what it misses is the truth's curvature and sensor noise, so it shows how low a 
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -146,14 +147,20 @@ def _score_segmentation(truth: GroundTruthFrame, frame: RGBDFrame, result: Pipel
     pipeline = methods.pipeline
     assert pipeline is not None
     own = {inst.id: inst.amodal_mask for inst in result.instances}
-    table.add_segmentation(pipeline.settings.segmentation.method,
-                           score_segmentation(truth, result.segmentation.labels, result.occlusion, own))
+    score = score_segmentation(truth, result.segmentation.labels, result.occlusion, own,
+                               result.segmentation.structure_ids())
+    score.segmentation_ms, score.pipeline_ms = result.timings_ms["segmentation"], result.timings_ms["total"]
+    table.add_segmentation(pipeline.settings.segmentation.method, score)
     depth = result.visible_depth
     for name, segmenter in methods.segmentation.items():
+        start = time.perf_counter()
         segmentation = segmenter(frame, depth)
+        took = (time.perf_counter() - start) * 1e3
         occlusion = pipeline.occlusion(segmentation, depth)
         masks = pipeline.amodal_mask(segmentation, occlusion, depth)
-        table.add_segmentation(name, score_segmentation(truth, segmentation.labels, occlusion, masks))
+        score = score_segmentation(truth, segmentation.labels, occlusion, masks, segmentation.structure_ids())
+        score.segmentation_ms = took
+        table.add_segmentation(name, score)
 
 
 def match_instances(predicted: list[AmodalInstance], truth: GroundTruthFrame,

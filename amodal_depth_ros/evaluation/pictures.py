@@ -6,6 +6,7 @@ import numpy as np
 
 from ..visualize import colorize_depth, depth_range
 from .harness import FramePredictions
+from .occluders import OccluderPredictions
 
 ERROR_RANGE_M = (0.0, 0.3)   # colour scale of the absolute-error maps
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -107,3 +108,24 @@ def bar_chart(summary: dict, metric: str = "abs_rel", title: str = "") -> np.nda
     cv2.putText(image, title or f"aligned {metric} on occluded pixels (lower is better)", (margin, 50), _FONT, 0.55,
                 (0, 0, 0), 1, cv2.LINE_AA)
     return image
+
+
+def occluder_comparison(predictions: OccluderPredictions, methods: list[str]) -> np.ndarray:
+    """RGB panel of one real occluder composite: the composite and the truth under the occluder, then each
+    method's fill of it and its relative error (0-20 %), two tiles a row."""
+    item = predictions.item
+    depth = item.frame.depth
+    assert depth is not None
+    vmin, vmax = depth_range(item.truth)
+    vmin, vmax = vmin - 0.1, vmax + 0.1
+
+    def under(values: np.ndarray) -> np.ndarray:
+        return colorize_depth(np.where(item.occluder, values, depth), vmin, vmax)
+
+    tiles = [_titled(item.frame.rgb, item.name), _titled(under(item.truth), f"truth {vmin:.2f}-{vmax:.2f} m")]
+    for method in methods:
+        values = predictions.depth[method]
+        error = np.where(item.hidden & np.isfinite(values), np.abs(values - item.truth) / item.truth, np.nan)
+        tiles += [_titled(under(values), method), _titled(colorize_depth(error, 0.0, 0.2), f"{method} error 0-20 %")]
+    rows = [np.concatenate(tiles[k:k + 2], axis=1) for k in range(0, len(tiles), 2)]
+    return np.concatenate(rows, axis=0)

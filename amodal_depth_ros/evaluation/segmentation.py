@@ -22,7 +22,10 @@ directly or through a chain, and not B in front of A. ``accuracy`` is over those
 ``recall`` over all true pairs.
 
 Frames whose truth labels only some pixels (real-image composites: the target and the pasted
-occluder) are scored on the labelled pixels only: predictions are cut to them.
+occluder) are scored on the labelled pixels only: predictions are cut to them. Real frames labelled with
+visible object masks only (``visible_labels_only``: real table tops) are scored as UOIS scores them:
+objects only, the truth's support surface and the predicted instances of kind structure are background,
+every pixel counts.
 """
 from __future__ import annotations
 
@@ -143,12 +146,22 @@ class SegmentationScore:
     order_pairs: int = 0                 # true pairs scored
     order_matched: int = 0               # of which both instances matched a prediction
     order_correct: int = 0
+    segmentation_ms: float = float("nan")   # the segmenter's time on this frame
+    pipeline_ms: float = float("nan")       # the whole pipeline's (for the pipeline's own segmenter)
 
 
 def score_segmentation(truth: GroundTruthFrame, labels: np.ndarray, occlusion: OcclusionGraph,
-                       amodal_masks: dict[int, np.ndarray] | None = None) -> SegmentationScore:
+                       amodal_masks: dict[int, np.ndarray] | None = None,
+                       structure: set[int] | None = None) -> SegmentationScore:
     """Score a predicted visible label image (0 = none), its occlusion graph and (optionally) its amodal
-    masks by instance id against ``truth``."""
+    masks by instance id against ``truth``. ``structure``: the predicted ids the segmenter calls room
+    structure; on ``visible_labels_only`` frames (real table tops) they are background, as the truth's
+    structure is (the UOIS protocol: objects only, every pixel scored)."""
+    if truth.visible_labels_only:
+        true_ids = [i for i in truth.object_ids if not truth.stuff[i - 1] and np.any(truth.instance_ids == i)]
+        pred_ids = [int(i) for i in np.unique(labels) if i > 0 and int(i) not in (structure or set())]
+        visible = prf([truth.instance_ids == i for i in true_ids], [labels == j for j in pred_ids])
+        return SegmentationScore(visible, None, None)
     known = truth.instance_ids > 0
     partial = not known.all()
     true_ids = [i for i in truth.object_ids if np.any(truth.instance_ids == i)]
@@ -214,8 +227,15 @@ class SegmentationTable:
                 "occluded": self._mean([s.occluded for s in scores if s.occluded is not None]),
                 "order": {"pairs": pairs, "matched": matched,
                           "accuracy": correct / matched if matched else float("nan"),
-                          "recall": correct / pairs if pairs else float("nan")}}
+                          "recall": correct / pairs if pairs else float("nan")},
+                **{key: _percentiles([getattr(s, key) for s in scores]) for key in ("segmentation_ms", "pipeline_ms")}}
         return out
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    """p50 and p95 of the finite ``values`` (NaN when there is none)."""
+    finite = np.array([v for v in values if np.isfinite(v)])
+    return {f"p{q}": float(np.percentile(finite, q)) if finite.size else float("nan") for q in (50, 95)}
 
 
 def format_segmentation(summary: dict) -> str:
@@ -223,7 +243,7 @@ def format_segmentation(summary: dict) -> str:
     if not summary:
         return ""
     head = ["method", "vis P", "vis R", "vis F", "bnd F", "F@.75", "amod F", "amod bndF", "occl F", "order acc",
-            "order rec"]
+            "order rec", "seg ms", "frame ms"]
     width = max(len("method"), *map(len, summary))
     lines = ["instance segmentation (UOIS protocol; order = pairwise occlusion order)",
              "  ".join([head[0].ljust(width)] + [h.rjust(9) for h in head[1:]])]
@@ -231,6 +251,7 @@ def format_segmentation(summary: dict) -> str:
         v, a, o = s["visible"], s["amodal"] or {}, s["occluded"] or {}
         cells = [v.get("overlap_p"), v.get("overlap_r"), v.get("overlap_f"), v.get("boundary_f"), v.get("f75"),
                  a.get("overlap_f"), a.get("boundary_f"), o.get("overlap_f"), s["order"]["accuracy"],
-                 s["order"]["recall"]]
-        lines.append("  ".join([method.ljust(width)] + ["-".rjust(9) if c is None else f"{c:9.4f}" for c in cells]))
+                 s["order"]["recall"], s["segmentation_ms"]["p50"], s["pipeline_ms"]["p50"]]
+        lines.append("  ".join([method.ljust(width)] + ["-".rjust(9) if c is None or c != c else f"{c:9.4f}"
+                                                        for c in cells]))
     return "\n".join(lines) + "\n"

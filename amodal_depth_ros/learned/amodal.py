@@ -16,11 +16,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 from ..core.amodal_depth import PlaneFitCompletion
 from ..core.config import AmodalDepthSettings, AmodalMaskSettings, InferenceSettings
 from ..core.geometry import fit_scale_shift, normalized_coords, planar_residual
-from ..core.types import AmodalInstance, OcclusionGraph, RGBDFrame, Segmentation
+from ..core.types import AmodalInstance, OcclusionGraph, RGBDFrame, Segmentation, Window, mask_window
 from ..networks.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
 from ..networks.checkpoints import WEIGHTS_DIR, load_weights
 from ..networks.crops import CropBox, front_depth, object_inputs, reference_depth, with_nearest_fill
@@ -28,6 +29,7 @@ from ..runtime.backends import Runner, make_runner, reported
 from ..runtime.devices import inference_device
 
 MASK_GROW, DEPTH_GROW = 0.75, 0.15   # crop margins: the hidden extent is unknown to the mask net
+MAX_PASSES = 3   # peeling passes per stage: deeper instances join the last (each pass is one network call)
 
 
 def peeling_levels(ids: list[int], occlusion: OcclusionGraph) -> list[list[int]]:
@@ -51,13 +53,27 @@ def peeling_levels(ids: list[int], occlusion: OcclusionGraph) -> list[list[int]]
     return passes
 
 
+def capped_passes(levels: list[list[int]], chosen: set[int], first: int) -> list[list[int]]:
+    """The ``chosen`` ids of peeling ``levels`` from pass ``first`` on, in at most MAX_PASSES passes (the
+    deeper levels join the last one): the network calls of a frame are bounded, however deep its clutter."""
+    passes = [[i for i in ids if i in chosen] for ids in levels[first:]]
+    head, tail = passes[:MAX_PASSES - 1], passes[MAX_PASSES - 1:]
+    return [p for p in [*head, [i for ids in tail for i in ids]] if p]
+
+
+def instance_windows(labels: np.ndarray) -> dict[int, Window]:
+    """Each label's bounding window, in one pass over the label image."""
+    return {k + 1: (s[0].start, s[1].start, s[0].stop, s[1].stop)
+            for k, s in enumerate(ndimage.find_objects(labels)) if s is not None}
+
+
 def enclosed_holes(mask: np.ndarray) -> np.ndarray:
-    """Pixels outside ``mask`` that cannot reach the image border without crossing it."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    """Pixels outside ``mask`` that cannot reach the border of the array without crossing it."""
+    r0, c0, r1, c1 = mask_window(mask)
     holes = np.zeros(mask.shape, bool)
-    if rows.size == 0:
+    if r1 == r0:
         return holes
-    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    box = (slice(r0, r1), slice(c0, c1))
     # Pad the bounding box with one free pixel all round: flooding from it reaches every non-hole.
     free = np.pad(~mask[box], 1, constant_values=True).astype(np.uint8)
     flood = np.zeros((free.shape[0] + 2, free.shape[1] + 2), np.uint8)
@@ -66,19 +82,27 @@ def enclosed_holes(mask: np.ndarray) -> np.ndarray:
     return holes
 
 
-def _occluders(i: int, occlusion: OcclusionGraph, masks: dict[int, np.ndarray], box: CropBox,
-               own: np.ndarray) -> np.ndarray:
-    """Union of the (completed) amodal masks of every instance in front of ``i``, less ``own`` (``i``'s
-    mask), inside ``box``'s window (False outside it: the crop is all that the networks see or change)."""
-    shape = own.shape
-    r0, c0, r1, c1 = box.bounds(shape)
-    union = np.zeros(shape, bool)
-    window = union[r0:r1, c0:c1]
-    for a in occlusion.ancestors_of(i):
+def occluder_union(fronts: set[int], masks: dict[int, np.ndarray], window: Window, own: np.ndarray) -> np.ndarray:
+    """Inside ``window``: the union of the (completed) amodal masks of ``fronts`` (the instances in front),
+    less ``own`` (the instance's mask in the window)."""
+    r0, c0, r1, c1 = window
+    union = np.zeros((r1 - r0, c1 - c0), bool)
+    for a in fronts:
         if a in masks:
-            window |= masks[a][r0:r1, c0:c1]
-    window &= ~own[r0:r1, c0:c1]
+            union |= masks[a][r0:r1, c0:c1]
+    union &= ~own
     return union
+
+
+def paste(window: Window, part_window: Window, part: np.ndarray) -> np.ndarray:
+    """``part`` (covering ``part_window``) seen through ``window``: NaN where it does not reach."""
+    r0, c0, r1, c1 = window
+    out = np.full((r1 - r0, c1 - c0), np.nan, np.float32)
+    pr0, pc0, pr1, pc1 = part_window
+    top, left, bottom, right = max(r0, pr0), max(c0, pc0), min(r1, pr1), min(c1, pc1)
+    if top < bottom and left < right:
+        out[top - r0:bottom - r0, left - c0:right - c0] = part[top - pr0:bottom - pr0, left - pc0:right - pc0]
+    return out
 
 
 class LearnedStage:
@@ -108,28 +132,40 @@ class LearnedAmodalMask(LearnedStage):
     def __call__(
         self, segmentation: Segmentation, occlusion: OcclusionGraph, depth: np.ndarray
     ) -> dict[int, np.ndarray]:
-        labels = segmentation.labels
-        masks = {int(i): labels == i for i in segmentation.ids}
-        for ids in peeling_levels(list(masks), occlusion)[1:]:   # pass 0: nothing in front, amodal = visible
+        labels, shape = segmentation.labels, segmentation.labels.shape
+        ids = [int(i) for i in segmentation.ids]
+        masks = {i: labels == i for i in ids}
+        windows = instance_windows(labels)
+        levels = peeling_levels(ids, occlusion)
+        # The largest occluded instances, at most max_instances: a frame of clutter costs what a busy one does.
+        occluded = [i for ids_ in levels[1:] for i in ids_]
+        area = np.bincount(labels.ravel(), minlength=max(ids, default=0) + 1)
+        chosen = set(sorted(occluded, key=lambda i: -area[i])[:self.settings.max_instances])
+        fronts = occlusion.ancestor_map()
+        for ids_ in capped_passes(levels, chosen, 1):   # pass 0: nothing in front, amodal = visible
             jobs = []
-            for i in ids:
-                box = CropBox.around(masks[i], MASK_GROW)
-                occluder = _occluders(i, occlusion, masks, box, masks[i])
-                z0 = reference_depth(depth, masks[i]) if occluder.any() else None
+            for i in ids_:
+                box = CropBox.around_window(windows[i], MASK_GROW)
+                window = box.bounds(shape)
+                r0, c0, r1, c1 = window
+                own = masks[i][r0:r1, c0:c1]
+                occluder = occluder_union(fronts.get(i, set()), masks, window, own)
+                z0 = reference_depth(depth[r0:r1, c0:c1], own) if occluder.any() else None
                 if z0 is None:
                     continue
-                holes = enclosed_holes(masks[i]) & occluder   # of the visible mask, before it grows
-                jobs.append((i, occluder, holes, box, object_inputs(box, masks[i], occluder, depth, z0)))
+                holes = enclosed_holes(own) & occluder   # of the visible mask, before it grows
+                jobs.append((i, occluder, holes, box, window,
+                             object_inputs(box, own, occluder, depth[r0:r1, c0:c1], z0, shape, (r0, c0))))
             if not jobs:
                 continue
-            logits = self.run(np.stack([j[4] for j in jobs]))
-            for (i, occluder, holes, box, _), logit in zip(jobs, logits, strict=False):
-                window, prob = box.put(1.0 / (1.0 + np.exp(-logit)), labels.shape)
+            logits = self.run(np.stack([j[5] for j in jobs]))
+            for (i, occluder, holes, box, window, _), logit in zip(jobs, logits, strict=False):
+                r0, c0, r1, c1 = window
+                (rows, cols), prob = box.put(1.0 / (1.0 + np.exp(-logit)), shape)   # == the window, clipped
                 # PCNet-M: only pixels under occluders can be hidden parts; elsewhere the visible mask stands.
-                masks[i][window] |= (prob > self.settings.threshold) & occluder[window]
                 # A hole in the visible surface filled by things in front of it is hidden surface, however
                 # small it looks in a crop of a large instance (a wall behind a box).
-                masks[i] |= holes
+                masks[i][r0:r1, c0:c1] |= ((prob > self.settings.threshold) & occluder) | holes
         return masks
 
 
@@ -152,82 +188,111 @@ class SpadeAmodalDepth(LearnedStage):
     def settings(self, settings: AmodalDepthSettings) -> None:
         self.planes = PlaneFitCompletion(settings)   # shares the settings: one assignment updates both
 
-    def _large_plane(self, visible: np.ndarray, hidden: np.ndarray, depth: np.ndarray, x_n: np.ndarray,
-                     y_n: np.ndarray) -> bool:
+    def _large_plane(self, visible: np.ndarray, hidden: np.ndarray, depth: np.ndarray, xs: np.ndarray,
+                     ys: np.ndarray, image_area: int) -> bool:
         """Whether the instance is extended as a plane rather than by the network: a large one whose
         visible surface around the hidden part (the plane fit's neighbourhood) is planar, like a
-        floor behind objects, even where the segmentation did not cut it from the wall."""
+        floor behind objects, even where the segmentation did not cut it from the wall. The arrays are the
+        instance's window (its visible part lies inside it); ``xs``, ``ys`` its columns' and rows' rays."""
         if (self.settings.planar_tolerance <= 0
-                or np.count_nonzero(visible) < self.settings.planar_min_area * visible.size):
+                or np.count_nonzero(visible) < self.settings.planar_min_area * image_area):
             return False
         reach = 4.0 * self.settings.boundary_band
         # Only pixels within ``reach`` of the hidden part matter: measure distances in that window alone.
         grow = int(np.ceil(reach)) + 1
-        hr, hc = np.flatnonzero(hidden.any(axis=1)), np.flatnonzero(hidden.any(axis=0))
-        r0, c0 = max(hr[0] - grow, 0), max(hc[0] - grow, 0)
-        window = (slice(r0, hr[-1] + grow + 1), slice(c0, hc[-1] + grow + 1))
+        hr0, hc0, hr1, hc1 = mask_window(hidden)
+        r0, c0 = max(hr0 - grow, 0), max(hc0 - grow, 0)
+        window = (slice(r0, hr1 + grow), slice(c0, hc1 + grow))
         near = cv2.distanceTransform((~hidden[window]).view(np.uint8), cv2.DIST_L2, 3) < reach
         rows, cols = np.nonzero(visible[window] & near & np.isfinite(depth[window]))
         rows, cols = rows + r0, cols + c0
-        residual = planar_residual(x_n[cols], y_n[rows], depth[rows, cols]) if rows.size >= 50 else np.inf
+        residual = planar_residual(xs[cols], ys[rows], depth[rows, cols]) if rows.size >= 50 else np.inf
         return bool(residual < self.settings.planar_tolerance)
 
     def __call__(self, frame: RGBDFrame, depth: np.ndarray, segmentation: Segmentation,
                  occlusion: OcclusionGraph, amodal_masks: dict[int, np.ndarray]) -> list[AmodalInstance]:
         labels, shape = segmentation.labels, segmentation.labels.shape
-        visible = {int(i): labels == i for i in segmentation.ids}
-        amodal = {i: amodal_masks[i] | visible[i] for i in visible}
-        own = {i: np.where(visible[i], depth, np.float32(np.nan)).astype(np.float32, copy=False) for i in visible}
+        ids = [int(i) for i in segmentation.ids]
         x_n, y_n = normalized_coords(frame.intrinsics)
+        # Each instance lives in its window (its amodal mask's bounding box): visible and amodal crops, and its
+        # own surface depth there, visible part observed, hidden part completed below.
+        windows = {i: mask_window(amodal_masks[i] | (labels == i)) for i in ids}
+        crops = {}
+        for i in ids:
+            r0, c0, r1, c1 = windows[i]
+            visible = labels[r0:r1, c0:c1] == i
+            crops[i] = (visible, amodal_masks[i][r0:r1, c0:c1] | visible,
+                        np.where(visible, depth[r0:r1, c0:c1], np.float32(np.nan)).astype(np.float32))
+        hidden_area = {i: int(np.count_nonzero(amodal & ~visible)) for i, (visible, amodal, _) in crops.items()}
         completed: set[int] = set()   # instances whose hidden part was given depth
-        for ids in peeling_levels(list(visible), occlusion):
+        network: list[int] = []
+        for i in ids:
+            if hidden_area[i] == 0:
+                continue
+            visible, amodal, own = crops[i]
+            r0, c0, r1, c1 = windows[i]
+            if self._large_plane(visible, amodal & ~visible, depth[r0:r1, c0:c1], x_n[c0:c1], y_n[r0:r1],
+                                 depth.size):
+                self.planes.complete(visible, amodal & ~visible, depth[r0:r1, c0:c1], own, x_n[c0:c1], y_n[r0:r1])
+                completed.add(i)
+            else:
+                network.append(i)
+        # The largest hidden parts first, at most max_instances of them (planes above are not counted).
+        chosen = set(sorted(network, key=lambda i: -hidden_area[i])[:self.settings.max_instances])
+        fronts = occlusion.ancestor_map()
+        for ids_ in capped_passes(peeling_levels(ids, occlusion), chosen, 0):
             jobs = []
-            for i in ids:
-                hidden = amodal[i] & ~visible[i]
-                z0 = reference_depth(depth, visible[i]) if hidden.any() else None
+            for i in ids_:
+                visible, amodal, own = crops[i]
+                r0, c0, r1, c1 = windows[i]
+                z0 = reference_depth(depth[r0:r1, c0:c1], visible)
                 if z0 is None:
                     continue
                 completed.add(i)
-                if self._large_plane(visible[i], hidden, depth, x_n, y_n):
-                    self.planes.complete(visible[i], hidden, depth, own[i], x_n, y_n)
-                    continue
-                ancestors = [a for a in occlusion.ancestors_of(i) if a in own]
-                box = CropBox.around(amodal[i], DEPTH_GROW)
-                occluder = _occluders(i, occlusion, amodal, box, visible[i])
-                r0, c0, r1, c1 = box.bounds(shape)
+                box = CropBox.around_window(windows[i], DEPTH_GROW)
+                window = box.bounds(shape)
+                b0, d0, b1, d1 = window
+                own_box = labels[b0:b1, d0:d1] == i
+                ahead = [a for a in fronts.get(i, set()) if a in crops]
+                occluder = occluder_union(set(ahead), amodal_masks, window, own_box)
                 # Peeled only inside the crop: that is all the network sees, and all that is read of it.
-                front = np.empty_like(depth)
-                front[r0:r1, c0:c1] = front_depth(depth[r0:r1, c0:c1], [own[a][r0:r1, c0:c1] for a in ancestors])
-                jobs.append((i, hidden, front, z0, box, object_inputs(box, visible[i], occluder, front, z0),
-                             box.take(amodal[i], 0.0)))
+                front = front_depth(depth[b0:b1, d0:d1], [paste(window, windows[a], crops[a][2]) for a in ahead])
+                jobs.append((i, z0, box, window, front,
+                             object_inputs(box, own_box, occluder, front, z0, shape, (b0, d0)),
+                             box.take(amodal_masks[i], 0.0)))
             if not jobs:
                 continue
             ratios = self.run(with_nearest_fill(np.stack([j[5] for j in jobs])), np.stack([j[6] for j in jobs]))
-            for (i, hidden, front, z0, box, _, _), ratio in zip(jobs, ratios, strict=False):
-                own[i] = self._hidden_depth(ratio, box, z0, hidden, front, visible[i], depth, own[i])
+            for (i, z0, box, window, front, _, _), ratio in zip(jobs, ratios, strict=False):
+                self._hidden_depth(ratio, box, z0, windows[i], window, crops[i], front, depth)
         # Hidden pixels that got no depth (no visible depth to anchor them) leave the amodal mask.
-        amodal = {i: visible[i] | (amodal[i] & np.isfinite(own[i])) if i in completed else visible[i]
-                  for i in visible}
-        return [AmodalInstance(id=i, label=segmentation.class_name(k), score=float(segmentation.scores[k]),
-                               visible_mask=visible[i], amodal_mask=amodal[i],
-                               occluded_by=tuple(sorted(occlusion.occluders_of(i).tolist())), depth=own[i])
-                for k, i in enumerate(visible)]
+        instances = []
+        for k, i in enumerate(ids):
+            visible, amodal, own = crops[i]
+            amodal = visible | (amodal & np.isfinite(own)) if i in completed else visible
+            instances.append(AmodalInstance(i, segmentation.class_name(k), float(segmentation.scores[k]), windows[i],
+                                            visible, amodal, tuple(sorted(occlusion.occluders_of(i).tolist())),
+                                            shape, own, segmentation.kind(k)))
+        return instances
 
-    def _hidden_depth(self, ratio: np.ndarray, box: CropBox, z0: float, hidden: np.ndarray,
-                      front: np.ndarray, visible: np.ndarray, depth: np.ndarray, own: np.ndarray) -> np.ndarray:
-        """Write the hidden part's depth into ``own`` (inside the crop window only) and return it."""
-        window, values = box.put(ratio, hidden.shape)
-        predicted = z0 * np.exp(values)
-        observed = depth[window]
+    def _hidden_depth(self, ratio: np.ndarray, box: CropBox, z0: float, instance_window: Window, window: Window,
+                      crop: tuple[np.ndarray, np.ndarray, np.ndarray], front: np.ndarray, depth: np.ndarray) -> None:
+        """Write the hidden part's depth into the instance's own depth crop (``crop``: visible, amodal, own, of
+        ``instance_window``, which the network's ``window`` holds: the crop box grows around it)."""
+        visible, amodal, own = crop
+        _, values = box.put(ratio, depth.shape)   # over ``window``
+        r0, c0, r1, c1 = instance_window
+        inner = (slice(r0 - window[0], r1 - window[0]), slice(c0 - window[1], c1 - window[1]))
+        predicted = z0 * np.exp(values[inner])
+        observed = depth[r0:r1, c0:c1]
         # Scale and shift on the visible part (Amodal Depth Anything): the network's shape, the sensor's metric.
-        fit = visible[window] & np.isfinite(observed)
+        fit = visible & np.isfinite(observed)
         if fit.sum() >= 10:
             p, d = predicted[fit].astype(np.float64), observed[fit].astype(np.float64)
             scale, shift = fit_scale_shift(p, d)
             if not 0.2 < scale < 5.0:   # a degenerate fit would bend the hidden part wildly: keep the shift only
                 scale, shift = 1.0, float(d.mean() - p.mean())
             predicted = (scale * predicted + shift).astype(np.float32)
-        hid = hidden[window] & np.isfinite(predicted) & (predicted > 0)
+        hid = amodal & ~visible & np.isfinite(predicted) & (predicted > 0)
         # A hidden surface cannot lie in front of what hides it.
-        own[window][hid] = np.fmax(predicted[hid], front[window][hid] + self.settings.min_gap)
-        return own
+        own[hid] = np.fmax(predicted[hid], front[inner][hid] + self.settings.min_gap)

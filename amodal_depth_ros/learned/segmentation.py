@@ -6,7 +6,7 @@ the 4-connected regions its outlines (probability above ``outline_threshold``) e
 by more than ``depth_jump``: a faint outline must not let two surfaces leak into one), brought to the
 frame's resolution; the outline pixels in between go to the neighbouring core whose depth agrees best
 (outlines sit on depth edges), which puts the instance borders on the full-resolution depth edges.
-Each instance is 'structure' (floor, wall) or 'object' by the network's mean vote over it, and the
+Each instance is of kind structure (floor, wall) or object by the network's mean vote over it, and the
 network's occluder map travels with the segmentation to the occlusion stage.
 """
 from __future__ import annotations
@@ -19,7 +19,14 @@ import numpy as np
 import torch
 
 from ..core.config import InferenceSettings, SegmentationSettings
-from ..core.segmentation import absorb_unlabelled, components, depth_edges, relabel
+from ..core.segmentation import (
+    absorb_unlabelled,
+    components,
+    depth_edges,
+    drop_fragments,
+    mark_large_planes,
+    relabel,
+)
 from ..core.types import RGBDFrame, Segmentation
 from ..networks.checkpoints import WEIGHTS_DIR, load_weights
 from ..networks.segmentation_net import INPUT_CHANNELS, OUTPUTS, SegmentationNet, network_size, segmentation_inputs
@@ -82,7 +89,7 @@ def _structure_changes(structure: np.ndarray) -> np.ndarray:
 
 
 def decode(logits: np.ndarray, depth: np.ndarray, min_core: int, depth_jump: float,
-           outline_threshold: float = 0.3) -> Segmentation:
+           outline_threshold: float = 0.3, min_pixels: int = 0) -> Segmentation:
     """(3, h, w) network logits + the frame's (H, W) visible depth -> Segmentation at (H, W)."""
     h, w = logits.shape[1:]
     height, width = depth.shape
@@ -101,7 +108,8 @@ def decode(logits: np.ndarray, depth: np.ndarray, min_core: int, depth_jump: flo
     # Outlines are a pixel or two wide at the network's resolution: search as far at the frame's.
     labels = snap_outlines(labels, depth, outline, int(np.ceil(SNAP_REACH * max(height / h, width / w))))
     valid = np.isfinite(depth)
-    labels = absorb_unlabelled(labels, depth, valid, depth_jump)   # outline pixels no core reached
+    # Outline pixels no core reached, and fragments, join the neighbour on their surface (or no instance).
+    labels = absorb_unlabelled(drop_fragments(labels, min_pixels), depth, valid, depth_jump)
     segmentation = relabel(labels)
     # Per-instance class and confidence from the network's maps, counted at the network's resolution.
     small = cv2.resize(segmentation.labels, (w, h), interpolation=cv2.INTER_NEAREST) if full else segmentation.labels
@@ -111,8 +119,8 @@ def decode(logits: np.ndarray, depth: np.ndarray, min_core: int, depth_jump: flo
     inside = np.bincount(small.ravel(), weights=_sigmoid(-logits[BOUNDARY]).ravel(), minlength=n) / count
     occluder = _sigmoid(cv2.resize(logits[OCCLUDER], (width, height), interpolation=cv2.INTER_LINEAR) if full
                         else logits[OCCLUDER]).astype(np.float32)
-    return Segmentation(segmentation.labels, segmentation.ids, inside[1:].astype(np.float32),
-                        tuple("structure" if s > 0.5 else "object" for s in votes[1:]), occluder)
+    return Segmentation(segmentation.labels, segmentation.ids, inside[1:].astype(np.float32), occluder=occluder,
+                        structure=votes[1:] > 0.5)
 
 
 def onnx_path(weights: Path, height: int, width: int) -> Path:
@@ -153,4 +161,6 @@ class LearnedSegmenter(LearnedStage):
         s = self.settings
         size = network_size(frame.intrinsics.width, frame.intrinsics.height, s.network_size)
         x = segmentation_inputs(frame.rgb, depth, frame.intrinsics, size)
-        return decode(self.run(x[None])[0], depth, s.min_core, s.depth_jump, s.outline_threshold)
+        segmentation = decode(self.run(x[None])[0], depth, s.min_core, s.depth_jump, s.outline_threshold,
+                              int(s.min_area * depth.size))
+        return mark_large_planes(segmentation, depth, frame.intrinsics, s.structure_min_area, s.structure_tolerance)

@@ -33,10 +33,22 @@ class CropBox:
     @classmethod
     def around(cls, mask: np.ndarray, grow: float, size: int = CROP_SIZE) -> CropBox:
         rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-        h, w = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+        return cls.around_window((int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1), grow, size)
+
+    @classmethod
+    def around_window(cls, window: tuple[int, int, int, int], grow: float, size: int = CROP_SIZE) -> CropBox:
+        """Square, centred on ``window`` (row0, col0, row1, col1: a mask's bounding window), its longer side
+        grown by ``grow`` on each side."""
+        r0, c0, r1, c1 = window
+        h, w = r1 - r0, c1 - c0
         side = int(np.ceil(max(h, w) * (1.0 + 2.0 * grow))) + 2
-        centre_r, centre_c = (rows[0] + rows[-1]) / 2.0, (cols[0] + cols[-1]) / 2.0
+        centre_r, centre_c = (r0 + r1 - 1) / 2.0, (c0 + c1 - 1) / 2.0
         return cls(int(round(centre_r - side / 2.0)), int(round(centre_c - side / 2.0)), side, size)
+
+    def shifted(self, rows: int, cols: int) -> CropBox:
+        """The same square in the coordinates of an array whose (0, 0) is the image's (rows, cols): crops of
+        a window of the image, with ``fill`` beyond the window."""
+        return CropBox(self.top - rows, self.left - cols, self.side, self.size)
 
     def bounds(self, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
         """The part of the window inside an image of ``shape``: (row0, col0, row1, col1) in the image."""
@@ -107,10 +119,15 @@ def log_ratio(depth: np.ndarray, z0: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def object_inputs(box: CropBox, visible: np.ndarray, occluder: np.ndarray, front: np.ndarray,
-                  z0: float) -> np.ndarray:
-    """(INPUT_CHANNELS, size, size) float32 network input of one instance."""
-    value, valid = log_ratio(box.take(front, np.nan), z0)   # nearest sampling commutes with the log
-    return np.stack([box.take(visible, 0.0), box.take(occluder, 0.0), value, valid, box.take_outside(visible.shape)])
+                  z0: float, image_shape: tuple[int, int] | None = None,
+                  origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """(INPUT_CHANNELS, size, size) float32 network input of one instance. ``visible``, ``occluder`` and
+    ``front`` are the image (``image_shape``, default theirs), or a window of it at ``origin`` that holds
+    the part of ``box`` inside the image."""
+    local = box.shifted(*origin)
+    value, valid = log_ratio(local.take(front, np.nan), z0)   # nearest sampling commutes with the log
+    return np.stack([local.take(visible, 0.0), local.take(occluder, 0.0), value, valid,
+                     box.take_outside(image_shape or visible.shape)])
 
 
 def with_nearest_fill(inputs: np.ndarray) -> np.ndarray:

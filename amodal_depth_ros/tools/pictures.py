@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import visualize as vis
 from ..core import RGBDFrame, config
+from ..core.types import KIND_STRUCTURE
 from ..datasets import load_rgbd_folder
 from ..pipeline import AmodalDepthPipeline, PipelineResult
 from ..synthetic import SyntheticCamera
@@ -40,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def segmentation_picture(result: PipelineResult) -> np.ndarray:
     segmentation = result.segmentation
-    structure = np.array([segmentation.class_name(k) == "structure" for k in range(segmentation.ids.size)], bool)
+    structure = np.array([segmentation.kind(k) == KIND_STRUCTURE for k in range(segmentation.ids.size)], bool)
     return vis.segmentation_overlay(result.frame.rgb, segmentation.labels, structure)
 
 
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         stem = path.name if sample.name == path.name else f"{path.name}_{sample.name}"
         name = f"real_{re.sub(r'[^A-Za-z0-9_-]+', '_', stem)}.png"
         vis.write_png(args.out / name, real_picture(result))
-        occluded = sum(1 for inst in result.instances if inst.hidden_mask.any())
+        occluded = sum(1 for inst in result.instances if inst.hidden.any())
         written.append(f"{name}: {len(result.instances)} instances, {occluded} with completed hidden parts")
     print(f"wrote to {args.out}:\n  " + "\n  ".join(written))
     return 0
