@@ -14,12 +14,14 @@ import dataclasses
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 from .config import SegmentationSettings
-from .geometry import normalized_coords, planar_residual
+from .geometry import fit_inverse_depth_plane, normalized_coords
 from .types import CameraIntrinsics, RGBDFrame, Segmentation
 
-PLANE_POINTS = 4000   # points of a large segment that decide whether it is a plane
+PLANE_POINTS = 4000   # points of a large segment its plane is fitted to
+PLANE_SHARE = 0.7     # of a large segment's pixels on its plane for it to be one (the rest: things on it)
 
 
 class GeometricSegmenter:
@@ -36,7 +38,8 @@ class GeometricSegmenter:
         labels = components(~cut, max(1, int(self.settings.min_area * depth.size)))
         segmentation = relabel(absorb_unlabelled(labels, depth, valid, self.settings.depth_jump))
         s = self.settings
-        return mark_large_planes(segmentation, depth, frame.intrinsics, s.structure_min_area, s.structure_tolerance)
+        return split_support_planes(segmentation, depth, frame.intrinsics, s.structure_min_area,
+                                    s.structure_tolerance, max(1, int(s.min_area * depth.size)))
 
     def _concave_creases(self, depth: np.ndarray, valid: np.ndarray) -> np.ndarray:
         k = self.settings.crease_scale
@@ -115,12 +118,17 @@ def drop_fragments(labels: np.ndarray, min_pixels: int) -> np.ndarray:
     return np.where(small[labels], 0, labels).astype(np.int32) if small.any() else labels
 
 
-def mark_large_planes(segmentation: Segmentation, depth: np.ndarray, intrinsics: CameraIntrinsics,
-                      min_area: float, tolerance: float) -> Segmentation:
-    """Mark as structure the instances that are large planes spanning the view: at least ``min_area`` of the
-    image, at least half its width, and planar (90 % of their pixels within ``tolerance`` relative distance
-    of one plane). A table top, a floor, a wall: what a network trained to call floors and walls structure
-    leaves as an object, and what a geometric segmenter cannot name at all. ``min_area`` 0 disables."""
+def split_support_planes(segmentation: Segmentation, depth: np.ndarray, intrinsics: CameraIntrinsics,
+                         min_area: float, tolerance: float, min_pixels: int) -> Segmentation:
+    """Large planes spanning the view become structure, and what stands on them becomes objects of its own.
+
+    A segment of at least ``min_area`` of the image and half its width whose pixels mostly (PLANE_SHARE)
+    lie within ``tolerance`` relative distance of one plane is a table top, a floor or a wall: kind
+    structure (a network trained to call floors and walls structure leaves tables as objects; a geometric
+    segmenter names nothing). Its pixels standing out in front of that plane by more than twice
+    ``tolerance`` are things on it that the segmentation did not cut off (a box whose contact with the table
+    shows no outline): each 4-connected group of at least ``min_pixels`` becomes an instance of kind object.
+    ``min_area`` 0 disables."""
     labels, ids = segmentation.labels, segmentation.ids
     if min_area <= 0 or ids.size == 0:
         return segmentation
@@ -128,16 +136,50 @@ def mark_large_planes(segmentation: Segmentation, depth: np.ndarray, intrinsics:
     structure = np.zeros(ids.size, bool) if segmentation.structure is None else segmentation.structure.copy()
     width = labels.shape[1]
     x_n, y_n = normalized_coords(intrinsics)
-    for k in np.flatnonzero((counts[ids] >= min_area * labels.size) & ~structure).tolist():
-        rows, cols = np.nonzero(labels == ids[k])
-        if cols.max() - cols.min() + 1 < width / 2:
+    windows = ndimage.find_objects(labels)
+    out, next_id, added = labels, int(ids.max()) + 1, 0
+    for k in np.flatnonzero(counts[ids] >= min_area * labels.size).tolist():
+        window = windows[int(ids[k]) - 1]
+        if window is None or window[1].stop - window[1].start < width / 2:
             continue
+        own = labels[window] == ids[k]
+        z = depth[window]
+        rows, cols = np.nonzero(own & np.isfinite(z))
         step = max(1, rows.size // PLANE_POINTS)
-        rows, cols = rows[::step], cols[::step]
-        z = depth[rows, cols]
-        known = np.isfinite(z)
-        structure[k] = planar_residual(x_n[cols[known]], y_n[rows[known]], z[known]) < tolerance
-    return dataclasses.replace(segmentation, structure=structure)
+        r, c = rows[::step], cols[::step]
+        xs, ys = x_n[window[1]], y_n[window[0]]
+        coef = fit_inverse_depth_plane(xs[c], ys[r], z[r, c], np.ones(r.size))
+        if coef is None:
+            continue
+        inverse = coef[0] * xs[None, :] + coef[1] * ys[:, None] + coef[2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            plane = np.where(inverse > 1e-9, 1.0 / inverse, np.inf)
+            relative = (plane - z) / z          # > 0: in front of the plane
+        planar = own & (np.abs(relative) < tolerance)
+        if np.count_nonzero(planar) < PLANE_SHARE * rows.size:
+            continue
+        structure[k] = True
+        standing = own & (relative > 2.0 * tolerance)
+        parts = components(standing, min_pixels)
+        if parts.any():
+            if out is labels:
+                out = labels.copy()
+            found = np.unique(parts[parts > 0])
+            table = np.zeros(int(found.max()) + 1, np.int32)
+            table[found] = np.arange(next_id, next_id + found.size)
+            view = out[window]
+            view[parts > 0] = table[parts[parts > 0]]
+            next_id, added = next_id + found.size, added + found.size
+    if not added:
+        return dataclasses.replace(segmentation, structure=structure)
+    # New instances: objects, scored as confident as the plane they stood on was.
+    new_ids = np.arange(int(ids.max()) + 1, next_id, dtype=np.int32)
+    present = np.bincount(out.ravel(), minlength=next_id)[ids] > 0   # a plane may have lost every pixel
+    return Segmentation(out, np.concatenate([ids[present], new_ids]),
+                        np.concatenate([segmentation.scores[present], np.ones(added, np.float32)]),
+                        tuple(n for n, kept in zip(segmentation.class_names, present, strict=True) if kept)
+                        + ("object",) * added if segmentation.class_names else (),
+                        segmentation.occluder, np.concatenate([structure[present], np.zeros(added, bool)]))
 
 
 def relabel(labels: np.ndarray) -> Segmentation:

@@ -24,8 +24,8 @@ directly or through a chain, and not B in front of A. ``accuracy`` is over those
 Frames whose truth labels only some pixels (real-image composites: the target and the pasted
 occluder) are scored on the labelled pixels only: predictions are cut to them. Real frames labelled with
 visible object masks only (``visible_labels_only``: real table tops) are scored as UOIS scores them:
-objects only, the truth's support surface and the predicted instances of kind structure are background,
-every pixel counts.
+objects only, the truth's support surface and the predicted instances of kind structure are background;
+their unlabelled pixels (mOSD's: no depth, where the clouds were cropped to the table) are not scored.
 """
 from __future__ import annotations
 
@@ -156,11 +156,12 @@ def score_segmentation(truth: GroundTruthFrame, labels: np.ndarray, occlusion: O
     """Score a predicted visible label image (0 = none), its occlusion graph and (optionally) its amodal
     masks by instance id against ``truth``. ``structure``: the predicted ids the segmenter calls room
     structure; on ``visible_labels_only`` frames (real table tops) they are background, as the truth's
-    structure is (the UOIS protocol: objects only, every pixel scored)."""
+    structure is (the UOIS protocol: objects only)."""
     if truth.visible_labels_only:
+        known = truth.instance_ids > 0
         true_ids = [i for i in truth.object_ids if not truth.stuff[i - 1] and np.any(truth.instance_ids == i)]
-        pred_ids = [int(i) for i in np.unique(labels) if i > 0 and int(i) not in (structure or set())]
-        visible = prf([truth.instance_ids == i for i in true_ids], [labels == j for j in pred_ids])
+        pred_ids = [int(i) for i in np.unique(labels[known]) if i > 0 and int(i) not in (structure or set())]
+        visible = prf([truth.instance_ids == i for i in true_ids], [(labels == j) & known for j in pred_ids])
         return SegmentationScore(visible, None, None)
     known = truth.instance_ids > 0
     partial = not known.all()

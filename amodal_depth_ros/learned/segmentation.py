@@ -24,8 +24,8 @@ from ..core.segmentation import (
     components,
     depth_edges,
     drop_fragments,
-    mark_large_planes,
     relabel,
+    split_support_planes,
 )
 from ..core.types import RGBDFrame, Segmentation
 from ..networks.checkpoints import WEIGHTS_DIR, load_weights
@@ -163,4 +163,5 @@ class LearnedSegmenter(LearnedStage):
         x = segmentation_inputs(frame.rgb, depth, frame.intrinsics, size)
         segmentation = decode(self.run(x[None])[0], depth, s.min_core, s.depth_jump, s.outline_threshold,
                               int(s.min_area * depth.size))
-        return mark_large_planes(segmentation, depth, frame.intrinsics, s.structure_min_area, s.structure_tolerance)
+        return split_support_planes(segmentation, depth, frame.intrinsics, s.structure_min_area,
+                                    s.structure_tolerance, max(1, int(s.min_area * depth.size)))
