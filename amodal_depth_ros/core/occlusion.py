@@ -11,11 +11,10 @@ a box against a wall), and outvotes noisy depth steps.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 
 from .config import OcclusionSettings
+from .segmentation import neighbour_pairs
 from .types import OcclusionGraph, Segmentation
 
 
@@ -29,7 +28,7 @@ class BoundaryDepthOrder:
         votes = np.zeros(n * n)  # votes[a * n + b]: evidence that a is in front of b
         learned = segmentation.occluder
         for gap in (1, 2):
-            for la, lb, da, db, oa, ob in _neighbour_pairs(labels, depth, learned, gap):
+            for la, lb, da, db, oa, ob in neighbour_pairs(labels, depth, learned, gap):
                 with np.errstate(invalid="ignore"):
                     front_a = db - da > self.settings.depth_jump * np.fmin(da, db)
                     front_b = da - db > self.settings.depth_jump * np.fmin(da, db)
@@ -45,21 +44,3 @@ class BoundaryDepthOrder:
         front, back = np.nonzero(keep)
         return OcclusionGraph(edges=np.stack([front, back], axis=1).astype(np.int32),
                               support=np.rint(order[front, back]).astype(np.int32))
-
-
-# label_a, label_b, depth_a, depth_b, occluder_a, occluder_b
-Pairs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
-
-
-def _neighbour_pairs(labels: np.ndarray, depth: np.ndarray, occluder: np.ndarray | None, gap: int) -> Iterator[Pairs]:
-    """Yield (label_a, label_b, depth_a, depth_b, occluder_a, occluder_b) for pixel pairs ``gap`` apart with
-    different non-zero labels (the occluder values None without a learned map)."""
-    for a_sl, b_sl in (((slice(None), slice(None, -gap)), (slice(None), slice(gap, None))),
-                       ((slice(None, -gap), slice(None)), (slice(gap, None), slice(None)))):
-        la, lb = labels[a_sl], labels[b_sl]
-        differ = (la != lb) & (la > 0) & (lb > 0)
-        oa: np.ndarray | None = None
-        ob: np.ndarray | None = None
-        if occluder is not None:
-            oa, ob = occluder[a_sl][differ], occluder[b_sl][differ]
-        yield la[differ], lb[differ], depth[a_sl][differ], depth[b_sl][differ], oa, ob

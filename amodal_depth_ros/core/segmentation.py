@@ -11,6 +11,7 @@ Convex folds (the edges of a box) are not cut, so a box stays one segment.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -109,13 +110,54 @@ def absorb_unlabelled(labels: np.ndarray, depth: np.ndarray, valid: np.ndarray, 
     return out
 
 
-def drop_fragments(labels: np.ndarray, min_pixels: int) -> np.ndarray:
-    """``labels`` with the segments of fewer than ``min_pixels`` pixels unlabelled (``absorb_unlabelled`` then
-    merges them into a neighbour on the same surface, or they stay no instance): real clutter's fragments
-    cost a frame time and help nobody."""
-    small = np.bincount(labels.ravel()) < min_pixels
+def merge_fragments(labels: np.ndarray, depth: np.ndarray, min_pixels: int, depth_jump: float) -> np.ndarray:
+    """``labels`` with each segment of fewer than ``min_pixels`` pixels merged into the neighbour it continues
+    (depth within ``depth_jump`` relative across at least half its border, the most of it with that one):
+    real clutter's fragments, a surface cut up by spurious outlines, cost a frame time and help nobody. A
+    small segment standing apart in depth is a small object and stays, whole."""
+    counts = np.bincount(labels.ravel())
+    small = counts < min_pixels
     small[0] = False
-    return np.where(small[labels], 0, labels).astype(np.int32) if small.any() else labels
+    if not small.any():
+        return labels
+    n = counts.size
+    border, agreeing = np.zeros(n), np.zeros(n * n)
+    for la, lb, da, db, _, _ in neighbour_pairs(labels, depth, None, 1):
+        with np.errstate(invalid="ignore"):
+            agree = (np.abs(da - db) <= depth_jump * np.fmin(da, db)).astype(np.float64)
+        for mine, other in ((la, lb), (lb, la)):
+            keep = small[mine]
+            border += np.bincount(mine[keep], minlength=n)
+            agreeing += np.bincount(mine[keep] * n + other[keep], weights=agree[keep], minlength=n * n)
+    votes = agreeing.reshape(n, n)
+    target = np.arange(n)
+    best = votes.argmax(axis=1)
+    merge = small & (votes[np.arange(n), best] >= 0.5 * np.maximum(border, 1)) & (border > 0)
+    target[merge] = best[merge]
+    for _ in range(n):   # a fragment merged into a fragment goes where that one goes
+        following = target[target]
+        if np.array_equal(following, target):
+            break
+        target = following
+    return target[labels].astype(np.int32)
+
+
+# label_a, label_b, depth_a, depth_b, occluder_a, occluder_b
+Pairs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
+
+
+def neighbour_pairs(labels: np.ndarray, depth: np.ndarray, occluder: np.ndarray | None, gap: int) -> Iterator[Pairs]:
+    """Yield (label_a, label_b, depth_a, depth_b, occluder_a, occluder_b) for pixel pairs ``gap`` apart with
+    different non-zero labels (the occluder values None without a learned map)."""
+    for a_sl, b_sl in (((slice(None), slice(None, -gap)), (slice(None), slice(gap, None))),
+                       ((slice(None, -gap), slice(None)), (slice(gap, None), slice(None)))):
+        la, lb = labels[a_sl], labels[b_sl]
+        differ = (la != lb) & (la > 0) & (lb > 0)
+        oa: np.ndarray | None = None
+        ob: np.ndarray | None = None
+        if occluder is not None:
+            oa, ob = occluder[a_sl][differ], occluder[b_sl][differ]
+        yield la[differ], lb[differ], depth[a_sl][differ], depth[b_sl][differ], oa, ob
 
 
 def split_support_planes(segmentation: Segmentation, depth: np.ndarray, intrinsics: CameraIntrinsics,
@@ -142,24 +184,21 @@ def split_support_planes(segmentation: Segmentation, depth: np.ndarray, intrinsi
         window = windows[int(ids[k]) - 1]
         if window is None or window[1].stop - window[1].start < width / 2:
             continue
-        own = labels[window] == ids[k]
         z = depth[window]
-        rows, cols = np.nonzero(own & np.isfinite(z))
+        rows, cols = np.nonzero((labels[window] == ids[k]) & np.isfinite(z))
         step = max(1, rows.size // PLANE_POINTS)
-        r, c = rows[::step], cols[::step]
-        xs, ys = x_n[window[1]], y_n[window[0]]
-        coef = fit_inverse_depth_plane(xs[c], ys[r], z[r, c], np.ones(r.size))
+        xs, ys, zs = x_n[window[1]][cols], y_n[window[0]][rows], z[rows, cols]
+        coef = fit_inverse_depth_plane(xs[::step], ys[::step], zs[::step], np.ones(zs[::step].size))
         if coef is None:
             continue
-        inverse = coef[0] * xs[None, :] + coef[1] * ys[:, None] + coef[2]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            plane = np.where(inverse > 1e-9, 1.0 / inverse, np.inf)
-            relative = (plane - z) / z          # > 0: in front of the plane
-        planar = own & (np.abs(relative) < tolerance)
-        if np.count_nonzero(planar) < PLANE_SHARE * rows.size:
+        # Relative distance in front of the plane (the inverse-depth plane gives it without a division).
+        relative = 1.0 - zs * (coef[0] * xs + coef[1] * ys + coef[2])
+        if np.count_nonzero(np.abs(relative) < tolerance) < PLANE_SHARE * rows.size:
             continue
         structure[k] = True
-        standing = own & (relative > 2.0 * tolerance)
+        standing = np.zeros(z.shape, bool)
+        ahead = relative > 2.0 * tolerance
+        standing[rows[ahead], cols[ahead]] = True
         parts = components(standing, min_pixels)
         if parts.any():
             if out is labels:

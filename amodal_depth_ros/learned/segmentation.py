@@ -12,6 +12,7 @@ network's occluder map travels with the segmentation to the occlusion stage.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -23,7 +24,7 @@ from ..core.segmentation import (
     absorb_unlabelled,
     components,
     depth_edges,
-    drop_fragments,
+    merge_fragments,
     relabel,
     split_support_planes,
 )
@@ -88,39 +89,63 @@ def _structure_changes(structure: np.ndarray) -> np.ndarray:
     return change
 
 
-def decode(logits: np.ndarray, depth: np.ndarray, min_core: int, depth_jump: float,
-           outline_threshold: float = 0.3, min_pixels: int = 0) -> Segmentation:
-    """(3, h, w) network logits + the frame's (H, W) visible depth -> Segmentation at (H, W)."""
-    h, w = logits.shape[1:]
-    height, width = depth.shape
-    full = (height, width) != (h, w)
+def decode_small(logits: np.ndarray, small_depth: np.ndarray, min_core: int, depth_jump: float,
+                 outline_threshold: float = 0.3, min_pixels: int = 0) -> Segmentation:
+    """(3, h, w) network logits + the visible depth at the network's resolution -> Segmentation there.
+    ``min_pixels``: smallest instance, in pixels of that resolution."""
     # Cores: off the outlines, and never across a change between room structure and object (a table top
     # running into the floor through a gap in the outline, where depth is missing, say) or a depth step
     # (real sensors' outlines are fainter than rendered ones: one gap would merge two surfaces).
-    small_depth = cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST) if full else depth
     outline_logit = float(np.log(outline_threshold / (1.0 - outline_threshold)))
     cut = _structure_changes(logits[STRUCTURE] > 0.0) | depth_edges(small_depth, depth_jump)
     cores = components((logits[BOUNDARY] < outline_logit) & ~cut, min_core)
-    labels = cv2.resize(cores, (width, height), interpolation=cv2.INTER_NEAREST) if full else cores
-    boundary = (cv2.resize(logits[BOUNDARY], (width, height), interpolation=cv2.INTER_LINEAR) if full
-                else logits[BOUNDARY])
-    outline = (boundary >= outline_logit) | (labels == 0)
-    # Outlines are a pixel or two wide at the network's resolution: search as far at the frame's.
-    labels = snap_outlines(labels, depth, outline, int(np.ceil(SNAP_REACH * max(height / h, width / w))))
-    valid = np.isfinite(depth)
-    # Outline pixels no core reached, and fragments, join the neighbour on their surface (or no instance).
-    labels = absorb_unlabelled(drop_fragments(labels, min_pixels), depth, valid, depth_jump)
+    labels = snap_outlines(cores, small_depth, (logits[BOUNDARY] >= outline_logit) | (cores == 0),
+                           int(np.ceil(SNAP_REACH)))
+    # Outline pixels no core reached, then fragments, join the neighbour on their surface.
+    labels = absorb_unlabelled(labels, small_depth, np.isfinite(small_depth), depth_jump)
+    labels = merge_fragments(labels, small_depth, min_pixels, depth_jump)
     segmentation = relabel(labels)
-    # Per-instance class and confidence from the network's maps, counted at the network's resolution.
-    small = cv2.resize(segmentation.labels, (w, h), interpolation=cv2.INTER_NEAREST) if full else segmentation.labels
+    # Per-instance kind and confidence: the network's mean vote over the instance.
     n = segmentation.ids.size + 1
-    count = np.maximum(np.bincount(small.ravel(), minlength=n), 1)
-    votes = np.bincount(small.ravel(), weights=_sigmoid(logits[STRUCTURE]).ravel(), minlength=n) / count
-    inside = np.bincount(small.ravel(), weights=_sigmoid(-logits[BOUNDARY]).ravel(), minlength=n) / count
-    occluder = _sigmoid(cv2.resize(logits[OCCLUDER], (width, height), interpolation=cv2.INTER_LINEAR) if full
-                        else logits[OCCLUDER]).astype(np.float32)
-    return Segmentation(segmentation.labels, segmentation.ids, inside[1:].astype(np.float32), occluder=occluder,
-                        structure=votes[1:] > 0.5)
+    flat = segmentation.labels.ravel()
+    count = np.maximum(np.bincount(flat, minlength=n), 1)
+    votes = np.bincount(flat, weights=_sigmoid(logits[STRUCTURE]).ravel(), minlength=n) / count
+    inside = np.bincount(flat, weights=_sigmoid(-logits[BOUNDARY]).ravel(), minlength=n) / count
+    return Segmentation(segmentation.labels, segmentation.ids, inside[1:].astype(np.float32),
+                        occluder=_sigmoid(logits[OCCLUDER]).astype(np.float32), structure=votes[1:] > 0.5)
+
+
+def to_full_resolution(small: Segmentation, logits: np.ndarray, depth: np.ndarray,
+                       outline_threshold: float = 0.3) -> Segmentation:
+    """The segmentation at the frame's resolution: labels brought up, then the pixels near a border given to
+    the neighbouring instance whose depth agrees best on the frame's own depth (borders land on its depth
+    edges, not on the network's grid); the occluder map interpolated."""
+    (h, w), (height, width) = small.labels.shape, depth.shape
+    if (h, w) == (height, width):
+        return small
+    labels = cv2.resize(small.labels, (width, height), interpolation=cv2.INTER_NEAREST)
+    reach = int(np.ceil(SNAP_REACH * max(height / h, width / w)))
+    change = np.zeros(labels.shape, bool)
+    change[:, 1:] |= labels[:, 1:] != labels[:, :-1]
+    change[1:] |= labels[1:] != labels[:-1]
+    near = cv2.dilate(change.view(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)).view(bool)
+    # The network's outline, interpolated, where it runs along a border: finer than its grid.
+    outline_logit = float(np.log(outline_threshold / (1.0 - outline_threshold)))
+    outline = cv2.resize(logits[BOUNDARY], (width, height), interpolation=cv2.INTER_LINEAR) >= outline_logit
+    labels = snap_outlines(labels, depth, near & (outline | change), reach)
+    occluder = _sigmoid(cv2.resize(logits[OCCLUDER], (width, height), interpolation=cv2.INTER_LINEAR))
+    return dataclasses.replace(small, labels=labels, occluder=occluder.astype(np.float32))
+
+
+def decode(logits: np.ndarray, depth: np.ndarray, min_core: int, depth_jump: float,
+           outline_threshold: float = 0.3, min_pixels: int = 0) -> Segmentation:
+    """(3, h, w) network logits + the frame's (H, W) visible depth -> Segmentation at (H, W); ``min_pixels``
+    at (H, W)."""
+    h, w = logits.shape[1:]
+    small_depth = cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST) if depth.shape != (h, w) else depth
+    scale = depth.size / (h * w)
+    small = decode_small(logits, small_depth, min_core, depth_jump, outline_threshold, int(np.ceil(min_pixels / scale)))
+    return to_full_resolution(small, logits, depth, outline_threshold)
 
 
 def onnx_path(weights: Path, height: int, width: int) -> Path:
@@ -161,7 +186,12 @@ class LearnedSegmenter(LearnedStage):
         s = self.settings
         size = network_size(frame.intrinsics.width, frame.intrinsics.height, s.network_size)
         x = segmentation_inputs(frame.rgb, depth, frame.intrinsics, size)
-        segmentation = decode(self.run(x[None])[0], depth, s.min_core, s.depth_jump, s.outline_threshold,
-                              int(s.min_area * depth.size))
-        return split_support_planes(segmentation, depth, frame.intrinsics, s.structure_min_area,
-                                    s.structure_tolerance, max(1, int(s.min_area * depth.size)))
+        logits = self.run(x[None])[0]
+        # Decoded at the network's resolution (a quarter of a VGA frame's pixels), borders refined at the frame's.
+        h, w = logits.shape[1:]
+        small_depth = cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST) if depth.shape != (h, w) else depth
+        min_pixels = max(1, int(s.min_area * h * w))
+        small = decode_small(logits, small_depth, s.min_core, s.depth_jump, s.outline_threshold, min_pixels)
+        small = split_support_planes(small, small_depth, frame.intrinsics.scaled(w, h), s.structure_min_area,
+                                     s.structure_tolerance, min_pixels)
+        return to_full_resolution(small, logits, depth, s.outline_threshold)
