@@ -37,7 +37,8 @@ def node_and_client(rclpy_context, tmp_path_factory):
     # The geometric stages: these tests check the node against analytic geometry (the learned stages
     # are checked against ground truth in test_learned_stages.py and by `amodal-depth eval`).
     node = NodeProcess(["--params-file", str(ROOT / "config" / "amodal_depth.yaml"), "-p", "diagnostics.period:=0.2",
-                        "-p", "diagnostics.log_throttle:=0.0", "-p", "amodal_mask.method:=convex_hull",
+                        "-p", "diagnostics.log_throttle:=0.0", "-p", "segmentation.method:=geometric",
+                        "-p", "amodal_mask.method:=convex_hull",
                         "-p", "amodal_depth.method:=plane_fit", *REMAPS], tmp_path_factory.mktemp("node") / "node.log")
     client = CameraStreamClient()
     assert client.wait_connected(60.0), f"node did not connect; log:\n{node.log()}"

@@ -54,7 +54,8 @@ def weights(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def learned(weights):
-    return {"amodal_mask.method": "learned", "amodal_depth.method": "spade", "inference.device": "cpu",
+    return {"segmentation.method": "geometric", "amodal_mask.method": "learned", "amodal_depth.method": "spade",
+            "inference.device": "cpu",
             "amodal_mask.weights": str(weights["amodal_mask"]), "amodal_depth.weights": str(weights["amodal_depth"])}
 
 

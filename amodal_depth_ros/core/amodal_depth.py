@@ -25,6 +25,7 @@ from .geometry import fit_inverse_depth_plane, normalized_coords
 from .types import AmodalInstance, OcclusionGraph, RGBDFrame, Segmentation, mask_window
 
 FIT_POINTS = 4000   # most points a plane fit uses
+HALF_RES_PIXELS = 40_000   # windows this large measure distances on a half-resolution grid
 
 
 @dataclass
@@ -74,42 +75,91 @@ class HiddenSurfaceCompletion:
         """Write hidden-surface depth into ``own_depth``; return the hidden pixels that got a depth. All
         arrays are one window of the frame (the whole frame, or a crop): ``xs`` and ``ys`` are the
         normalised ray coordinates of its columns and rows."""
-        # Work inside the amodal bounding box only: instances are usually small against the window.
-        r0, c0, r1, c1 = mask_window(visible | hidden)
-        box = (slice(r0, r1), slice(c0, c1))
-        dep = depth[box]
-        part = HiddenPart(box, visible[box] & np.isfinite(dep), hidden[box], dep, xs[box[1]], ys[box[0]])
-        result = np.zeros_like(hidden)
-        if not part.visible.any():
-            return result
+        part = hidden_part(visible, hidden, depth, xs, ys)
+        if part is None:
+            return np.zeros_like(hidden)
+        return self._write(part, self.fill(part), own_depth, hidden.shape)
+
+    def _write(self, part: HiddenPart, hidden_depth: np.ndarray, own_depth: np.ndarray,
+               shape: tuple[int, ...]) -> np.ndarray:
+        """``hidden_depth`` (of ``part``'s hidden pixels) kept ``min_gap`` behind what hides it, written into
+        ``own_depth``; the hidden pixels that got a depth."""
         hr, hc = np.nonzero(part.hidden)
-        hidden_depth = self.fill(part)
-        in_front = dep[hr, hc]
-        nearest_allowed = in_front + self.settings.min_gap
-        hidden_depth = np.where(np.isfinite(in_front), np.fmax(hidden_depth, nearest_allowed), hidden_depth)
+        in_front = part.depth[hr, hc]
+        hidden_depth = np.where(np.isfinite(in_front), np.fmax(hidden_depth, in_front + self.settings.min_gap),
+                                hidden_depth)
         got = np.isfinite(hidden_depth) & (hidden_depth > 0)
-        own_depth[box][hr[got], hc[got]] = hidden_depth[got]
-        result[box][hr[got], hc[got]] = True
+        own_depth[part.box][hr[got], hc[got]] = hidden_depth[got]
+        result = np.zeros(shape, bool)
+        result[part.box][hr[got], hc[got]] = True
         return result
 
 
+def hidden_part(visible: np.ndarray, hidden: np.ndarray, depth: np.ndarray, xs: np.ndarray,
+                ys: np.ndarray) -> HiddenPart | None:
+    """The part inside the amodal bounding box (instances are usually small against the window); None when
+    nothing visible has a depth."""
+    r0, c0, r1, c1 = mask_window(visible | hidden)
+    box = (slice(r0, r1), slice(c0, c1))
+    dep = depth[box]
+    part = HiddenPart(box, visible[box] & np.isfinite(dep), hidden[box], dep, xs[box[1]], ys[box[0]])
+    return part if part.visible.any() else None
+
+
+def distance_to(mask: np.ndarray) -> np.ndarray:
+    """(pixels) distance of every pixel to ``mask`` (L2, 3x3 approximation); on a half-resolution grid for
+    large windows (a wall's), which the plane fit's weights do not notice."""
+    if mask.size < HALF_RES_PIXELS:
+        return cv2.distanceTransform((~mask).view(np.uint8), cv2.DIST_L2, 3)
+    coarse = cv2.distanceTransform((~mask[::2, ::2]).view(np.uint8), cv2.DIST_L2, 3) * 2.0
+    return np.repeat(np.repeat(coarse, 2, axis=0), 2, axis=1)[:mask.shape[0], :mask.shape[1]]
+
+
 class PlaneFitCompletion(HiddenSurfaceCompletion):
-    def fill(self, part: HiddenPart) -> np.ndarray:
-        distance = cv2.distanceTransform((~part.hidden).view(np.uint8), cv2.DIST_L2, 3)
+    def plane(self, part: HiddenPart) -> tuple[np.ndarray | None, float]:
+        """The plane (in inverse depth) fitted to the visible surface, points near the hidden part weighing
+        most, and how far from it those near points lie: the 90th percentile of their relative distance
+        (inf without a plane)."""
+        distance = distance_to(part.hidden)
         near = part.visible & (distance < 4.0 * self.settings.boundary_band)
         r, c = np.nonzero(near if near.sum() >= 10 else part.visible)
         # A few thousand evenly spread points pin a plane as well as the whole of a wall's band does.
         step = max(1, r.size // FIT_POINTS)
         r, c = r[::step], c[::step]
-        hr, hc = np.nonzero(part.hidden)
-        coef = fit_inverse_depth_plane(part.xs[c], part.ys[r], part.depth[r, c],
-                                       np.exp(-distance[r, c] / self.settings.boundary_band))
+        xs, ys, zs = part.xs[c], part.ys[r], part.depth[r, c]
+        coef = fit_inverse_depth_plane(xs, ys, zs, np.exp(-distance[r, c] / self.settings.boundary_band))
         if coef is None:
-            # Too few points for a plane: a fronto-parallel surface at the median nearby depth.
-            return np.full(hr.shape, np.median(part.depth[r, c]), np.float32)
+            return None, float(np.median(zs)) if zs.size else float("nan")
+        residual = float(np.percentile(np.abs(1.0 - zs * (coef[0] * xs + coef[1] * ys + coef[2])), 90))
+        return coef, residual
+
+    def fill(self, part: HiddenPart) -> np.ndarray:
+        hr, hc = np.nonzero(part.hidden)
+        coef, residual = self.plane(part)
+        if coef is None:
+            # Too few points for a plane: a fronto-parallel surface at the median nearby depth (``plane``'s).
+            return np.full(hr.shape, residual, np.float32)
+        return self._plane_depth(coef, part, hr, hc)
+
+    @staticmethod
+    def _plane_depth(coef: np.ndarray, part: HiddenPart, hr: np.ndarray, hc: np.ndarray) -> np.ndarray:
         inverse = coef[0] * part.xs[hc] + coef[1] * part.ys[hr] + coef[2]
         with np.errstate(divide="ignore"):
             return np.where(inverse > 1e-6, 1.0 / inverse, np.nan).astype(np.float32)
+
+    def complete_if_planar(self, visible: np.ndarray, hidden: np.ndarray, depth: np.ndarray,
+                           own_depth: np.ndarray, xs: np.ndarray, ys: np.ndarray,
+                           tolerance: float) -> np.ndarray | None:
+        """``complete`` when the visible surface around the hidden part is a plane (``plane``'s distance below
+        ``tolerance``), else None and nothing written: one fit decides and extends (a wall, a floor)."""
+        part = hidden_part(visible, hidden, depth, xs, ys)
+        if part is None:
+            return None
+        coef, residual = self.plane(part)
+        if coef is None or not residual < tolerance:
+            return None
+        hr, hc = np.nonzero(part.hidden)
+        return self._write(part, self._plane_depth(coef, part, hr, hc), own_depth, hidden.shape)
 
 
 class NearestVisibleFill(HiddenSurfaceCompletion):

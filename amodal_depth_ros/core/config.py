@@ -117,7 +117,7 @@ PARAMS: tuple[ParamSpec, ...] = (
               "relative model still aligned to the sensor). Without a depth topic the network's depth is used "
               "everywhere."),
     # Segmentation.
-    ParamSpec("segmentation.method", "geometric",
+    ParamSpec("segmentation.method", "learned",
               "Instance segmentation: 'learned' = the RGB-D segmentation network (shipped weights): instance "
               "outlines, room structure and who is in front at each outline, from depth first and colour second; "
               "'geometric' = training-free, class-agnostic, from depth discontinuities, concave creases and colour "
@@ -171,14 +171,15 @@ PARAMS: tuple[ParamSpec, ...] = (
               "'learned' only: probability above which a pixel under an occluder becomes hidden part of the instance "
               "behind. 0.3 gives the best occluded-part IoU end to end (0.5: 9 % less hidden surface found); lower "
               "finds more and is less precise.", 0.01, 0.99, change=LIVE),
-    ParamSpec("amodal_mask.max_instances", 24,
+    ParamSpec("amodal_mask.max_instances", 16,
               "'learned' only: most occluded instances per frame whose amodal mask the network completes (one batch "
-              "per peeling pass), the largest first; the others keep their visible mask. Bounds the cost of a frame "
-              "of real clutter, whatever the number of instances.", 1, 1000, change=LIVE),
-    ParamSpec("amodal_depth.max_instances", 24,
+              "per peeling pass), the largest first; the others get the convex hull ('convex_hull'). Bounds the "
+              "cost of a frame of real clutter, whatever the number of instances (the network: ~1 ms per instance "
+              "on two CPU cores).", 0, 1000, change=LIVE),
+    ParamSpec("amodal_depth.max_instances", 16,
               "'spade' only: most instances per frame whose hidden surface the network completes, those with the "
-              "largest hidden part first (large planes, extended by the plane fit, are not counted); the others keep "
-              "their visible part only.", 1, 1000, change=LIVE),
+              "largest hidden part first; the others are extended by the plane fit ('plane_fit'), as large planes "
+              "always are (the network: ~3 ms per instance on two CPU cores).", 0, 1000, change=LIVE),
     ParamSpec("amodal_depth.method", "spade",
               "Hidden-surface depth: 'spade' = the SPADE amodal depth network (shipped weights), instances peeled "
               "front to back, aligned to the observed depth by scale and shift on the visible part; 'plane_fit' = "

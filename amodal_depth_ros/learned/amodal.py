@@ -19,8 +19,9 @@ import numpy as np
 from scipy import ndimage
 
 from ..core.amodal_depth import PlaneFitCompletion
+from ..core.amodal_mask import convex_hull_mask
 from ..core.config import AmodalDepthSettings, AmodalMaskSettings, InferenceSettings
-from ..core.geometry import fit_scale_shift, normalized_coords, planar_residual
+from ..core.geometry import fit_scale_shift, normalized_coords
 from ..core.types import AmodalInstance, OcclusionGraph, RGBDFrame, Segmentation, Window, mask_window
 from ..networks.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
 from ..networks.checkpoints import WEIGHTS_DIR, load_weights
@@ -137,11 +138,17 @@ class LearnedAmodalMask(LearnedStage):
         masks = {i: labels == i for i in ids}
         windows = instance_windows(labels)
         levels = peeling_levels(ids, occlusion)
-        # The largest occluded instances, at most max_instances: a frame of clutter costs what a busy one does.
+        # The network completes the largest occluded instances, at most max_instances of them (a frame of clutter
+        # costs what a busy one does); the others get the convex hull of what is seen of them.
         occluded = [i for ids_ in levels[1:] for i in ids_]
         area = np.bincount(labels.ravel(), minlength=max(ids, default=0) + 1)
         chosen = set(sorted(occluded, key=lambda i: -area[i])[:self.settings.max_instances])
         fronts = occlusion.ancestor_map()
+        for i in occluded:
+            if i not in chosen and fronts.get(i):
+                r0, c0, r1, c1 = windows[i]   # the hull lies inside what is seen of it
+                ahead = np.isin(labels[r0:r1, c0:c1], np.fromiter(fronts[i], np.int32))
+                masks[i][r0:r1, c0:c1] |= convex_hull_mask(masks[i][r0:r1, c0:c1]) & ahead
         for ids_ in capped_passes(levels, chosen, 1):   # pass 0: nothing in front, amodal = visible
             jobs = []
             for i in ids_:
@@ -188,27 +195,6 @@ class SpadeAmodalDepth(LearnedStage):
     def settings(self, settings: AmodalDepthSettings) -> None:
         self.planes = PlaneFitCompletion(settings)   # shares the settings: one assignment updates both
 
-    def _large_plane(self, visible: np.ndarray, hidden: np.ndarray, depth: np.ndarray, xs: np.ndarray,
-                     ys: np.ndarray, image_area: int) -> bool:
-        """Whether the instance is extended as a plane rather than by the network: a large one whose
-        visible surface around the hidden part (the plane fit's neighbourhood) is planar, like a
-        floor behind objects, even where the segmentation did not cut it from the wall. The arrays are the
-        instance's window (its visible part lies inside it); ``xs``, ``ys`` its columns' and rows' rays."""
-        if (self.settings.planar_tolerance <= 0
-                or np.count_nonzero(visible) < self.settings.planar_min_area * image_area):
-            return False
-        reach = 4.0 * self.settings.boundary_band
-        # Only pixels within ``reach`` of the hidden part matter: measure distances in that window alone.
-        grow = int(np.ceil(reach)) + 1
-        hr0, hc0, hr1, hc1 = mask_window(hidden)
-        r0, c0 = max(hr0 - grow, 0), max(hc0 - grow, 0)
-        window = (slice(r0, hr1 + grow), slice(c0, hc1 + grow))
-        near = cv2.distanceTransform((~hidden[window]).view(np.uint8), cv2.DIST_L2, 3) < reach
-        rows, cols = np.nonzero(visible[window] & near & np.isfinite(depth[window]))
-        rows, cols = rows + r0, cols + c0
-        residual = planar_residual(xs[cols], ys[rows], depth[rows, cols]) if rows.size >= 50 else np.inf
-        return bool(residual < self.settings.planar_tolerance)
-
     def __call__(self, frame: RGBDFrame, depth: np.ndarray, segmentation: Segmentation,
                  occlusion: OcclusionGraph, amodal_masks: dict[int, np.ndarray]) -> list[AmodalInstance]:
         labels, shape = segmentation.labels, segmentation.labels.shape
@@ -231,14 +217,24 @@ class SpadeAmodalDepth(LearnedStage):
                 continue
             visible, amodal, own = crops[i]
             r0, c0, r1, c1 = windows[i]
-            if self._large_plane(visible, amodal & ~visible, depth[r0:r1, c0:c1], x_n[c0:c1], y_n[r0:r1],
-                                 depth.size):
-                self.planes.complete(visible, amodal & ~visible, depth[r0:r1, c0:c1], own, x_n[c0:c1], y_n[r0:r1])
+            # A large instance whose visible surface around the hidden part is a plane (a floor behind objects,
+            # even where the segmentation did not cut it from the wall) is extended as that plane.
+            s = self.settings
+            if (s.planar_tolerance > 0 and np.count_nonzero(visible) >= s.planar_min_area * depth.size
+                    and self.planes.complete_if_planar(visible, amodal & ~visible, depth[r0:r1, c0:c1], own,
+                                                       x_n[c0:c1], y_n[r0:r1], s.planar_tolerance) is not None):
                 completed.add(i)
             else:
                 network.append(i)
-        # The largest hidden parts first, at most max_instances of them (planes above are not counted).
+        # The network completes the largest hidden parts, at most max_instances of them (planes above are not
+        # counted); the others are extended as the plane their visible part near the hidden one fits.
         chosen = set(sorted(network, key=lambda i: -hidden_area[i])[:self.settings.max_instances])
+        for i in network:
+            if i not in chosen:
+                visible, amodal, own = crops[i]
+                r0, c0, r1, c1 = windows[i]
+                self.planes.complete(visible, amodal & ~visible, depth[r0:r1, c0:c1], own, x_n[c0:c1], y_n[r0:r1])
+                completed.add(i)
         fronts = occlusion.ancestor_map()
         for ids_ in capped_passes(peeling_levels(ids, occlusion), chosen, 0):
             jobs = []

@@ -40,6 +40,7 @@ from .amodal import LearnedStage
 BOUNDARY, STRUCTURE, OCCLUDER = (OUTPUTS.index(name) for name in ("boundary", "structure", "occluder"))
 SNAP_RADIUS = 3          # pixels searched for a core next to an outline pixel
 SNAP_REACH = 1.5         # ... in pixels of the network's resolution
+MIN_DEPTH_SHARE = 0.1    # of an instance's pixels with a depth
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -104,7 +105,11 @@ def decode_small(logits: np.ndarray, small_depth: np.ndarray, min_core: int, dep
     # Outline pixels no core reached, then fragments, join the neighbour on their surface.
     labels = absorb_unlabelled(labels, small_depth, np.isfinite(small_depth), depth_jump)
     labels = merge_fragments(labels, small_depth, min_pixels, depth_jump)
-    segmentation = relabel(labels)
+    # A segment without depth (a hole of the sensor, what lies beyond its range) has no place in 3D: no instance.
+    valid = np.isfinite(small_depth)
+    sampled = np.bincount(labels.ravel(), weights=valid.ravel()) < MIN_DEPTH_SHARE * np.bincount(labels.ravel())
+    sampled[0] = False
+    segmentation = relabel(np.where(sampled[labels], 0, labels).astype(np.int32) if sampled.any() else labels)
     # Per-instance kind and confidence: the network's mean vote over the instance.
     n = segmentation.ids.size + 1
     flat = segmentation.labels.ravel()

@@ -81,10 +81,16 @@ class CropBox:
     def put(self, crop: np.ndarray, shape: tuple[int, int]) -> tuple[tuple[slice, slice], np.ndarray]:
         """The crop resized back to the window, clipped to an image of ``shape``: (image slices, values)."""
         h, w = shape
-        window = cv2.resize(crop.astype(np.float32), (self.side, self.side), interpolation=cv2.INTER_LINEAR)
         r0, c0 = self.top, self.left
         rr0, cc0, rr1, cc1 = max(r0, 0), max(c0, 0), min(r0 + self.side, h), min(c0 + self.side, w)
-        return (slice(rr0, rr1), slice(cc0, cc1)), window[rr0 - r0:rr1 - r0, cc0 - c0:cc1 - c0]
+        # cv2.resize's bilinear map (dst x -> src (x + 0.5) * scale - 0.5), evaluated on the part inside the
+        # image only: a wall's window can be 1500 pixels a side, most of it beyond the frame.
+        scale = self.size / self.side
+        warp = np.array([[scale, 0.0, (cc0 - c0 + 0.5) * scale - 0.5],
+                         [0.0, scale, (rr0 - r0 + 0.5) * scale - 0.5]])
+        values = cv2.warpAffine(crop.astype(np.float32), warp, (cc1 - cc0, rr1 - rr0),
+                                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+        return (slice(rr0, rr1), slice(cc0, cc1)), values
 
 
 def front_depth(depth: np.ndarray, ancestor_depths: list[np.ndarray]) -> np.ndarray:
