@@ -9,7 +9,7 @@ both: ``core`` never imports ``learned``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import numpy as np
@@ -40,12 +40,12 @@ class OcclusionStage(Protocol):
 
 class AmodalMaskStage(Protocol):
     def __call__(self, segmentation: Segmentation, occlusion: OcclusionGraph,
-                 depth: np.ndarray) -> dict[int, np.ndarray]: ...
+                 depth: np.ndarray) -> Mapping[int, np.ndarray]: ...   # AmodalMasks: crops of the frame
 
 
 class AmodalDepthStage(Protocol):
     def __call__(self, frame: RGBDFrame, depth: np.ndarray, segmentation: Segmentation,
-                 occlusion: OcclusionGraph, amodal_masks: dict[int, np.ndarray]) -> list[AmodalInstance]: ...
+                 occlusion: OcclusionGraph, amodal_masks: Mapping[int, np.ndarray]) -> list[AmodalInstance]: ...
 
 
 def _learned() -> Any:

@@ -16,7 +16,7 @@ from amodal_depth_ros.learned.amodal import (
     peeling_levels,
 )
 from amodal_depth_ros.networks import AmodalMaskNet, SpadeAmodalDepthNet
-from amodal_depth_ros.networks.crops import CROP_SIZE, INPUT_CHANNELS, CropBox, front_depth
+from amodal_depth_ros.networks.crops import CROP_SIZE, INPUT_CHANNELS, CropBox, peeled_front
 from amodal_depth_ros.pipeline import AmodalDepthPipeline
 from amodal_depth_ros.synthetic import generate
 from amodal_depth_ros.tools import cli
@@ -61,10 +61,17 @@ def test_peeling_levels_follow_occlusion_chains_and_cut_cycles():
 
 def test_front_depth_peels_in_the_deepest_surface_in_front():
     observed = np.full((2, 3), 1.0, np.float32)
+    whole = (0, 0, 2, 3)
     a = np.array([[np.nan, 2.0, 2.0], [np.nan, np.nan, np.nan]], np.float32)
     b = np.array([[np.nan, 1.5, 3.0], [np.nan, np.nan, 0.5]], np.float32)
-    assert np.array_equal(front_depth(observed, [a, b]), [[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]])
-    assert front_depth(observed, []) is observed
+    assert np.array_equal(peeled_front(observed, whole, [(whole, a), (whole, b)]), [[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]])
+    assert peeled_front(observed, whole, []) is observed
+    # Surfaces held in windows of their own: only their overlap with the window counts.
+    assert np.array_equal(peeled_front(observed, whole, [((0, 1, 1, 3), a[:1, 1:]), ((1, 2, 2, 3), b[1:, 2:]),
+                                                         ((5, 5, 6, 6), np.full((1, 1), 9.0, np.float32))]),
+                          [[1.0, 2.0, 2.0], [1.0, 1.0, 1.0]])
+    # The window itself may be a part of the frame: (row 1, col 1) on.
+    assert np.array_equal(peeled_front(observed[1:, 1:], (1, 1, 2, 3), [((0, 1, 2, 3), b[:, 1:])]), [[1.0, 1.0]])
 
 
 def test_weight_files_missing_truncated_or_foreign_are_clear_errors(random_weights, tmp_path):

@@ -15,14 +15,16 @@ camera) are dropped from the amodal mask.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 from .config import AmodalDepthSettings
 from .geometry import fit_inverse_depth_plane, normalized_coords
-from .types import AmodalInstance, OcclusionGraph, RGBDFrame, Segmentation, mask_window
+from .types import AmodalInstance, AmodalMasks, OcclusionGraph, RGBDFrame, Segmentation, mask_window, window_union
 
 FIT_POINTS = 4000   # most points a plane fit uses
 HALF_RES_PIXELS = 40_000   # windows this large measure distances on a half-resolution grid
@@ -51,14 +53,17 @@ class HiddenSurfaceCompletion:
         raise NotImplementedError
 
     def __call__(self, frame: RGBDFrame, depth: np.ndarray, segmentation: Segmentation,
-                 occlusion: OcclusionGraph, amodal_masks: dict[int, np.ndarray]) -> list[AmodalInstance]:
+                 occlusion: OcclusionGraph, amodal_masks: Mapping[int, np.ndarray]) -> list[AmodalInstance]:
         x_n, y_n = normalized_coords(frame.intrinsics)
+        masks = AmodalMasks.of(amodal_masks, frame.shape)
+        seen = ndimage.find_objects(segmentation.labels)
         instances = []
         for index, instance_id in enumerate(segmentation.ids.tolist()):
-            visible_full = segmentation.labels == instance_id
-            r0, c0, r1, c1 = window = mask_window(amodal_masks[instance_id] | visible_full)
-            visible = visible_full[r0:r1, c0:c1]
-            amodal = amodal_masks[instance_id][r0:r1, c0:c1] | visible
+            rows, cols = seen[instance_id - 1]
+            r0, c0, r1, c1 = window = window_union((rows.start, cols.start, rows.stop, cols.stop),
+                                                   masks.window(instance_id))
+            visible = segmentation.labels[r0:r1, c0:c1] == instance_id
+            amodal = masks.within(instance_id, window) | visible
             crop = depth[r0:r1, c0:c1]
             own_depth = np.where(visible, crop, np.float32(np.nan)).astype(np.float32)
             hidden = amodal & ~visible

@@ -8,23 +8,27 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
-from .types import OcclusionGraph, Segmentation
+from .types import AmodalMasks, OcclusionGraph, Segmentation
 
 
 class ConvexHullCompletion:
     def __call__(self, segmentation: Segmentation, occlusion: OcclusionGraph,
-                 depth: np.ndarray | None = None) -> dict[int, np.ndarray]:
+                 depth: np.ndarray | None = None) -> AmodalMasks:
         labels = segmentation.labels
-        masks: dict[int, np.ndarray] = {}
-        for instance_id in segmentation.ids.tolist():
-            visible = labels == instance_id
-            in_front = occlusion.ancestors_of(instance_id)
-            if not in_front:
-                masks[instance_id] = visible
+        masks = AmodalMasks(labels.shape)
+        fronts = occlusion.ancestor_map()
+        for instance_id, found in enumerate(ndimage.find_objects(labels), start=1):
+            if found is None:
                 continue
-            hidden_candidates = np.isin(labels, np.fromiter(in_front, np.int32))
-            masks[instance_id] = visible | (convex_hull_mask(visible) & hidden_candidates)
+            r0, c0, r1, c1 = window = found[0].start, found[1].start, found[0].stop, found[1].stop
+            visible = labels[r0:r1, c0:c1] == instance_id
+            in_front = fronts.get(instance_id)
+            if in_front:   # the hull lies inside what is seen of the instance: its window
+                ahead = np.isin(labels[r0:r1, c0:c1], np.fromiter(in_front, np.int32))
+                visible = visible | (convex_hull_mask(visible) & ahead)
+            masks.set(instance_id, window, visible)
         return masks
 
 

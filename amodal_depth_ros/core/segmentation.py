@@ -221,6 +221,21 @@ def split_support_planes(segmentation: Segmentation, depth: np.ndarray, intrinsi
                         segmentation.occluder, np.concatenate([structure[present], np.zeros(added, bool)]))
 
 
+def present_only(segmentation: Segmentation) -> Segmentation:
+    """``segmentation`` without the ids its labels no longer show (a border refinement can take every pixel
+    of a speck): ids, scores, class names and kinds stay aligned."""
+    ids = segmentation.ids
+    if ids.size == 0:
+        return segmentation
+    present = np.bincount(segmentation.labels.ravel(), minlength=int(ids.max()) + 1)[ids] > 0
+    if present.all():
+        return segmentation
+    names = segmentation.class_names and tuple(n for n, kept in zip(segmentation.class_names, present, strict=True)
+                                               if kept)
+    return dataclasses.replace(segmentation, ids=ids[present], scores=segmentation.scores[present], class_names=names,
+                               structure=None if segmentation.structure is None else segmentation.structure[present])
+
+
 def relabel(labels: np.ndarray) -> Segmentation:
     """Consecutive ids 1..N so that ids stay small (they travel as uint16 in the cloud); 0 stays 0.
     A lookup table, not np.unique: sorting every pixel cost ~25 ms at 640x480."""

@@ -6,6 +6,7 @@ camera optical frame (REP-103: x right, y down, z forward); instance id 0 means 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,6 +161,76 @@ def mask_window(mask: np.ndarray) -> Window:
     reductions on frame-sized masks.)"""
     x, y, w, h = cv2.boundingRect(np.ascontiguousarray(mask, dtype=bool).view(np.uint8))
     return int(y), int(x), int(y + h), int(x + w)
+
+
+def window_union(a: Window, b: Window) -> Window:
+    return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
+
+
+class AmodalMasks(Mapping[int, np.ndarray]):
+    """Amodal masks by instance id, each held as a crop of a window of the frame (a window holding the whole
+    mask): the amodal mask stage's output. ``masks[i]`` gives the frame-sized mask, built on demand (for
+    evaluation and tools); the stages read the crops (``window``, ``crop``, ``or_into``)."""
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        self.shape = shape
+        self._crops: dict[int, tuple[Window, np.ndarray]] = {}
+
+    @classmethod
+    def of(cls, masks: Mapping[int, np.ndarray], shape: tuple[int, int]) -> AmodalMasks:
+        """``masks`` as AmodalMasks: themselves, or frame-sized masks (ground truth, say) cropped to their windows."""
+        if isinstance(masks, AmodalMasks):
+            return masks
+        out = cls(shape)
+        for i, mask in masks.items():
+            r0, c0, r1, c1 = window = mask_window(mask)
+            out.set(i, window, mask[r0:r1, c0:c1])
+        return out
+
+    def set(self, instance_id: int, window: Window, crop: np.ndarray) -> None:
+        self._crops[instance_id] = (window, crop)
+
+    def add(self, instance_id: int, window: Window, pixels: np.ndarray) -> None:
+        """OR ``pixels`` (a crop of ``window``) into the mask, its window growing to hold them."""
+        old, crop = self._crops[instance_id]
+        grown = window_union(old, window)
+        if grown != old:
+            r0, c0, r1, c1 = grown
+            bigger = np.zeros((r1 - r0, c1 - c0), bool)
+            bigger[old[0] - r0:old[2] - r0, old[1] - c0:old[3] - c0] = crop
+            crop = bigger
+            self._crops[instance_id] = (grown, crop)
+        crop[window[0] - grown[0]:window[2] - grown[0], window[1] - grown[1]:window[3] - grown[1]] |= pixels
+
+    def window(self, instance_id: int) -> Window:
+        return self._crops[instance_id][0]
+
+    def crop(self, instance_id: int) -> np.ndarray:
+        return self._crops[instance_id][1]
+
+    def or_into(self, target: np.ndarray, window: Window, instance_id: int) -> None:
+        """OR the mask, seen through ``window``, into ``target`` (a crop of ``window``)."""
+        own, crop = self._crops[instance_id]
+        top, left = max(window[0], own[0]), max(window[1], own[1])
+        bottom, right = min(window[2], own[2]), min(window[3], own[3])
+        if top < bottom and left < right:
+            target[top - window[0]:bottom - window[0], left - window[1]:right - window[1]] |= \
+                crop[top - own[0]:bottom - own[0], left - own[1]:right - own[1]]
+
+    def within(self, instance_id: int, window: Window) -> np.ndarray:
+        """The mask seen through ``window`` (False beyond its own)."""
+        out = np.zeros((window[2] - window[0], window[3] - window[1]), bool)
+        self.or_into(out, window, instance_id)
+        return out
+
+    def __getitem__(self, instance_id: int) -> np.ndarray:
+        return self.within(instance_id, (0, 0, *self.shape))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._crops)
+
+    def __len__(self) -> int:
+        return len(self._crops)
 
 
 @dataclass

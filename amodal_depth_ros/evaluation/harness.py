@@ -13,7 +13,7 @@ what it misses is the truth's curvature and sensor noise, so it shows how low a 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,7 @@ import numpy as np
 from ..core import config
 from ..core.amodal_mask import ConvexHullCompletion
 from ..core.geometry import fit_inverse_depth_plane, normalized_coords
-from ..core.types import AmodalInstance, OcclusionGraph, PipelineResult, RGBDFrame, Segmentation
+from ..core.types import AmodalInstance, AmodalMasks, OcclusionGraph, PipelineResult, RGBDFrame, Segmentation
 from ..errors import ConfigError
 from ..groundtruth import GroundTruthFrame
 from ..pipeline import STAGE_FACTORIES, AmodalDepthPipeline, AmodalDepthStage, AmodalMaskStage, SegmentationStage
@@ -37,9 +37,9 @@ MATCH_IOU = 0.5
 
 
 def visible_only(segmentation: Segmentation, occlusion: OcclusionGraph,
-                 depth: np.ndarray | None = None) -> dict[int, np.ndarray]:
+                 depth: np.ndarray | None = None) -> Mapping[int, np.ndarray]:
     """The "no completion" mask baseline: the amodal mask is the visible mask."""
-    return {int(i): segmentation.labels == i for i in segmentation.ids}
+    return AmodalMasks.of({int(i): segmentation.labels == i for i in segmentation.ids}, segmentation.labels.shape)
 
 
 @dataclass

@@ -29,6 +29,7 @@ their unlabelled pixels (mOSD's: no depth, where the clouds were cropped to the 
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import cv2
@@ -151,7 +152,7 @@ class SegmentationScore:
 
 
 def score_segmentation(truth: GroundTruthFrame, labels: np.ndarray, occlusion: OcclusionGraph,
-                       amodal_masks: dict[int, np.ndarray] | None = None,
+                       amodal_masks: Mapping[int, np.ndarray] | None = None,
                        structure: set[int] | None = None) -> SegmentationScore:
     """Score a predicted visible label image (0 = none), its occlusion graph and (optionally) its amodal
     masks by instance id against ``truth``. ``structure``: the predicted ids the segmenter calls room

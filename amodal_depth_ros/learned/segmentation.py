@@ -25,6 +25,7 @@ from ..core.segmentation import (
     components,
     depth_edges,
     merge_fragments,
+    present_only,
     relabel,
     split_support_planes,
 )
@@ -139,7 +140,7 @@ def to_full_resolution(small: Segmentation, logits: np.ndarray, depth: np.ndarra
     outline = cv2.resize(logits[BOUNDARY], (width, height), interpolation=cv2.INTER_LINEAR) >= outline_logit
     labels = snap_outlines(labels, depth, near & (outline | change), reach)
     occluder = _sigmoid(cv2.resize(logits[OCCLUDER], (width, height), interpolation=cv2.INTER_LINEAR))
-    return dataclasses.replace(small, labels=labels, occluder=occluder.astype(np.float32))
+    return present_only(dataclasses.replace(small, labels=labels, occluder=occluder.astype(np.float32)))
 
 
 def decode(logits: np.ndarray, depth: np.ndarray, min_core: int, depth_jump: float,

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..core.types import Window
+
 CROP_SIZE = 48
 LOG_RANGE = 1.5        # log depth ratios are clipped to +-this (a factor of 4.5 around z0)
 INPUT_CHANNELS = 5     # visible, occluder, front depth, front depth valid, border (outside the image)
@@ -93,12 +95,32 @@ class CropBox:
         return (slice(rr0, rr1), slice(cc0, cc1)), values
 
 
-def front_depth(depth: np.ndarray, ancestor_depths: list[np.ndarray]) -> np.ndarray:
-    """Observed depth with the completed surfaces of the instances in front peeled in: per pixel the
-    deepest of them (they all lie in front of the instance), else the observed depth."""
-    if not ancestor_depths:
+def overlap(window: Window, other: Window) -> tuple[tuple[slice, slice], tuple[slice, slice]] | None:
+    """Where two windows overlap, as slices into an array of each; None where they do not."""
+    r0, c0, r1, c1 = window
+    s0, d0, s1, d1 = other
+    top, left, bottom, right = max(r0, s0), max(c0, d0), min(r1, s1), min(c1, d1)
+    if top >= bottom or left >= right:
+        return None
+    return ((slice(top - r0, bottom - r0), slice(left - c0, right - c0)),
+            (slice(top - s0, bottom - s0), slice(left - d0, right - d0)))
+
+
+def peeled_front(depth: np.ndarray, window: Window, surfaces: list[tuple[Window, np.ndarray]]) -> np.ndarray:
+    """The observed ``depth`` (of ``window``) with the completed surfaces in front peeled in: per pixel the
+    deepest of them (they all lie in front of the instance), else the observed depth. ``surfaces``: each
+    surface (NaN where it has none) with its window; only their overlap with ``window`` is touched."""
+    deepest: np.ndarray | None = None
+    for part_window, part in surfaces:
+        where = overlap(window, part_window)
+        if where is None:
+            continue
+        if deepest is None:
+            deepest = np.full(depth.shape, np.nan, np.float32)
+        here, there = where
+        np.fmax(deepest[here], part[there], out=deepest[here])
+    if deepest is None:
         return depth
-    deepest = np.fmax.reduce(np.stack(ancestor_depths), axis=0)
     return np.where(np.isfinite(deepest), np.fmax(deepest, depth), depth).astype(np.float32)
 
 

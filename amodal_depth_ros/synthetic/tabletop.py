@@ -39,7 +39,9 @@ def _top(solid: Solid) -> float:
     return float(-solid.shape.corners()[:, 1].min())
 
 
-def random_tabletop(seed: int, width: int = 320, height: int = 240) -> World:
+def random_tabletop(seed: int, width: int = 320, height: int = 240, object_count: int | None = None) -> World:
+    """A table with ``object_count`` objects tried on it (placed where they fit; default 4-16 by the seed), touching,
+    stacked and lying, in a room, seen from above at 25-80 degrees."""
     rng = np.random.default_rng([seed, 2])
     hfov = math.radians(rng.uniform(45.0, 90.0))
     fx = width / 2 / math.tan(hfov / 2)
@@ -62,7 +64,11 @@ def random_tabletop(seed: int, width: int = 320, height: int = 240) -> World:
     scale = rng.uniform(0.07, 0.12)
     kinds = list(KIND_WEIGHTS)
     weights = np.array(list(KIND_WEIGHTS.values())) / sum(KIND_WEIGHTS.values())
-    for _ in range(int(rng.integers(4, 17))):
+    count = int(rng.integers(4, 17))   # drawn whatever object_count says: the rest of the scene stays the same
+    tries = 0
+    # The seed's count tries that many objects (some do not fit); object_count places that many where they fit.
+    while (tries < count) if object_count is None else (len(objects) - 1 < object_count and tries < 5 * object_count):
+        tries += 1
         kind = kinds[int(rng.choice(len(kinds), p=weights))]
         solid = SMALL_KINDS[kind](rng, scale * rng.uniform(0.7, 1.5))
         if kind in LYING and rng.random() < 0.25:
@@ -117,6 +123,7 @@ def random_tabletop(seed: int, width: int = 320, height: int = 240) -> World:
                  ambient=rng.uniform(0.2, 0.45))
 
 
-def generate_tabletop(seed: int, width: int = 320, height: int = 240) -> GroundTruthFrame:
-    """Render ``random_tabletop(seed)`` from its camera."""
-    return random_tabletop(seed, width, height).render(seed=(seed, 2))
+def generate_tabletop(seed: int, width: int = 320, height: int = 240,
+                      object_count: int | None = None) -> GroundTruthFrame:
+    """Render ``random_tabletop(seed, object_count=...)`` from its camera."""
+    return random_tabletop(seed, width, height, object_count).render(seed=(seed, 2))

@@ -10,7 +10,8 @@ graphs when present), onnxruntime, and TensorRT where it is installed (timed onc
 built; the row is skipped, with the reason, elsewhere). The live row runs the node as a process fed by a
 reliable 30 Hz camera with one viewer, and gives its output rate beside its own (1000 / mean stage ms).
 Without ROS 2 (rclpy cannot be imported) the overhead columns are '-' (null in the JSON), frames/s is the
-pipeline's alone and the live row says why it is missing.
+pipeline's alone and the live row says why it is missing. The default pipeline is also timed on table
+tops of 5 and of 40 objects (the cost against the scene) and on folders of real frames (``--real``).
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from ..pipeline import AmodalDepthPipeline
 from ..synthetic import SyntheticCamera
 
 LEARNED = {"segmentation.method": "learned", "amodal_mask.method": "learned", "amodal_depth.method": "spade"}
+assert all(config.defaults()[k] == v for k, v in LEARNED.items()), "the learned stages are the defaults"
 GEOMETRIC = {
     "segmentation.method": "geometric",
     "amodal_mask.method": "convex_hull",
@@ -136,6 +138,60 @@ def live_row(seconds: float, size: str) -> dict:
     return {"size": size, **window.row()}
 
 
+def scene_rows(counts: list[int], size: tuple[int, int], frames: int) -> list[dict]:
+    """The default pipeline on table tops (seeds 0-4) holding each of ``counts`` objects: ms per frame
+    p50 / p95, instances found, and each count's p50 against the first count's."""
+    from ..synthetic.tabletop import generate_tabletop
+
+    pipeline = AmodalDepthPipeline()
+    rows: list[dict] = []
+    for count in counts:
+        scenes = [generate_tabletop(seed, *size, object_count=count) for seed in range(5)]
+        pipeline(scenes[0].to_rgbd_frame())   # warm-up
+        times: list[float] = []
+        found: list[int] = []
+        for i in tqdm(range(frames), desc=f"table top, {count} objects"):
+            result = pipeline(scenes[i % len(scenes)].to_rgbd_frame())
+            times.append(result.timings_ms["total"])
+            found.append(len(result.instances))
+        rows.append({"objects": count, "size": f"{size[0]}x{size[1]}", "ms": _ms(times),
+                     "instances": round(float(np.mean(found)), 1)})
+    for row in rows:
+        row["ms_over_first"] = round(row["ms"]["p50"] / rows[0]["ms"]["p50"], 3)
+    return rows
+
+
+def real_rows(folders: list[Path], size: tuple[int, int]) -> list[dict]:
+    """The default pipeline on real RGB-D frames resized to ``size``: ms per frame p50 / p95 and the
+    instances found, per folder and over all of them."""
+    import cv2
+
+    from ..datasets import load_rgbd_folder
+
+    pipeline = AmodalDepthPipeline()
+    width, height = size
+    rows: list[dict] = []
+    every: list[float] = []
+    for folder in folders:
+        times: list[float] = []
+        found: list[int] = []
+        for sample in tqdm(load_rgbd_folder(folder), desc=folder.name):
+            frame = RGBDFrame(cv2.resize(sample.rgb, size, interpolation=cv2.INTER_AREA),
+                              sample.intrinsics.scaled(width, height),
+                              cv2.resize(sample.depth, size, interpolation=cv2.INTER_NEAREST))
+            if not every and not times:
+                pipeline(frame)   # warm-up
+            result = pipeline(frame)
+            times.append(result.timings_ms["total"])
+            found.append(len(result.instances))
+        every += times
+        rows.append({"folder": str(folder), "frames": len(times), "ms": _ms(times),
+                     "instances": [min(found), max(found)]})
+    if every:
+        rows.append({"folder": "all", "frames": len(every), "ms": _ms(every), "instances": None})
+    return rows
+
+
 def live_summary(live: dict) -> str:
     if "unavailable" in live:
         return str(live["unavailable"])
@@ -155,6 +211,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--live-seconds", type=float, default=20.0,
                         help="seconds of the live row: the node as a process, fed at 30 Hz (0 skips it; default 20)")
     parser.add_argument("--live-size", default="640x480", help="WxH of the live row's camera (default: 640x480)")
+    parser.add_argument("--scene-objects", default="5,40",
+                        help="object counts of the table tops timed with the default pipeline at --scene-size: the "
+                             "cost against the scene (empty skips it; default %(default)s)")
+    parser.add_argument("--scene-size", default="640x480", help="WxH of those table tops (default: 640x480)")
+    parser.add_argument("--real", default="", help="comma-separated folders of real RGB-D frames (any layout "
+                        "`amodal-depth eval` reads) timed with the default pipeline at --scene-size")
     parser.add_argument("--no-segmentation-network", action="store_true",
                         help="skip the table of the segmentation network alone (features, network, decoding)")
 
@@ -282,6 +344,10 @@ def run(args: argparse.Namespace) -> int:
                          "frames_per_s": round(1e3 / float(np.mean(totals)), 2),
                          "cloud_vs_open3d": cloud_versus_open3d(runs[-1]["result"])})
     segmentation = [] if args.no_segmentation_network else segmentation_network(resolutions, args.frames)
+    scene_size = cast(tuple[int, int], tuple(int(v) for v in args.scene_size.lower().split("x")))
+    scenes = scene_rows([int(c) for c in args.scene_objects.split(",") if c], scene_size, args.frames) \
+        if args.scene_objects else []
+    real = real_rows([Path(f) for f in args.real.split(",") if f], scene_size)
     live = live_row(args.live_seconds, args.live_size) if args.live_seconds > 0 else None
     memory = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
               "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None}
@@ -302,6 +368,19 @@ def run(args: argparse.Namespace) -> int:
             print(f"{r['status'][:28]:28s} {r['resolution']:>9s} {r['network_input']:>8s} {ms['inputs']['p50']:9.1f} "
                   f"{ms['network']['p50']:8.1f} {ms['decode']['p50']:7.1f} {ms['total']['p50']:10.1f} "
                   f"{ms['total']['p95']:6.1f}")
+    if scenes:
+        print(f"\n{'default pipeline on table tops':31s} {'size':>9s} {'instances':>9s} {'p50 ms':>7s} {'p95 ms':>7s} "
+              f"{'p50 / first':>11s}")
+        for r in scenes:
+            print(f"{str(r['objects']) + ' objects':31s} {r['size']:>9s} {r['instances']:9.1f} {r['ms']['p50']:7.1f} "
+                  f"{r['ms']['p95']:7.1f} {r['ms_over_first']:11.3f}")
+    if real:
+        print(f"\n{'default pipeline on real frames':31s} {'frames':>6s} {'instances':>9s} {'p50 ms':>7s} "
+              f"{'p95 ms':>7s}  (resized to {args.scene_size})")
+        for r in real:
+            found = "-" if r["instances"] is None else f"{r['instances'][0]}-{r['instances'][1]}"
+            print(f"{Path(r['folder']).name[:31]:31s} {r['frames']:6d} {found:>9s} {r['ms']['p50']:7.1f} "
+                  f"{r['ms']['p95']:7.1f}")
     if live is not None:
         print(f"\nlive node ({live['size']}, 30 Hz in, one viewer): " + live_summary(live))
     print(f"peak RSS {memory['peak_rss_mb']} MB; peak GPU memory {memory['peak_gpu_mb']} MB; "
@@ -309,6 +388,6 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"machine": platform.platform(), "cpus": os.cpu_count(),
               "torch_device": "cuda" if torch.cuda.is_available() else "cpu", "rows": rows, "skipped": skipped,
-              "segmentation_network": segmentation, "live": live, **memory}
+              "segmentation_network": segmentation, "scenes": scenes, "real": real, "live": live, **memory}
     (args.out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
     return 0

@@ -16,7 +16,7 @@ import numpy as np
 from ..evaluation.harness import targets
 from ..groundtruth import GroundTruthFrame
 from ..learned.amodal import DEPTH_GROW, MASK_GROW
-from ..networks.crops import CropBox, front_depth, log_ratio, object_inputs, reference_depth
+from ..networks.crops import CropBox, log_ratio, object_inputs, peeled_front, reference_depth
 from ..synthetic.sensor import structured_light_noise
 
 
@@ -57,7 +57,8 @@ def frame_samples(truth: GroundTruthFrame, rng: np.random.Generator, noise: bool
         occluder &= ~visible
         mask_box = CropBox.around(visible, MASK_GROW * rng.uniform(0.8, 1.2))
         depth_box = CropBox.around(amodal, DEPTH_GROW * rng.uniform(0.7, 1.5))
-        front = front_depth(depth, [truth.object_depths[a - 1] for a in ancestors])
+        whole = (0, 0, *depth.shape)
+        front = peeled_front(depth, whole, [(whole, truth.object_depths[a - 1]) for a in ancestors])
         target, known = log_ratio(truth.object_depths[i - 1], z0)
         amodal_crop = depth_box.take(amodal.astype(np.float32), 0.0)
         rows.append((object_inputs(mask_box, visible, occluder, depth, z0),
