@@ -24,6 +24,7 @@ from ..core.amodal_mask import convex_hull_mask
 from ..core.config import AmodalDepthSettings, AmodalMaskSettings, InferenceSettings
 from ..core.geometry import fit_scale_shift, normalized_coords
 from ..core.types import (
+    KIND_STRUCTURE,
     AmodalInstance,
     AmodalMasks,
     OcclusionGraph,
@@ -35,7 +36,7 @@ from ..core.types import (
 )
 from ..networks.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
 from ..networks.checkpoints import WEIGHTS_DIR, load_weights
-from ..networks.crops import CropBox, object_inputs, peeled_front, reference_depth, with_nearest_fill
+from ..networks.crops import CropBox, object_inputs, overlap, peeled_front, reference_depth, with_nearest_fill
 from ..runtime.backends import Runner, make_runner, reported
 from ..runtime.devices import inference_device
 
@@ -103,6 +104,27 @@ def occluder_union(fronts: set[int], masks: AmodalMasks, window: Window, own: np
             masks.or_into(union, window, a)
     union &= ~own
     return union
+
+
+def nearest_room_surface(structure: list[int], windows: dict[int, Window],
+                         crops: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+    """Where the hidden parts of two room surfaces (floor, wall, table top; each extended as far as whatever
+    hides it) meet, the nearer one ends the farther: a wall continues down behind a desk to the floor, not
+    below it. The farther one's hidden depth there becomes NaN (and leaves its amodal mask)."""
+    for k, a in enumerate(structure):
+        for b in structure[k + 1:]:
+            where = overlap(windows[a], windows[b])
+            if where is None:
+                continue
+            in_a, in_b = where
+            (visible_a, amodal_a, own_a), (visible_b, amodal_b, own_b) = crops[a], crops[b]
+            depth_a, depth_b = own_a[in_a], own_b[in_b]
+            both = (amodal_a[in_a] & ~visible_a[in_a]) & (amodal_b[in_b] & ~visible_b[in_b])
+            both &= np.isfinite(depth_a) & np.isfinite(depth_b)
+            if both.any():
+                a_farther = both & (depth_a > depth_b)
+                depth_a[a_farther] = np.nan
+                depth_b[both & ~a_farther] = np.nan
 
 
 class LearnedStage:
@@ -264,6 +286,8 @@ class SpadeAmodalDepth(LearnedStage):
             ratios = self.run(with_nearest_fill(np.stack([j[5] for j in jobs])), np.stack([j[6] for j in jobs]))
             for (i, z0, box, window, front, _, _), ratio in zip(jobs, ratios, strict=False):
                 self._hidden_depth(ratio, box, z0, windows[i], window, crops[i], front, depth)
+        structure = [i for k, i in enumerate(ids) if segmentation.kind(k) == KIND_STRUCTURE and i in completed]
+        nearest_room_surface(structure, windows, crops)
         # Hidden pixels that got no depth (no visible depth to anchor them) leave the amodal mask.
         instances = []
         for k, i in enumerate(ids):
