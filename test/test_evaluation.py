@@ -181,3 +181,44 @@ def test_eval_command_on_a_ground_truth_bag(tmp_path):
 def test_eval_command_refuses_unknown_datasets(tmp_path, capsys):
     assert run_eval("/no/such/set", "--out", str(tmp_path)) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_real_occluder_benchmark_scores_every_hidden_pixel(tmp_path):
+    """On a flat wall every baseline fills the occluder's region exactly; the pipeline finds the pasted occluder
+    and the wall behind it; the command writes per-source and pooled figures and pictures."""
+    from amodal_depth_ros.core import CameraIntrinsics
+    from amodal_depth_ros.datasets.occluded_frames import occluded_frames
+    from amodal_depth_ros.datasets.rgbd_folder import RGBDSample
+    from amodal_depth_ros.evaluation.occluders import evaluate_occluders
+
+    intr = CameraIntrinsics(100.0, 100.0, 79.5, 59.5, 160, 120)
+    rng = np.random.default_rng(0)
+    rgb = np.clip(rng.normal(150, 20, (120, 160, 3)), 0, 255).astype(np.uint8)
+    wall = RGBDSample("wall", rgb, np.full((120, 160), 2.0, np.float32), intr)
+    items = list(occluded_frames([wall], 2, seed=0, source="walls"))
+    assert [i.name for i in items] == ["wall#0", "wall#1"]
+    again = list(occluded_frames([wall], 2, seed=0, source="walls"))
+    for item, same in zip(items, again, strict=True):
+        assert np.array_equal(item.occluder, same.occluder)                 # deterministic
+        hidden = item.hidden
+        assert 0.03 < hidden.mean() < 0.2 and np.all(item.truth[hidden] == 2.0)
+        assert np.all(item.frame.depth[item.occluder] < 2.0)                 # in front of what it hides
+        assert np.array_equal(item.frame.depth[~item.occluder], wall.depth[~item.occluder])
+    table, kept = evaluate_occluders(items, {}, config.Settings.from_values().amodal_depth, keep=1)
+    summary = table.summary()
+    assert set(summary) == {"all", "walls"} and len(kept) == 1
+    for method in ("telea", "nearest", "plane_fit"):
+        row = summary["all"][method]
+        assert row["composites"] == 2 and row["coverage"] == 1.0 and row["abs_rel"] < 1e-3, (method, row)
+    folder = tmp_path / "walls"
+    folder.mkdir()
+    import cv2
+    cv2.imwrite(str(folder / "color.png"), rgb[..., ::-1])
+    cv2.imwrite(str(folder / "depth.png"), np.full((120, 160), 2000, np.uint16))
+    (folder / "intrinsics.json").write_text('{"fx": 100, "fy": 100, "cx": 79.5, "cy": 59.5, "depth_scale": 1000}')
+    assert run_eval(f"occluders:{folder}", "--per-frame", "2", "--out", str(tmp_path / "out"), "--examples", "1") == 0
+    report = json.loads((tmp_path / "out" / "occluders_walls" / "results.json").read_text())
+    rows = report["occluders"]["all"]
+    assert set(rows) == {"telea", "nearest", "plane_fit", END_TO_END, f"{END_TO_END}_geometric"}
+    assert rows[END_TO_END]["coverage"] > 0.5 and rows[END_TO_END]["abs_rel"] < 0.05, rows[END_TO_END]
+    assert cv2.imread(str(tmp_path / "out" / "occluders_walls" / "examples" / "000.png")) is not None

@@ -252,3 +252,19 @@ def test_nearest_fill_extends_the_visible_depth_and_keeps_it():
     fill = filled[0, FILL_CHANNEL]
     assert (fill[:, :4] == np.float32(0.1)).all() and (fill[:, 5:] == np.float32(-0.2)).all()
     assert (filled[1, FILL_CHANNEL] == 0).all()        # nothing visible: z0 (log ratio 0)
+
+
+def test_the_nearer_room_surface_ends_the_farther_where_their_hidden_parts_meet():
+    from amodal_depth_ros.learned.amodal import nearest_room_surface
+
+    visible = np.zeros((4, 6), bool)
+    hidden_all = np.ones((4, 6), bool)
+    floor = np.full((4, 6), 2.0, np.float32)          # hidden behind a desk, 2 m away
+    wall = np.full((4, 6), 3.0, np.float32)           # the wall behind the desk, 3 m: below the floor line there
+    wall[:, :2] = 1.5                                 # ... except where it is nearer (not a room's shape, a test's)
+    crops = {1: (visible, hidden_all, floor), 2: (visible.copy(), hidden_all.copy(), wall)}
+    # The wall's window starts one column to the right: only the overlap is compared.
+    nearest_room_surface([1, 2], {1: (0, 0, 4, 6), 2: (0, 1, 4, 7)}, crops)
+    assert np.isnan(wall[:, 2:5]).all() and np.isfinite(wall[:, 5]).all()     # farther than the floor: gone
+    assert (wall[:, :2] == 1.5).all() and np.isnan(floor[:, 1:3]).all()       # nearer: the floor gives way
+    assert (floor[:, 0] == 2.0).all() and (floor[:, 3:] == 2.0).all()

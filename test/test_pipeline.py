@@ -6,6 +6,7 @@ from amodal_depth_ros.core import (
     AmodalInstance,
     CameraIntrinsics,
     RGBDFrame,
+    Segmentation,
     amodal_depth_image,
     config,
     stack_hidden_surfaces,
@@ -171,17 +172,93 @@ def test_missing_depth_is_an_input_error():
     assert error.value.reason == "missing_depth"
 
 
-def test_planar_residual_tells_planes_from_boxes():
-    from amodal_depth_ros.core.geometry import planar_residual
+def test_plane_fit_tells_planes_from_boxes():
+    from amodal_depth_ros.core.amodal_depth import HiddenPart, PlaneFitCompletion
 
     yy, xx = np.mgrid[-1:1:100j, -1:1:100j]
-    xn, yn = xx.ravel(), yy.ravel()
-    plane = 1.0 / (0.1 * xn + 0.2 * yn + 0.5)                        # a tilted plane, 1.25-2.5 m away
-    assert planar_residual(xn, yn, plane) < 1e-6
-    roof = 2.0 + 0.5 * np.abs(xn)                                     # two faces meeting at a ridge
-    assert planar_residual(xn, yn, roof) > 0.02
-    noisy = plane * (1 + 0.002 * np.random.default_rng(0).standard_normal(plane.size))
-    assert 0.002 < planar_residual(xn, yn, noisy) < 0.005             # 90th percentile of 0.2 % noise
+    xs, ys = xx[0], yy[:, 0]
+    hidden = np.zeros((100, 100), bool)
+    hidden[40:60, 40:60] = True
+    fit = PlaneFitCompletion(config.Settings.from_values().amodal_depth)
+
+    def residual(depth):
+        return fit.plane(HiddenPart((slice(0, 100), slice(0, 100)), ~hidden, hidden, depth.astype(np.float32),
+                                    xs, ys))[1]
+    plane = 1.0 / (0.1 * xx + 0.2 * yy + 0.5)                        # a tilted plane, 1.25-2.5 m away
+    assert residual(plane) < 1e-5
+    assert residual(2.0 + 0.5 * np.abs(xx)) > 0.02                   # two faces meeting at a ridge
+    noisy = plane * (1 + 0.002 * np.random.default_rng(0).standard_normal(plane.shape))
+    assert 0.002 < residual(noisy) < 0.005                           # 90th percentile of 0.2 % noise
+    observed = np.where(hidden, 1.0, plane).astype(np.float32)        # an occluder 1 m away hides the middle
+    own = np.where(~hidden, plane, np.nan).astype(np.float32)
+    got = fit.complete_if_planar(~hidden, hidden, observed, own, xs, ys, 0.005)
+    assert got is not None and got[hidden].all() and np.allclose(own[hidden], plane[hidden], rtol=1e-4)
+    roof = np.where(hidden, 1.0, 2.0 + 0.5 * np.abs(xx)).astype(np.float32)
+    assert fit.complete_if_planar(~hidden, hidden, roof, own.copy(), xs, ys, 0.005) is None
+
+
+def test_hidden_surfaces_rank_three_deep_with_ties_by_id():
+    shape = (3, 3)
+    visible = np.zeros(shape, bool)
+    amodal = np.zeros(shape, bool)
+    amodal[1, :] = True
+    surfaces = {5: [2.0, 2.0, 4.0], 7: [3.0, 2.0, np.nan], 9: [1.0, 2.0, 5.0]}
+    instances = [AmodalInstance.from_frame(i, "object", 1.0, visible, amodal, (),
+                                           np.where(amodal, np.array(z, np.float32)[None], np.nan).astype(np.float32))
+                 for i, z in surfaces.items()]
+    hidden = stack_hidden_surfaces(instances, shape)
+    ranks = {(int(c), int(i)): int(layer) for c, i, layer in zip(hidden.cols, hidden.instance, hidden.layer,
+                                                                 strict=True)}
+    # column 0: 9 (1 m), 5 (2 m), 7 (3 m); column 1: equal depths, the lower id nearer; column 2: two surfaces
+    assert ranks == {(0, 9): 1, (0, 5): 2, (0, 7): 3, (1, 5): 1, (1, 7): 2, (1, 9): 3, (2, 5): 1, (2, 9): 2}
+
+
+def test_fragments_merge_into_the_surface_they_continue_and_objects_stay():
+    from amodal_depth_ros.core.segmentation import merge_fragments, present_only
+
+    labels = np.ones((20, 20), np.int32)
+    depth = np.full((20, 20), 2.0, np.float32)
+    labels[2:5, 2:5] = 2                                   # a fragment of the same surface (same depth)
+    labels[10:13, 10:13] = 3                               # a small object standing 0.5 m in front
+    depth[10:13, 10:13] = 1.5
+    labels[15:20, 15:20] = 4                               # large enough to stay, whatever its depth
+    merged = merge_fragments(labels, depth, 16, 0.04)
+    assert (merged[2:5, 2:5] == 1).all() and (merged[10:13, 10:13] == 3).all() and (merged[15:, 15:] == 4).all()
+    segmentation = present_only(Segmentation(merged, np.array([1, 2, 3, 4], np.int32), np.arange(4, dtype=np.float32),
+                                             structure=np.array([True, False, False, False])))
+    assert segmentation.ids.tolist() == [1, 3, 4] and segmentation.scores.tolist() == [0.0, 2.0, 3.0]
+    assert segmentation.structure.tolist() == [True, False, False]
+
+
+def test_a_box_the_segmentation_left_in_the_table_top_becomes_an_object():
+    from amodal_depth_ros.core.segmentation import split_support_planes
+
+    intr = CameraIntrinsics(100.0, 100.0, 63.5, 47.5, 128, 96)
+    x_n, y_n = normalized_coords(intr)
+    depth = (1.0 / (0.4 * y_n[:, None] + 0.5 + 0.0 * x_n[None, :])).astype(np.float32)   # a table seen from above
+    depth[40:60, 50:80] *= 0.9                                                             # a box on it, 10 % nearer
+    labels = np.ones(depth.shape, np.int32)                                                # ... in the table's segment
+    segmentation = Segmentation(labels, np.array([1], np.int32), np.ones(1, np.float32))
+    split = split_support_planes(segmentation, depth, intr, 0.05, 0.01, 50)
+    assert split.ids.tolist() == [1, 2] and split.structure.tolist() == [True, False]
+    assert (split.labels[40:60, 50:80] == 2).all() and (split.labels[:40] == 1).all()
+    assert [split.kind(k) for k in range(2)] == ["structure", "object"]
+    narrow = np.where(np.arange(128)[None, :] < 50, labels, 0).astype(np.int32)           # not half the width
+    small = Segmentation(narrow, np.array([1], np.int32), np.ones(1, np.float32))
+    assert split_support_planes(small, depth, intr, 0.05, 0.01, 50).structure.tolist() == [False]
+
+
+def test_amodal_masks_grow_their_window_and_read_through_others():
+    from amodal_depth_ros.core.types import AmodalMasks
+
+    masks = AmodalMasks((10, 12))
+    masks.set(1, (2, 2, 4, 4), np.ones((2, 2), bool))
+    masks.add(1, (3, 3, 6, 8), np.eye(3, 5, dtype=bool))
+    assert masks.window(1) == (2, 2, 6, 8)
+    full = masks[1]
+    assert full.shape == (10, 12) and full[2:4, 2:4].all() and full[3, 3] and full[5, 5] and full.sum() == 4 + 2
+    assert np.array_equal(masks.within(1, (0, 0, 4, 4)), full[:4, :4])
+    assert np.array_equal(AmodalMasks.of({1: full}, (10, 12))[1], full)
 
 
 # ---------------------------------------------------------------- typed settings, live parameters

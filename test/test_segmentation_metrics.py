@@ -114,3 +114,42 @@ def test_table_summary_averages_frames():
     s = table.summary()["truth"]
     assert s["frames"] == 2 and s["visible"]["overlap_f"] == pytest.approx(0.5)
     assert s["order"]["accuracy"] == pytest.approx(1.0) and s["order"]["recall"] == pytest.approx(0.5)
+
+
+def write_labelled_folder(folder, truth, labels):
+    """A folder in the mosd_learn layout: NAME_{color,depth,labels}.png and intrinsics.json."""
+    import json
+
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    intr = truth.intrinsics
+    (folder / "intrinsics.json").write_text(json.dumps({"fx": intr.fx, "fy": intr.fy, "cx": intr.cx, "cy": intr.cy,
+                                                        "depth_scale": 1000}))
+    cv2.imwrite(str(folder / "f0_color.png"), truth.rgb[..., ::-1])
+    cv2.imwrite(str(folder / "f0_depth.png"), np.nan_to_num(truth.depth * 1000).astype(np.uint16))
+    cv2.imwrite(str(folder / "f0_labels.png"), labels.astype(np.uint16))
+
+
+def test_labelled_real_frames_score_objects_only_with_structure_as_background(tmp_path):
+    from amodal_depth_ros.datasets import open_dataset
+
+    truth = render(*box_in_front_of_wall(80, 60))
+    box, wall = truth.id_of("box"), truth.id_of("wall")
+    labels = np.where(truth.instance_ids == box, 2, np.where(truth.instance_ids == wall, 1, 0))
+    labels[:, :5] = 0                                      # unlabelled: no depth there in mOSD
+    write_labelled_folder(tmp_path / "real", truth, labels)
+    dataset = open_dataset(str(tmp_path / "real"))
+    [frame] = list(dataset)
+    assert dataset.count == 1 and frame.visible_labels_only and frame.names == ("table", "object_2")
+    assert frame.stuff.tolist() == [True, False] and np.array_equal(frame.visible_mask(2), labels == 2)
+    assert np.allclose(frame.depth[labels == 2], truth.depth[labels == 2], atol=1e-3)
+    predicted = np.where(labels == 2, 7, 3).astype(np.int32)   # the box, and the rest as one instance
+    # The rest is an object: it counts against precision; called structure, it is background.
+    as_object = score_segmentation(frame, predicted, OcclusionGraph(), None, set())
+    as_structure = score_segmentation(frame, predicted, OcclusionGraph(), None, {3})
+    assert as_object.visible["overlap_p"] < 0.5 and as_object.visible["overlap_r"] == 1.0
+    assert as_structure.visible["overlap_f"] == 1.0 and as_structure.amodal is None
+    # Predictions over unlabelled pixels are not scored: a box spilling into them is still perfect.
+    spilled = np.where((labels == 2) | (np.arange(80)[None, :] < 5), 7, 3).astype(np.int32)
+    assert score_segmentation(frame, spilled, OcclusionGraph(), None, {3}).visible["overlap_f"] == 1.0

@@ -55,20 +55,6 @@ def fit_inverse_depth_plane(xn: np.ndarray, yn: np.ndarray, depth: np.ndarray, w
     return coef
 
 
-def planar_residual(xn: np.ndarray, yn: np.ndarray, depth: np.ndarray, max_points: int = 4000) -> float:
-    """How far a surface is from a plane: the 90th percentile of |z_plane - z| / z after the robust
-    inverse-depth plane fit (on at most ``max_points`` evenly spaced points); inf without a plane."""
-    step = max(1, depth.size // max_points)
-    xn, yn, depth = xn[::step], yn[::step], depth[::step]
-    coef = fit_inverse_depth_plane(xn, yn, depth, np.ones(depth.size))
-    if coef is None:
-        return float("inf")
-    inverse = coef[0] * xn + coef[1] * yn + coef[2]
-    with np.errstate(divide="ignore"):
-        plane = np.where(inverse > 1e-9, 1.0 / inverse, np.inf)
-    return float(np.percentile(np.abs(plane - depth) / depth, 90))
-
-
 def fit_scale_shift(pred: np.ndarray, target: np.ndarray) -> tuple[float, float]:
     """Least-squares (s, t) minimising sum (s * pred + t - target)^2: the one scale-and-shift alignment
     (Amodal Depth Anything) that evaluation, monocular depth and the SPADE stage share.

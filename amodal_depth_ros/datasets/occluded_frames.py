@@ -24,6 +24,7 @@ PLACEMENT_TRIES = 20
 
 @dataclass
 class OccludedFrame:
+    source: str              # where the frame came from (a folder's name)
     name: str                # "<source frame>#<k>"
     frame: RGBDFrame         # the composite: the occluder's colour and depth pasted in
     occluder: np.ndarray     # (H, W) bool
@@ -35,14 +36,15 @@ class OccludedFrame:
         return self.occluder & np.isfinite(self.truth)
 
 
-def occluded_frames(samples: Sequence[RGBDSample], per_frame: int, seed: int) -> Iterator[OccludedFrame]:
+def occluded_frames(samples: Sequence[RGBDSample], per_frame: int, seed: int,
+                    source: str = "") -> Iterator[OccludedFrame]:
     """Up to ``per_frame`` composites of each sample (fewer where no placement works). Deterministic:
     composite k of frame i draws from ``np.random.default_rng([seed, i, k])``."""
     for i, sample in enumerate(samples):
         for k in range(per_frame):
             made = _one(np.random.default_rng([seed, i, k]), sample)
             if made is not None:
-                yield OccludedFrame(f"{sample.name}#{k}", *made)
+                yield OccludedFrame(source, f"{sample.name}#{k}", *made)
 
 
 def _one(rng: np.random.Generator, sample: RGBDSample) -> tuple[RGBDFrame, np.ndarray, np.ndarray] | None:

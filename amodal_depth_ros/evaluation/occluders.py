@@ -9,7 +9,7 @@ given the occluder's mask and fill all of it from the depth around it: ``telea``
 ``nearest`` (the nearest pixel outside) and ``plane_fit`` (the node's plane fit, one plane for the region).
 Metrics (metric depth, no alignment): AbsRel, RMSE, delta1 on the covered pixels, averaged over composites;
 ``abs_rel_telea`` is Telea's AbsRel on the same pixels as the row's, the fair comparison for a row that
-covers less than all.
+covers less than all. Figures come per source (the folder of the frame) and over ``all`` composites.
 """
 from __future__ import annotations
 
@@ -71,15 +71,27 @@ def scores(predicted: np.ndarray, item: OccludedFrame, telea: np.ndarray) -> dic
 
 @dataclass
 class OccluderTable:
-    rows: dict[str, list[dict[str, float]]] = field(default_factory=dict)
-    frame_ms: dict[str, list[float]] = field(default_factory=dict)
+    """Per-composite figures by source (the folder a frame came from) and method."""
 
-    def summary(self) -> dict:
-        return {method: {"composites": len(rows), **{m: float(np.nanmean([r[m] for r in rows])) if rows else
-                                                       float("nan") for m in METRICS},
+    rows: dict[str, dict[str, list[dict[str, float]]]] = field(default_factory=dict)   # source -> method -> rows
+    frame_ms: dict[str, list[float]] = field(default_factory=dict)                     # method -> ms per frame
+
+    def add(self, source: str, method: str, row: dict[str, float]) -> None:
+        self.rows.setdefault(source, {}).setdefault(method, []).append(row)
+
+    def _means(self, by_method: dict[str, list[dict[str, float]]]) -> dict:
+        return {method: {"composites": len(rows), **{m: float(np.nanmean([r[m] for r in rows])) for m in METRICS},
                          "frame_ms_p50": float(np.median(self.frame_ms[method])) if self.frame_ms.get(method)
                          else float("nan")}
-                for method, rows in self.rows.items()}
+                for method, rows in by_method.items()}
+
+    def summary(self) -> dict:
+        """``all`` (every composite) and each source: method -> composites, METRICS, frame_ms_p50."""
+        pooled: dict[str, list[dict[str, float]]] = {}
+        for by_method in self.rows.values():
+            for method, rows in by_method.items():
+                pooled.setdefault(method, []).extend(rows)
+        return {"all": self._means(pooled), **{source: self._means(m) for source, m in self.rows.items()}}
 
 
 @dataclass
@@ -105,18 +117,21 @@ def evaluate_occluders(items: Iterable[OccludedFrame], pipelines: dict[str, Amod
             predictions.depth[name] = first_hidden_surface(result.visible_depth, result.amodal_depth)
             table.frame_ms.setdefault(name, []).append(result.timings_ms["total"])
         for name, predicted in predictions.depth.items():
-            table.rows.setdefault(name, []).append(scores(predicted, item, predictions.depth["telea"]))
+            table.add(item.source, name, scores(predicted, item, predictions.depth["telea"]))
         if index < keep:
             kept.append(predictions)
     return table, kept
 
 
 def format_occluders(summary: dict) -> str:
-    lines = ["real occluder benchmark (every hidden pixel; baselines are given the occluder's mask)",
-             "method".ljust(24) + "".join(h.rjust(12) for h in ("composites", *METRICS, "x telea", "frame ms"))]
-    for method, s in summary.items():
-        ratio = s["abs_rel"] / s["abs_rel_telea"] if s["abs_rel_telea"] > 0 else float("nan")
-        cells = [s["composites"], *[s[m] for m in METRICS], ratio, s["frame_ms_p50"]]
-        lines.append(method.ljust(24) + "".join(
-            (f"{c:12d}" if isinstance(c, int) else "-".rjust(12) if c != c else f"{c:12.4f}") for c in cells))
+    """One block per source, ``all`` first: the METRICS, AbsRel against Telea's on the same pixels, ms."""
+    head = ("composites", "coverage", "abs_rel", "rmse", "delta1", "telea same px", "x telea", "frame ms")
+    lines = ["real occluder benchmark (every hidden pixel; baselines are given the occluder's mask)"]
+    for source, by_method in summary.items():
+        lines += ["", f"[{source}]", "method".ljust(22) + "".join(h.rjust(14) for h in head)]
+        for method, s in by_method.items():
+            ratio = s["abs_rel"] / s["abs_rel_telea"] if s["abs_rel_telea"] > 0 else float("nan")
+            cells = [s["composites"], *[s[m] for m in METRICS], ratio, s["frame_ms_p50"]]
+            lines.append(method.ljust(22) + "".join(
+                (f"{c:14d}" if isinstance(c, int) else "-".rjust(14) if c != c else f"{c:14.4f}") for c in cells))
     return "\n".join(lines) + "\n"

@@ -13,15 +13,16 @@ masks and occluded parts, and pairwise occlusion-order accuracy. Writes OUT/NAME
 abs_rel.png, examples/*.png} per dataset. A folder of real frames with object labels (NAME_{color,depth,
 labels}.png + intrinsics.json) is scored for instance segmentation of its objects (the UOIS protocol).
 
-'occluders:FOLDER' is the real occluder benchmark (evaluation/occluders.py) on the RGB-D frames of FOLDER
-(any layout ``load_rgbd_folder`` reads): --per-frame occluders pasted on each frame, every pixel under them
-scored against the frame's own depth, for the configured pipeline, the pipeline with each baseline
-segmenter, and Telea / nearest / plane-fit fills of the occluder's region. Writes OUT/occluders_NAME/
-{results.json, table.txt, examples/*.png}.
+'occluders:FOLDER[,FOLDER...]' is the real occluder benchmark (evaluation/occluders.py) on the RGB-D frames
+of the folders (any layout ``load_rgbd_folder`` reads; figures per folder and over all): --per-frame
+occluders pasted on each frame, every pixel under them scored against the frame's own depth, for the
+configured pipeline, the pipeline with each baseline segmenter, and Telea / nearest / plane-fit fills of
+the occluder's region. Writes OUT/occluders_NAMES/{results.json, table.txt, examples/*.png}.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import sys
@@ -95,13 +96,13 @@ def run(args: argparse.Namespace) -> int:
                                 end_to_end=not args.no_pipeline, oracle=not args.no_oracle)
         datasets = [open_dataset(spec, args.width, args.height, args.depth_noise) for spec in args.datasets
                     if spec not in occluder_specs]
-        occluder_sets = [(Path(spec[len(OCCLUDERS):]), load_rgbd_folder(Path(spec[len(OCCLUDERS):])))
+        occluder_sets = [[(Path(f), load_rgbd_folder(Path(f))) for f in spec[len(OCCLUDERS):].split(",") if f]
                          for spec in occluder_specs]
     except (ValueError, KeyError, OSError) as exc:
         print(f"amodal-depth eval: {exc}", file=sys.stderr)
         return 2
-    for folder, samples in occluder_sets:
-        _occluder_benchmark(args, params, methods, folder, samples)
+    for folders in occluder_sets:
+        _occluder_benchmark(args, params, methods, folders)
     for dataset in datasets:
         out = args.out / dataset.name
         (out / "examples").mkdir(parents=True, exist_ok=True)
@@ -128,30 +129,33 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _occluder_benchmark(args: argparse.Namespace, params: dict, methods: Methods, folder: Path,
-                        samples: list[RGBDSample]) -> None:
-    """The real occluder benchmark on one folder of frames (see the module docstring)."""
+def _occluder_benchmark(args: argparse.Namespace, params: dict, methods: Methods,
+                        folders: list[tuple[Path, list[RGBDSample]]]) -> None:
+    """The real occluder benchmark on the frames of ``folders`` (see the module docstring)."""
     pipelines = {} if methods.pipeline is None else {END_TO_END: methods.pipeline}
     if methods.pipeline is not None:
         for name in methods.segmentation:
             pipelines[f"{END_TO_END}_{name}"] = AmodalDepthPipeline({**params, "segmentation.method": name})
-    out = args.out / f"occluders_{folder.name}"
+    name = "+".join(folder.name for folder, _ in folders)
+    out = args.out / f"occluders_{name}"
     (out / "examples").mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    items = tqdm(occluded_frames(samples, args.per_frame, args.seed), total=len(samples) * args.per_frame,
-                 desc=f"occluders {folder.name}", unit="composite")
+    frames = sum(len(samples) for _, samples in folders)
+    items = tqdm(itertools.chain.from_iterable(occluded_frames(samples, args.per_frame, args.seed, folder.name)
+                                               for folder, samples in folders),
+                 total=frames * args.per_frame, desc=f"occluders {name}", unit="composite")
     settings = config.Settings.from_values(params).amodal_depth
     table, kept = evaluate_occluders(items, pipelines, settings, keep=args.examples)
     seconds = time.perf_counter() - start
     summary = table.summary()
     text = format_occluders(summary)
-    print(f"\nreal occluder benchmark on {folder} ({len(samples)} frames, {args.per_frame} occluders each, seed "
-          f"{args.seed}) in {seconds:.1f} s\n{text}")
+    print(f"\nreal occluder benchmark on {', '.join(str(f) for f, _ in folders)} ({frames} frames, {args.per_frame} "
+          f"occluders each, seed {args.seed}) in {seconds:.1f} s\n{text}")
     for k, predictions in enumerate(kept):
         vis.write_png(out / "examples" / f"{k:03d}.png", occluder_comparison(predictions, ["telea", *pipelines]))
     (out / "table.txt").write_text(text)
-    report = {"dataset": f"real occluder benchmark on {folder}", "frames": len(samples), "per_frame": args.per_frame,
-              "seed": args.seed, "seconds": round(seconds, 2), "params": params, "machine": platform.platform(),
-              "occluders": summary}
+    report = {"dataset": f"real occluder benchmark on {', '.join(str(f) for f, _ in folders)}", "frames": frames,
+              "per_frame": args.per_frame, "seed": args.seed, "seconds": round(seconds, 2), "params": params,
+              "machine": platform.platform(), "occluders": summary}
     (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}/results.json, table.txt, examples/")
