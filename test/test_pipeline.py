@@ -254,7 +254,7 @@ def test_amodal_masks_grow_their_window_and_read_through_others():
     masks = AmodalMasks((10, 12))
     masks.set(1, (2, 2, 4, 4), np.ones((2, 2), bool))
     masks.add(1, (3, 3, 6, 8), np.eye(3, 5, dtype=bool))
-    assert masks.window(1) == (2, 2, 6, 8)
+    assert masks.window(1) == (2, 2, 6, 8) and masks.bounds(1) == (2, 2, 6, 6)   # the crop holds the mask
     full = masks[1]
     assert full.shape == (10, 12) and full[2:4, 2:4].all() and full[3, 3] and full[5, 5] and full.sum() == 4 + 2
     assert np.array_equal(masks.within(1, (0, 0, 4, 4)), full[:4, :4])

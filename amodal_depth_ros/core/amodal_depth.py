@@ -61,7 +61,7 @@ class HiddenSurfaceCompletion:
         for index, instance_id in enumerate(segmentation.ids.tolist()):
             rows, cols = seen[instance_id - 1]
             r0, c0, r1, c1 = window = window_union((rows.start, cols.start, rows.stop, cols.stop),
-                                                   masks.window(instance_id))
+                                                   masks.bounds(instance_id))
             visible = segmentation.labels[r0:r1, c0:c1] == instance_id
             amodal = masks.within(instance_id, window) | visible
             crop = depth[r0:r1, c0:c1]

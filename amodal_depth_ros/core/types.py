@@ -203,7 +203,14 @@ class AmodalMasks(Mapping[int, np.ndarray]):
         crop[window[0] - grown[0]:window[2] - grown[0], window[1] - grown[1]:window[3] - grown[1]] |= pixels
 
     def window(self, instance_id: int) -> Window:
+        """Where the mask's crop lies (it holds the mask, maybe with margins)."""
         return self._crops[instance_id][0]
+
+    def bounds(self, instance_id: int) -> Window:
+        """The mask's own bounding window (the crop window's when it is empty)."""
+        (r0, c0, _, _), crop = self._crops[instance_id]
+        top, left, bottom, right = mask_window(crop)
+        return (r0 + top, c0 + left, r0 + bottom, c0 + right) if bottom > top else self._crops[instance_id][0]
 
     def crop(self, instance_id: int) -> np.ndarray:
         return self._crops[instance_id][1]

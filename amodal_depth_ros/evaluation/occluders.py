@@ -73,15 +73,16 @@ def scores(predicted: np.ndarray, item: OccludedFrame, telea: np.ndarray) -> dic
 class OccluderTable:
     """Per-composite figures by source (the folder a frame came from) and method."""
 
-    rows: dict[str, dict[str, list[dict[str, float]]]] = field(default_factory=dict)   # source -> method -> rows
-    frame_ms: dict[str, list[float]] = field(default_factory=dict)                     # method -> ms per frame
+    # source -> method -> per-composite rows (METRICS, and frame_ms for the pipelines)
+    rows: dict[str, dict[str, list[dict[str, float]]]] = field(default_factory=dict)
 
     def add(self, source: str, method: str, row: dict[str, float]) -> None:
         self.rows.setdefault(source, {}).setdefault(method, []).append(row)
 
-    def _means(self, by_method: dict[str, list[dict[str, float]]]) -> dict:
+    @staticmethod
+    def _means(by_method: dict[str, list[dict[str, float]]]) -> dict:
         return {method: {"composites": len(rows), **{m: float(np.nanmean([r[m] for r in rows])) for m in METRICS},
-                         "frame_ms_p50": float(np.median(self.frame_ms[method])) if self.frame_ms.get(method)
+                         "frame_ms_p50": float(np.median([r["frame_ms"] for r in rows])) if "frame_ms" in rows[0]
                          else float("nan")}
                 for method, rows in by_method.items()}
 
@@ -112,12 +113,14 @@ def evaluate_occluders(items: Iterable[OccludedFrame], pipelines: dict[str, Amod
         predictions = OccluderPredictions(item)
         for method in BASELINES:
             predictions.depth[method] = baseline_fill(method, item, settings)
+        frame_ms = {}
         for name, pipeline in pipelines.items():
             result = pipeline(item.frame)
             predictions.depth[name] = first_hidden_surface(result.visible_depth, result.amodal_depth)
-            table.frame_ms.setdefault(name, []).append(result.timings_ms["total"])
+            frame_ms[name] = {"frame_ms": result.timings_ms["total"]}
         for name, predicted in predictions.depth.items():
-            table.add(item.source, name, scores(predicted, item, predictions.depth["telea"]))
+            table.add(item.source, name, {**scores(predicted, item, predictions.depth["telea"]),
+                                          **frame_ms.get(name, {})})
         if index < keep:
             kept.append(predictions)
     return table, kept

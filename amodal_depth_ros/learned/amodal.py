@@ -226,7 +226,8 @@ class SpadeAmodalDepth(LearnedStage):
         # Each instance lives in its window (holding its visible and amodal masks): visible and amodal crops, and
         # its own surface depth there, visible part observed, hidden part completed below.
         seen = instance_windows(labels)
-        windows = {i: window_union(seen[i], masks.window(i)) for i in ids}
+        # (tight: the depth network's crop box grows around it)
+        windows = {i: window_union(seen[i], masks.bounds(i)) for i in ids}
         crops = {}
         for i in ids:
             r0, c0, r1, c1 = windows[i]
