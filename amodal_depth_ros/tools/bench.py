@@ -36,7 +36,6 @@ from ..pipeline import AmodalDepthPipeline
 from ..synthetic import SyntheticCamera
 
 LEARNED = {"segmentation.method": "learned", "amodal_mask.method": "learned", "amodal_depth.method": "spade"}
-assert all(config.defaults()[k] == v for k, v in LEARNED.items()), "the learned stages are the defaults"
 GEOMETRIC = {
     "segmentation.method": "geometric",
     "amodal_mask.method": "convex_hull",
