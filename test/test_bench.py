@@ -42,7 +42,8 @@ def test_bench_reports_stages_overhead_and_open3d_peer(tmp_path, capsys):
     # The default pipeline against the scene: more objects, more instances; and on real frames (resized).
     few, many = report["scenes"]
     assert (few["objects"], many["objects"]) == (2, 8) and many["instances"] > few["instances"] >= 2
-    assert few["ms_over_first"] == 1.0 and many["ms_over_first"] > 0 and many["ms"]["p95"] >= many["ms"]["p50"] > 0
+    assert many["ms_over_first"] == round(many["ms"]["p50"] / few["ms"]["p50"], 3)
+    assert many["ms"]["p95"] >= many["ms"]["p50"] > 0
     assert [r["folder"] for r in report["real"]] == [str(real), "all"] and report["real"][0]["frames"] == 1
     out = capsys.readouterr().out
     assert "open3d ms" in out and "segmentation network" in out and "live node (160x120" in out

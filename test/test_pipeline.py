@@ -224,6 +224,10 @@ def test_fragments_merge_into_the_surface_they_continue_and_objects_stay():
     labels[15:20, 15:20] = 4                               # large enough to stay, whatever its depth
     merged = merge_fragments(labels, depth, 16, 0.04)
     assert (merged[2:5, 2:5] == 1).all() and (merged[10:13, 10:13] == 3).all() and (merged[15:, 15:] == 4).all()
+    # Two fragments of one surface, nothing larger around: the higher id joins the lower, once.
+    pair = np.zeros((6, 6), np.int32)
+    pair[:, :3], pair[:, 3:] = 5, 9
+    assert np.array_equal(merge_fragments(pair, np.ones((6, 6), np.float32), 40, 0.04), np.full((6, 6), 5))
     segmentation = present_only(Segmentation(merged, np.array([1, 2, 3, 4], np.int32), np.arange(4, dtype=np.float32),
                                              structure=np.array([True, False, False, False])))
     assert segmentation.ids.tolist() == [1, 3, 4] and segmentation.scores.tolist() == [0.0, 2.0, 3.0]

@@ -20,11 +20,19 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 from .config import AmodalDepthSettings
 from .geometry import fit_inverse_depth_plane, normalized_coords
-from .types import AmodalInstance, AmodalMasks, OcclusionGraph, RGBDFrame, Segmentation, mask_window, window_union
+from .types import (
+    AmodalInstance,
+    AmodalMasks,
+    OcclusionGraph,
+    RGBDFrame,
+    Segmentation,
+    label_windows,
+    mask_window,
+    window_union,
+)
 
 FIT_POINTS = 4000   # most points a plane fit uses
 HALF_RES_PIXELS = 40_000   # windows this large measure distances on a half-resolution grid
@@ -56,12 +64,10 @@ class HiddenSurfaceCompletion:
                  occlusion: OcclusionGraph, amodal_masks: Mapping[int, np.ndarray]) -> list[AmodalInstance]:
         x_n, y_n = normalized_coords(frame.intrinsics)
         masks = AmodalMasks.of(amodal_masks, frame.shape)
-        seen = ndimage.find_objects(segmentation.labels)
+        seen = label_windows(segmentation.labels)
         instances = []
         for index, instance_id in enumerate(segmentation.ids.tolist()):
-            rows, cols = seen[instance_id - 1]
-            r0, c0, r1, c1 = window = window_union((rows.start, cols.start, rows.stop, cols.stop),
-                                                   masks.bounds(instance_id))
+            r0, c0, r1, c1 = window = window_union(seen[instance_id], masks.bounds(instance_id))
             visible = segmentation.labels[r0:r1, c0:c1] == instance_id
             amodal = masks.within(instance_id, window) | visible
             crop = depth[r0:r1, c0:c1]
@@ -116,15 +122,18 @@ def distance_to(mask: np.ndarray) -> np.ndarray:
     large windows (a wall's), which the plane fit's weights do not notice."""
     if mask.size < HALF_RES_PIXELS:
         return cv2.distanceTransform((~mask).view(np.uint8), cv2.DIST_L2, 3)
-    coarse = cv2.distanceTransform((~mask[::2, ::2]).view(np.uint8), cv2.DIST_L2, 3) * 2.0
-    return np.repeat(np.repeat(coarse, 2, axis=0), 2, axis=1)[:mask.shape[0], :mask.shape[1]]
+    h, w = mask.shape
+    # A 2x2 block is in the mask when any of its pixels is: a hidden strip one pixel wide stays.
+    blocks = np.pad(mask, ((0, h % 2), (0, w % 2))).reshape((h + 1) // 2, 2, (w + 1) // 2, 2).any(axis=(1, 3))
+    coarse = cv2.distanceTransform(np.asarray(~blocks, np.uint8), cv2.DIST_L2, 3) * 2.0
+    return np.repeat(np.repeat(coarse, 2, axis=0), 2, axis=1)[:h, :w]
 
 
 class PlaneFitCompletion(HiddenSurfaceCompletion):
     def plane(self, part: HiddenPart) -> tuple[np.ndarray | None, float]:
-        """The plane (in inverse depth) fitted to the visible surface, points near the hidden part weighing
-        most, and how far from it those near points lie: the 90th percentile of their relative distance
-        (inf without a plane)."""
+        """(the plane in inverse depth fitted to the visible surface, points near the hidden part weighing
+        most; how far from it those near points lie: the 90th percentile of their relative distance), or
+        (None, the median depth of those points) when they determine no plane."""
         distance = distance_to(part.hidden)
         near = part.visible & (distance < 4.0 * self.settings.boundary_band)
         r, c = np.nonzero(near if near.sum() >= 10 else part.visible)
@@ -164,7 +173,8 @@ class PlaneFitCompletion(HiddenSurfaceCompletion):
         if coef is None or not residual < tolerance:
             return None
         hr, hc = np.nonzero(part.hidden)
-        return self._write(part, self._plane_depth(coef, part, hr, hc), own_depth, hidden.shape)
+        got = self._write(part, self._plane_depth(coef, part, hr, hc), own_depth, hidden.shape)
+        return got if got.any() else None   # (a plane behind the camera there: not this instance's way)
 
 
 class NearestVisibleFill(HiddenSurfaceCompletion):

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
-from .types import AmodalMasks, OcclusionGraph, Segmentation
+from .types import AmodalMasks, OcclusionGraph, Segmentation, label_windows
 
 
 class ConvexHullCompletion:
@@ -19,10 +18,8 @@ class ConvexHullCompletion:
         labels = segmentation.labels
         masks = AmodalMasks(labels.shape)
         fronts = occlusion.ancestor_map()
-        for instance_id, found in enumerate(ndimage.find_objects(labels), start=1):
-            if found is None:
-                continue
-            r0, c0, r1, c1 = window = found[0].start, found[1].start, found[0].stop, found[1].stop
+        for instance_id, window in label_windows(labels).items():
+            r0, c0, r1, c1 = window
             visible = labels[r0:r1, c0:c1] == instance_id
             in_front = fronts.get(instance_id)
             if in_front:   # the hull lies inside what is seen of the instance: its window

@@ -148,7 +148,8 @@ PARAMS: tuple[ParamSpec, ...] = (
               "continuous; 0 disables colour edges.", 0.0, 1000.0, change=LIVE),
     ParamSpec("segmentation.min_area", 0.002,
               "Smallest segment as a fraction of the image area; smaller ones (the fragments of real clutter) merge "
-              "into a neighbour on the same surface or are dropped.", 0.0, 0.5, change=LIVE),
+              "into a neighbour on the same surface; 'geometric' drops those that cannot, 'learned' keeps them (a "
+              "small object standing apart).", 0.0, 0.5, change=LIVE),
     ParamSpec("segmentation.structure_min_area", 0.05,
               "Instances covering at least this fraction of the image, half its width, that are planes (see "
               "segmentation.structure_tolerance) are of kind structure (a table top, a floor, a wall), like those "
@@ -178,8 +179,9 @@ PARAMS: tuple[ParamSpec, ...] = (
               "on two CPU cores).", 0, 1000, change=LIVE),
     ParamSpec("amodal_depth.max_instances", 16,
               "'spade' only: most instances per frame whose hidden surface the network completes, those with the "
-              "largest hidden part first; the others are extended by the plane fit ('plane_fit'), as large planes "
-              "always are (the network: ~3 ms per instance on two CPU cores).", 0, 1000, change=LIVE),
+              "largest hidden part first; the others take the depth of their nearest visible pixel ('nearest'), "
+              "and large planes are extended by the plane fit (the network: ~3 ms per instance on two CPU cores).",
+              0, 1000, change=LIVE),
     ParamSpec("amodal_depth.method", "spade",
               "Hidden-surface depth: 'spade' = the SPADE amodal depth network (shipped weights), instances peeled "
               "front to back, aligned to the observed depth by scale and shift on the visible part; 'plane_fit' = "

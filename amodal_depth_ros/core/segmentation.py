@@ -15,11 +15,10 @@ from collections.abc import Iterator
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 from .config import SegmentationSettings
 from .geometry import fit_inverse_depth_plane, normalized_coords
-from .types import CameraIntrinsics, RGBDFrame, Segmentation
+from .types import CameraIntrinsics, RGBDFrame, Segmentation, label_windows
 
 PLANE_POINTS = 4000   # points of a large segment its plane is fitted to
 PLANE_SHARE = 0.7     # of a large segment's pixels on its plane for it to be one (the rest: things on it)
@@ -114,12 +113,17 @@ def merge_fragments(labels: np.ndarray, depth: np.ndarray, min_pixels: int, dept
     """``labels`` with each segment of fewer than ``min_pixels`` pixels merged into the neighbour it continues
     (depth within ``depth_jump`` relative across at least half its border, the most of it with that one):
     real clutter's fragments, a surface cut up by spurious outlines, cost a frame time and help nobody. A
-    small segment standing apart in depth is a small object and stays, whole."""
-    counts = np.bincount(labels.ravel())
+    small segment standing apart in depth is a small object and stays, whole. A fragment merges only into
+    a larger neighbour (of two alike, the lower id), so chains end and two fragments never swap."""
+    present, labels = np.unique(labels, return_inverse=True)   # dense ids: the vote tables are n x n
+    labels = labels.reshape(depth.shape).astype(np.int32)
+    if present[0] != 0:   # keep 0 as "no instance"
+        present, labels = np.concatenate([[0], present]), labels + 1
+    counts = np.bincount(labels.ravel(), minlength=present.size)
     small = counts < min_pixels
     small[0] = False
     if not small.any():
-        return labels
+        return present[labels].astype(np.int32)
     n = counts.size
     border, agreeing = np.zeros(n), np.zeros(n * n)
     for la, lb, da, db, _, _ in neighbour_pairs(labels, depth, None, 1):
@@ -130,16 +134,19 @@ def merge_fragments(labels: np.ndarray, depth: np.ndarray, min_pixels: int, dept
             border += np.bincount(mine[keep], minlength=n)
             agreeing += np.bincount(mine[keep] * n + other[keep], weights=agree[keep], minlength=n * n)
     votes = agreeing.reshape(n, n)
-    target = np.arange(n)
+    ids = np.arange(n)
+    bigger, alike = counts[None, :] > counts[:, None], counts[None, :] == counts[:, None]
+    larger = bigger | (alike & (ids[None, :] < ids[:, None]))   # [mine, other]: other may take mine
+    votes = np.where(larger, votes, -1.0)
     best = votes.argmax(axis=1)
-    merge = small & (votes[np.arange(n), best] >= 0.5 * np.maximum(border, 1)) & (border > 0)
-    target[merge] = best[merge]
-    for _ in range(n):   # a fragment merged into a fragment goes where that one goes
+    merge = small & (votes[ids, best] >= 0.5 * np.maximum(border, 1)) & (border > 0)
+    target = np.where(merge, best, ids)
+    for _ in range(n):   # a fragment merged into a (larger) fragment goes where that one goes
         following = target[target]
         if np.array_equal(following, target):
             break
         target = following
-    return target[labels].astype(np.int32)
+    return present[target[labels]].astype(np.int32)
 
 
 # label_a, label_b, depth_a, depth_b, occluder_a, occluder_b
@@ -178,12 +185,13 @@ def split_support_planes(segmentation: Segmentation, depth: np.ndarray, intrinsi
     structure = np.zeros(ids.size, bool) if segmentation.structure is None else segmentation.structure.copy()
     width = labels.shape[1]
     x_n, y_n = normalized_coords(intrinsics)
-    windows = ndimage.find_objects(labels)
+    windows = label_windows(labels)
     out, next_id, added = labels, int(ids.max()) + 1, 0
     for k in np.flatnonzero(counts[ids] >= min_area * labels.size).tolist():
-        window = windows[int(ids[k]) - 1]
-        if window is None or window[1].stop - window[1].start < width / 2:
+        r0, c0, r1, c1 = windows.get(int(ids[k]), (0, 0, 0, 0))
+        if c1 - c0 < width / 2:
             continue
+        window = (slice(r0, r1), slice(c0, c1))
         z = depth[window]
         rows, cols = np.nonzero((labels[window] == ids[k]) & np.isfinite(z))
         step = max(1, rows.size // PLANE_POINTS)
@@ -211,7 +219,7 @@ def split_support_planes(segmentation: Segmentation, depth: np.ndarray, intrinsi
             next_id, added = next_id + found.size, added + found.size
     if not added:
         return dataclasses.replace(segmentation, structure=structure)
-    # New instances: objects, scored as confident as the plane they stood on was.
+    # New instances: objects (score 1: geometry, not the network, found them).
     new_ids = np.arange(int(ids.max()) + 1, next_id, dtype=np.int32)
     present = np.bincount(out.ravel(), minlength=next_id)[ids] > 0   # a plane may have lost every pixel
     return Segmentation(out, np.concatenate([ids[present], new_ids]),

@@ -12,6 +12,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 from ..errors import InputError
 
@@ -163,6 +164,12 @@ def mask_window(mask: np.ndarray) -> Window:
     return int(y), int(x), int(y + h), int(x + w)
 
 
+def label_windows(labels: np.ndarray) -> dict[int, Window]:
+    """Each label's bounding window, in one pass over the label image (labels without pixels are left out)."""
+    return {k + 1: (s[0].start, s[1].start, s[0].stop, s[1].stop)
+            for k, s in enumerate(ndimage.find_objects(labels)) if s is not None}
+
+
 def window_union(a: Window, b: Window) -> Window:
     return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
 
@@ -184,7 +191,7 @@ class AmodalMasks(Mapping[int, np.ndarray]):
         out = cls(shape)
         for i, mask in masks.items():
             r0, c0, r1, c1 = window = mask_window(mask)
-            out.set(i, window, mask[r0:r1, c0:c1])
+            out.set(i, window, mask[r0:r1, c0:c1].copy())   # a copy: add() must not write into the caller's mask
         return out
 
     def set(self, instance_id: int, window: Window, crop: np.ndarray) -> None:
@@ -232,6 +239,9 @@ class AmodalMasks(Mapping[int, np.ndarray]):
 
     def __getitem__(self, instance_id: int) -> np.ndarray:
         return self.within(instance_id, (0, 0, *self.shape))
+
+    def __contains__(self, instance_id: object) -> bool:
+        return instance_id in self._crops   # (Mapping's would build the frame-sized mask)
 
     def __iter__(self) -> Iterator[int]:
         return iter(self._crops)

@@ -15,7 +15,7 @@ import numpy as np
 from ..core.types import CameraIntrinsics
 from ..errors import DataError
 from ..groundtruth import GroundTruthFrame
-from .rgbd_folder import FLAT_COLOR, load_rgbd_folder
+from .rgbd_folder import FLAT_COLOR, FLAT_DEPTH, load_rgbd_folder
 
 LABELS_SUFFIX = "_labels.png"
 SUPPORT_LABEL = 1
@@ -27,8 +27,8 @@ def is_labelled_folder(path: Path) -> bool:
 
 def labelled_frame_names(path: Path) -> list[str]:
     """The frames of the folder that have colour, depth and labels, sorted."""
-    return sorted(p.name[:-len(LABELS_SUFFIX)] for p in path.glob(f"*{LABELS_SUFFIX}")
-                  if (path / f"{p.name[:-len(LABELS_SUFFIX)]}{FLAT_COLOR}").is_file())
+    names = (p.name[:-len(LABELS_SUFFIX)] for p in path.glob(f"*{LABELS_SUFFIX}"))
+    return sorted(n for n in names if (path / f"{n}{FLAT_COLOR}").is_file() and (path / f"{n}{FLAT_DEPTH}").is_file())
 
 
 def iter_labelled_folder(path: Path) -> Iterator[GroundTruthFrame]:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 from ..core.amodal_depth import NearestVisibleFill, PlaneFitCompletion
 from ..core.amodal_mask import convex_hull_mask
@@ -31,6 +30,7 @@ from ..core.types import (
     RGBDFrame,
     Segmentation,
     Window,
+    label_windows,
     mask_window,
     window_union,
 )
@@ -71,12 +71,6 @@ def capped_passes(levels: list[list[int]], chosen: set[int], first: int) -> list
     passes = [[i for i in ids if i in chosen] for ids in levels[first:]]
     head, tail = passes[:MAX_PASSES - 1], passes[MAX_PASSES - 1:]
     return [p for p in [*head, [i for ids in tail for i in ids]] if p]
-
-
-def instance_windows(labels: np.ndarray) -> dict[int, Window]:
-    """Each label's bounding window, in one pass over the label image."""
-    return {k + 1: (s[0].start, s[1].start, s[0].stop, s[1].stop)
-            for k, s in enumerate(ndimage.find_objects(labels)) if s is not None}
 
 
 def enclosed_holes(mask: np.ndarray) -> np.ndarray:
@@ -154,7 +148,7 @@ class LearnedAmodalMask(LearnedStage):
     def __call__(self, segmentation: Segmentation, occlusion: OcclusionGraph, depth: np.ndarray) -> AmodalMasks:
         labels, shape = segmentation.labels, segmentation.labels.shape
         ids = [int(i) for i in segmentation.ids]
-        windows = instance_windows(labels)
+        windows = label_windows(labels)
         masks = AmodalMasks(shape)
         for i in ids:
             r0, c0, r1, c1 = windows[i]
@@ -166,11 +160,14 @@ class LearnedAmodalMask(LearnedStage):
         area = np.bincount(labels.ravel(), minlength=max(ids, default=0) + 1)
         chosen = set(sorted(occluded, key=lambda i: -area[i])[:self.settings.max_instances])
         fronts = occlusion.ancestor_map()
+        def hull(i: int) -> None:   # the hull lies inside what is seen of the instance: its window
+            r0, c0, r1, c1 = windows[i]
+            ahead = np.isin(labels[r0:r1, c0:c1], np.fromiter(fronts[i], np.int32))
+            masks.add(i, windows[i], convex_hull_mask(masks.crop(i)) & ahead)
+
         for i in occluded:
             if i not in chosen and fronts.get(i):
-                r0, c0, r1, c1 = windows[i]   # the hull lies inside what is seen of it
-                ahead = np.isin(labels[r0:r1, c0:c1], np.fromiter(fronts[i], np.int32))
-                masks.add(i, windows[i], convex_hull_mask(masks.crop(i)) & ahead)
+                hull(i)
         for ids_ in capped_passes(levels, chosen, 1):   # pass 0: nothing in front, amodal = visible
             jobs = []
             for i in ids_:
@@ -180,7 +177,9 @@ class LearnedAmodalMask(LearnedStage):
                 own = labels[r0:r1, c0:c1] == i   # its visible mask: an instance is completed in its pass only
                 occluder = occluder_union(fronts.get(i, set()), masks, window, own)
                 z0 = reference_depth(depth[r0:r1, c0:c1], own) if occluder.any() else None
-                if z0 is None:
+                if z0 is None:   # no depth to scale the crop by: the convex hull, as beyond the cap
+                    if fronts.get(i):
+                        hull(i)
                     continue
                 holes = enclosed_holes(own) & occluder   # of the visible mask, before it grows
                 jobs.append((i, occluder, holes, box, window,
@@ -225,7 +224,7 @@ class SpadeAmodalDepth(LearnedStage):
         masks = AmodalMasks.of(amodal_masks, shape)
         # Each instance lives in its window (holding its visible and amodal masks): visible and amodal crops, and
         # its own surface depth there, visible part observed, hidden part completed below.
-        seen = instance_windows(labels)
+        seen = label_windows(labels)
         # (tight: the depth network's crop box grows around it)
         windows = {i: window_union(seen[i], masks.bounds(i)) for i in ids}
         crops = {}

@@ -29,7 +29,7 @@ from ..core.segmentation import (
     relabel,
     split_support_planes,
 )
-from ..core.types import RGBDFrame, Segmentation
+from ..core.types import CameraIntrinsics, RGBDFrame, Segmentation
 from ..networks.checkpoints import WEIGHTS_DIR, load_weights
 from ..networks.segmentation_net import INPUT_CHANNELS, OUTPUTS, SegmentationNet, network_size, segmentation_inputs
 from ..runtime.backends import image_network_runner, reported, torch_image_runner
@@ -108,9 +108,9 @@ def decode_small(logits: np.ndarray, small_depth: np.ndarray, min_core: int, dep
     labels = merge_fragments(labels, small_depth, min_pixels, depth_jump)
     # A segment without depth (a hole of the sensor, what lies beyond its range) has no place in 3D: no instance.
     valid = np.isfinite(small_depth)
-    sampled = np.bincount(labels.ravel(), weights=valid.ravel()) < MIN_DEPTH_SHARE * np.bincount(labels.ravel())
-    sampled[0] = False
-    segmentation = relabel(np.where(sampled[labels], 0, labels).astype(np.int32) if sampled.any() else labels)
+    depthless = np.bincount(labels.ravel(), weights=valid.ravel()) < MIN_DEPTH_SHARE * np.bincount(labels.ravel())
+    depthless[0] = False
+    segmentation = relabel(np.where(depthless[labels], 0, labels).astype(np.int32) if depthless.any() else labels)
     # Per-instance kind and confidence: the network's mean vote over the instance.
     n = segmentation.ids.size + 1
     flat = segmentation.labels.ravel()
@@ -138,19 +138,26 @@ def to_full_resolution(small: Segmentation, logits: np.ndarray, depth: np.ndarra
     # The network's outline, interpolated, where it runs along a border: finer than its grid.
     outline_logit = float(np.log(outline_threshold / (1.0 - outline_threshold)))
     outline = cv2.resize(logits[BOUNDARY], (width, height), interpolation=cv2.INTER_LINEAR) >= outline_logit
-    labels = snap_outlines(labels, depth, near & (outline | change), reach)
+    snapped = snap_outlines(labels, depth, near & (outline | change), reach)
+    # A pixel no instance reached within ``reach`` (a wide outline) keeps its label: no seams of "no instance".
+    labels = np.where((snapped == 0) & (labels > 0), labels, snapped)
     occluder = _sigmoid(cv2.resize(logits[OCCLUDER], (width, height), interpolation=cv2.INTER_LINEAR))
     return present_only(dataclasses.replace(small, labels=labels, occluder=occluder.astype(np.float32)))
 
 
 def decode(logits: np.ndarray, depth: np.ndarray, min_core: int, depth_jump: float,
-           outline_threshold: float = 0.3, min_pixels: int = 0) -> Segmentation:
-    """(3, h, w) network logits + the frame's (H, W) visible depth -> Segmentation at (H, W); ``min_pixels``
-    at (H, W)."""
+           outline_threshold: float = 0.3, min_area: float = 0.0, intrinsics: CameraIntrinsics | None = None,
+           structure_min_area: float = 0.0, structure_tolerance: float = 0.01) -> Segmentation:
+    """(3, h, w) network logits + the frame's (H, W) visible depth -> Segmentation at (H, W). Decoded at the
+    network's resolution (a quarter of a VGA frame's pixels; ``min_area`` a fraction of it), large planes
+    split there when ``intrinsics`` are given (``split_support_planes``), borders refined at the frame's."""
     h, w = logits.shape[1:]
     small_depth = cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST) if depth.shape != (h, w) else depth
-    scale = depth.size / (h * w)
-    small = decode_small(logits, small_depth, min_core, depth_jump, outline_threshold, int(np.ceil(min_pixels / scale)))
+    min_pixels = max(1, int(min_area * h * w))
+    small = decode_small(logits, small_depth, min_core, depth_jump, outline_threshold, min_pixels)
+    if intrinsics is not None:
+        small = split_support_planes(small, small_depth, intrinsics.scaled(w, h), structure_min_area,
+                                     structure_tolerance, min_pixels)
     return to_full_resolution(small, logits, depth, outline_threshold)
 
 
@@ -192,12 +199,5 @@ class LearnedSegmenter(LearnedStage):
         s = self.settings
         size = network_size(frame.intrinsics.width, frame.intrinsics.height, s.network_size)
         x = segmentation_inputs(frame.rgb, depth, frame.intrinsics, size)
-        logits = self.run(x[None])[0]
-        # Decoded at the network's resolution (a quarter of a VGA frame's pixels), borders refined at the frame's.
-        h, w = logits.shape[1:]
-        small_depth = cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST) if depth.shape != (h, w) else depth
-        min_pixels = max(1, int(s.min_area * h * w))
-        small = decode_small(logits, small_depth, s.min_core, s.depth_jump, s.outline_threshold, min_pixels)
-        small = split_support_planes(small, small_depth, frame.intrinsics.scaled(w, h), s.structure_min_area,
-                                     s.structure_tolerance, min_pixels)
-        return to_full_resolution(small, logits, depth, s.outline_threshold)
+        return decode(self.run(x[None])[0], depth, s.min_core, s.depth_jump, s.outline_threshold, s.min_area,
+                      frame.intrinsics, s.structure_min_area, s.structure_tolerance)

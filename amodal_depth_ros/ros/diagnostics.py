@@ -24,6 +24,9 @@ def unaccounted_images(values: dict[str, str]) -> int:
     return int(values["frames_in"]) - int(values["frames_out"]) - sum(int(values[k]) for k in IMAGE_FATES)
 
 
+RESTART_BELOW = 2   # a sequence number this low after higher ones: a new publisher, not a repeat
+
+
 class SequenceGaps:
     """Messages a publisher sent that never reached the callback, from the gaps in its publication sequence
     numbers (DDS numbers each writer's samples 1, 2, 3, ...). Only meaningful while one publisher feeds the
@@ -33,16 +36,19 @@ class SequenceGaps:
         self._last: int | None = None
 
     def missed(self, sequence: int | None) -> int:
-        """How many of this publisher's messages came between the previous one received and this one."""
+        """How many of this publisher's messages came between the newest one received and this one."""
         if sequence is None or sequence <= 0:
             self._last = None
             return 0
-        last, self._last = self._last, sequence
-        # First message, a repeat (a re-created subscription delivers in-flight messages twice) or a new
-        # publisher (numbers start again at 1): a new baseline, nothing missed.
-        if last is None or sequence <= last:
+        last = self._last
+        if last is not None and sequence <= last:
+            # A repeat (a re-created subscription delivers in-flight messages twice: older numbers) changes
+            # nothing; a new publisher (numbers start again from 1) sets a new baseline.
+            if sequence <= RESTART_BELOW or 2 * sequence < last:
+                self._last = sequence
             return 0
-        return sequence - last - 1
+        self._last = sequence
+        return 0 if last is None else sequence - last - 1   # the first message: a baseline, nothing missed
 
 
 class NodeStats:

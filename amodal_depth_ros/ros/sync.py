@@ -39,6 +39,7 @@ class StampSynchronizer:
         """Drop every queued message (the stamps jumped back: what is queued belongs to the old timeline);
         the newest camera_info stays, as it still describes the camera."""
         info = self.queues["camera_info"][-1] if self.queues["camera_info"] else None
+        self.unmatched_images += len(self.queues["image"])   # never processed: counted, as the node promises
         for queue in self.queues.values():
             queue.clear()
         if info is not None:

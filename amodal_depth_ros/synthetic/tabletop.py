@@ -64,7 +64,10 @@ def random_tabletop(seed: int, width: int = 320, height: int = 240, object_count
     scale = rng.uniform(0.07, 0.12)
     kinds = list(KIND_WEIGHTS)
     weights = np.array(list(KIND_WEIGHTS.values())) / sum(KIND_WEIGHTS.values())
-    count = int(rng.integers(4, 17))   # drawn whatever object_count says: the rest of the scene stays the same
+    count = int(rng.integers(4, 17))
+    scene_rng = rng
+    if object_count is not None:   # objects from a stream of their own: the room and camera stay the seed's
+        rng = np.random.default_rng([seed, 2, 1])
     tries = 0
     # The seed's count tries that many objects (some do not fit); object_count places that many where they fit.
     while (tries < count) if object_count is None else (len(objects) - 1 < object_count and tries < 5 * object_count):
@@ -100,6 +103,7 @@ def random_tabletop(seed: int, width: int = 320, height: int = 240, object_count
                     stacks.append((x, z, 0.8 * solid.radius, _top(solid)))
                 break
 
+    rng = scene_rng
     # The room around the table: floor and three walls at random distances.
     back, side = rng.uniform(0.8, 3.0), rng.uniform(1.2, 3.0)
     room = [("floor", Rectangle(centre=(0.0, 0.0, 0.0), rotation=rotation_x(math.pi / 2), half_size=(EXTENT, EXTENT))),

@@ -95,7 +95,8 @@ def segmentation_network(resolutions: list[tuple[int, int]], frames: int) -> lis
                 t1 = time.perf_counter()
                 logits = stage.run(x[None])[0]
                 t2 = time.perf_counter()
-                decode(logits, frame.depth, seg.min_core, seg.depth_jump, seg.outline_threshold)
+                decode(logits, frame.depth, seg.min_core, seg.depth_jump, seg.outline_threshold, seg.min_area,
+                       frame.intrinsics, seg.structure_min_area, seg.structure_tolerance)   # as the stage does
                 t3 = time.perf_counter()
                 for key, value in (("inputs", t1 - t0), ("network", t2 - t1), ("decode", t3 - t2), ("total", t3 - t0)):
                     times[key].append(value * 1e3)
