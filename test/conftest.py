@@ -10,7 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from amodal_depth_ros.ros import NodeProcess
+# One compute thread per process (torch, OpenMP), inherited by the node processes the tests start: the suite
+# then runs about as fast with a second process keeping a core busy as on a quiet machine (its parallel
+# regions no longer wait for a thread the other process holds up). Set before anything imports torch.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from amodal_depth_ros.ros import NodeProcess  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
