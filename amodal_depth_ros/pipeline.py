@@ -77,9 +77,17 @@ def _monocular(s: config.Settings) -> Any:
             m.checkpoint, encoder=m.encoder or None, metric_max_depth=m.metric_max_depth or None, device=device.type,
             device_fallback=why,
             input_size=m.input_size, fill_only=m.fill_only, min_depth=s.visible_depth.min_depth,
-            max_depth=s.visible_depth.max_depth, backend=s.inference.backend, precision=s.inference.precision)
+            max_depth=s.visible_depth.max_depth, backend=monocular_backend(s.inference.backend),
+            precision=s.inference.precision)
     except ModelLoadError as exc:
         raise ModelLoadError(f"monocular.checkpoint '{m.checkpoint}' cannot be loaded: {exc}") from exc
+
+
+def monocular_backend(backend: str) -> str:
+    """'auto' keeps the monocular network on torch: a user's Depth Anything checkpoint is a ViT whose ONNX
+    export at the camera's resolution takes longer than the package's own networks' (those go to onnxruntime
+    on the CPU)."""
+    return "torch" if backend == "auto" else backend
 
 
 # Stage name -> method name -> factory taking the typed settings. New models register here.

@@ -41,12 +41,13 @@ def test_export_command_on_the_shipped_weights(tmp_path, capsys):
 
 
 def test_onnxruntime_backend_matches_torch_in_the_stages(tmp_path, monkeypatch):
-    """Both learned stages on a room with the shipped weights: onnxruntime (cached export, padded
-    batches) gives the torch results; the export is cached per weights file."""
+    """Both learned stages on a room with the shipped weights: onnxruntime (cached exports, static batches)
+    gives the torch results; the export is cached per weights file."""
     import numpy as np
 
     from amodal_depth_ros.core.config import Settings
     from amodal_depth_ros.learned import LearnedAmodalMask, SpadeAmodalDepth
+    from amodal_depth_ros.runtime.backends import CPU_BATCHES
     from amodal_depth_ros.synthetic import generate
 
     monkeypatch.setenv("AMODAL_DEPTH_CACHE", str(tmp_path))
@@ -61,4 +62,6 @@ def test_onnxruntime_backend_matches_torch_in_the_stages(tmp_path, monkeypatch):
                                                                     truth.true_amodal_masks()) for b in s}
     for a, b in zip(depth["torch"], depth["onnxruntime"], strict=False):
         assert np.allclose(a.depth, b.depth, equal_nan=True, atol=1e-4)
-    assert sorted(p.name.split("-")[0] for p in (tmp_path / "onnx").glob("*.onnx")) == ["amodal_depth", "amodal_mask"]
+    # One graph per network and CPU batch size (the export is cached per weights file).
+    graphs = sorted(p.name.split("-")[0] for p in (tmp_path / "onnx").glob("*.onnx"))
+    assert graphs == ["amodal_depth"] * len(CPU_BATCHES) + ["amodal_mask"] * len(CPU_BATCHES)

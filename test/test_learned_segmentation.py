@@ -94,7 +94,9 @@ def test_stage_partitions_the_frame_and_falls_back_without_weights(random_weight
     assert segmentation.labels.shape == truth.depth.shape and segmentation.occluder.shape == truth.depth.shape
     assert {segmentation.kind(k) for k in range(segmentation.ids.size)} <= {"object", "structure"}
     assert segmentation.structure is not None and segmentation.structure.shape == segmentation.ids.shape
-    assert stage.backend_status == "torch on cpu (fp32)" and stage.backend_error == ""
+    # The default backend ('auto') on the CPU: onnxruntime, once the graph of the first frame's shape is exported.
+    assert stage.wait_ready(120) and stage.backend_status == "onnxruntime (CPUExecutionProvider)"
+    assert stage.backend_error == ""
     missing = str(tmp_path / "none.pt")
     pipeline = AmodalDepthPipeline({"segmentation.method": "learned", "segmentation.weights": missing})
     assert type(pipeline.segmentation).__name__ == "GeometricSegmenter"
@@ -106,7 +108,7 @@ def test_onnxruntime_backend_matches_torch_per_camera_shape(random_weights, tmp_
     truth = render(*box_in_front_of_wall(160, 120))
     frame = truth.to_rgbd_frame()
     small = {"inference.device": "cpu", "segmentation.network_size": 160}
-    reference = segmenter(random_weights, small)(frame, truth.depth)
+    reference = segmenter(random_weights, {**small, "inference.backend": "torch"})(frame, truth.depth)
     stage = segmenter(random_weights, {**small, "inference.backend": "onnxruntime"})
     first = stage(frame, truth.depth)   # served by torch while the 128x160 graph is exported
     assert stage.backend_status.startswith("building onnxruntime graph 128x160, serving torch on cpu")

@@ -16,7 +16,15 @@ from amodal_depth_ros.pipeline import AmodalDepthPipeline
 from amodal_depth_ros.runtime import SwitchingRunner, engine_cache
 from amodal_depth_ros.runtime import cache as cache_module
 from amodal_depth_ros.runtime import tensorrt_engine as te
-from amodal_depth_ros.runtime.backends import FunctionRunner, cached_onnx, make_runner, onnxruntime_runner, torch_runner
+from amodal_depth_ros.runtime.backends import (
+    CPU_BATCHES,
+    FunctionRunner,
+    cached_onnx,
+    make_runner,
+    onnxruntime_runner,
+    resolved_backend,
+    torch_runner,
+)
 from amodal_depth_ros.runtime.devices import cuda_unusable
 from amodal_depth_ros.runtime.export import INPUT_NAMES, example_inputs
 from amodal_depth_ros.synthetic import generate
@@ -55,7 +63,7 @@ def weights(tmp_path_factory):
 @pytest.fixture(scope="module")
 def learned(weights):
     return {"segmentation.method": "geometric", "amodal_mask.method": "learned", "amodal_depth.method": "spade",
-            "inference.device": "cpu",
+            "inference.device": "cpu", "inference.backend": "torch",
             "amodal_mask.weights": str(weights["amodal_mask"]), "amodal_depth.weights": str(weights["amodal_depth"])}
 
 
@@ -169,6 +177,36 @@ def test_switching_runner_serves_torch_until_the_built_runner_is_ready(net, weig
     assert runner.ready.wait(60)
     assert runner.status == "onnxruntime (CPUExecutionProvider)" and runner.error == ""
     assert np.abs(runner(*x) - expected).max() < 1e-4 and calls == [11]
+
+
+@pytest.mark.parametrize("kind", sorted(NETS))
+def test_onnxruntime_on_the_cpu_runs_any_count_as_unpadded_static_batches(kind, net, weights, cache, monkeypatch):
+    runner = make_runner(net(kind), kind, weights[kind], "onnxruntime", CPU, "fp32")
+    assert runner.status == "onnxruntime (CPUExecutionProvider)" and runner.error == ""
+    graphs = sorted(p.name for p in (cache / "onnx").glob(f"{kind}-*.onnx"))
+    assert sorted(int(name.split("-b")[1].split("-")[0]) for name in graphs) == sorted(CPU_BATCHES)   # one graph each
+    batches = []
+    real_run = ort.InferenceSession.run
+    monkeypatch.setattr(ort.InferenceSession, "run", lambda self, out, feeds: batches.append(
+        len(next(iter(feeds.values())))) or real_run(self, out, feeds))
+    serving = torch_runner(net(kind), CPU, kind)
+    for n, expected_batches in ((1, [1]), (7, [4, 2, 1]), (13, [8, 4, 1]), (37, [16, 16, 4, 1])):
+        batches.clear()
+        x = inputs(kind, n)
+        assert np.abs(runner(*x) - serving(*x)).max() < 1e-4   # every crop its own result, in order
+        assert batches == expected_batches
+
+
+def test_auto_backend_is_onnxruntime_on_the_cpu_and_torch_on_cuda(net, weights):
+    assert resolved_backend("auto", CPU) == "onnxruntime"
+    assert resolved_backend("auto", torch.device("cuda")) == "torch"
+    assert all(resolved_backend(b, CPU) == b for b in ("torch", "onnxruntime", "tensorrt"))
+    pipeline = AmodalDepthPipeline({"segmentation.method": "geometric", "amodal_mask.method": "learned",
+                                    "amodal_depth.method": "spade", "inference.device": "cpu"})
+    assert pipeline.params["inference.backend"] == "auto"   # the default
+    assert pipeline.backend_status == {"amodal_mask": "onnxruntime (CPUExecutionProvider)",
+                                       "amodal_depth": "onnxruntime (CPUExecutionProvider)"}
+    assert pipeline.fallbacks == {}
 
 
 def test_a_failed_build_keeps_the_serving_runner_and_says_why(net):

@@ -117,16 +117,15 @@ def hidden_part(visible: np.ndarray, hidden: np.ndarray, depth: np.ndarray, xs: 
     return part if part.visible.any() else None
 
 
-def distance_to(mask: np.ndarray) -> np.ndarray:
-    """(pixels) distance of every pixel to ``mask`` (L2, 3x3 approximation); on a half-resolution grid for
-    large windows (a wall's), which the plane fit's weights do not notice."""
+def distance_to(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """(pixels) distance to ``mask`` (L2, 3x3 approximation) of every ``grid``-th pixel along rows and columns,
+    and ``grid``: 1, or 2 for large windows (a wall's), which the plane fit's weights do not notice."""
     if mask.size < HALF_RES_PIXELS:
-        return cv2.distanceTransform((~mask).view(np.uint8), cv2.DIST_L2, 3)
+        return cv2.distanceTransform((~mask).view(np.uint8), cv2.DIST_L2, 3), 1
     h, w = mask.shape
     # A 2x2 block is in the mask when any of its pixels is: a hidden strip one pixel wide stays.
     blocks = np.pad(mask, ((0, h % 2), (0, w % 2))).reshape((h + 1) // 2, 2, (w + 1) // 2, 2).any(axis=(1, 3))
-    coarse = cv2.distanceTransform(np.asarray(~blocks, np.uint8), cv2.DIST_L2, 3) * 2.0
-    return np.repeat(np.repeat(coarse, 2, axis=0), 2, axis=1)[:h, :w]
+    return cv2.distanceTransform(np.asarray(~blocks, np.uint8), cv2.DIST_L2, 3) * 2.0, 2
 
 
 class PlaneFitCompletion(HiddenSurfaceCompletion):
@@ -134,14 +133,17 @@ class PlaneFitCompletion(HiddenSurfaceCompletion):
         """(the plane in inverse depth fitted to the visible surface, points near the hidden part weighing
         most; how far from it those near points lie: the 90th percentile of their relative distance), or
         (None, the median depth of those points) when they determine no plane."""
-        distance = distance_to(part.hidden)
-        near = part.visible & (distance < 4.0 * self.settings.boundary_band)
-        r, c = np.nonzero(near if near.sum() >= 10 else part.visible)
-        # A few thousand evenly spread points pin a plane as well as the whole of a wall's band does.
+        # On a large window, the pixels of every second row and column (its distances' grid) only: a few
+        # thousand evenly spread points pin a plane as well as the whole of a wall's band does.
+        distance, grid = distance_to(part.hidden)
+        near = part.visible[::grid, ::grid] & (distance < 4.0 * self.settings.boundary_band)
+        r, c = np.nonzero(near)
+        r, c = (r * grid, c * grid) if r.size >= 10 else np.nonzero(part.visible)
         step = max(1, r.size // FIT_POINTS)
         r, c = r[::step], c[::step]
+        weights = np.exp(-distance[r // grid, c // grid] / self.settings.boundary_band)
         xs, ys, zs = part.xs[c], part.ys[r], part.depth[r, c]
-        coef = fit_inverse_depth_plane(xs, ys, zs, np.exp(-distance[r, c] / self.settings.boundary_band))
+        coef = fit_inverse_depth_plane(xs, ys, zs, weights)
         if coef is None:
             return None, float(np.median(zs)) if zs.size else float("nan")
         residual = float(np.percentile(np.abs(1.0 - zs * (coef[0] * xs + coef[1] * ys + coef[2])), 90))

@@ -43,6 +43,7 @@ GEOMETRIC = {
 }
 PIPELINES = {"geometric": GEOMETRIC, "learned": LEARNED,
              "learned_geometric_segmentation": {**LEARNED, "segmentation.method": "geometric"},
+             "learned_torch": {**LEARNED, "inference.backend": "torch"},   # the default is 'auto'
              "learned_onnxruntime": {**LEARNED, "inference.backend": "onnxruntime"},
              "learned_tensorrt": {**LEARNED, "inference.backend": "tensorrt"}}
 
