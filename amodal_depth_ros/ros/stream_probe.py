@@ -1,7 +1,7 @@
-"""A camera driver and one viewer around a running node, measuring it live: delivery, output rate against the
-node's own rate (1000 / its mean per-frame stage ms), latency from publication to the viewer, and the
-node process's RSS and CPU. Used by ``amodal-depth soak`` (minutes, per-minute rows) and ``amodal-depth bench``
-(its live row)."""
+"""A camera driver and one viewer (or a subscriber to every output) around a running node, measuring it live:
+delivery, output rate against the node's own rate (1000 / its mean per-frame stage ms), latency from
+publication to the viewer, and the node process's RSS and CPU. Used by ``amodal-depth soak`` (minutes, per-
+minute rows) and ``amodal-depth bench`` (its live row)."""
 from __future__ import annotations
 
 import os
@@ -22,6 +22,7 @@ from std_msgs.msg import Header
 from ..synthetic import SyntheticCamera
 from . import conversions as conv
 from .diagnostics import images_accounted
+from .outputs import OUTPUT_TYPES
 from .spin_thread import SpinThread
 
 DRAIN_S = 30.0   # at most this long after the stream for the node to account for every image published
@@ -74,7 +75,9 @@ class StreamProbe(Node):
     """Publishes a synthetic RGB-D camera (reliable, depth 10, as drivers start) and views one output."""
 
     def __init__(self, width: int = 640, height: int = 480, camera: str = "/camera", node_namespace: str = "/amodal",
-                 frames: int = 10, context: Context | None = None) -> None:
+                 frames: int = 10, context: Context | None = None, every_output: bool = False) -> None:
+        """``every_output``: subscribe to all of the node's outputs (cloud and instances included), so that it
+        builds and publishes them all; the viewed one is still the only one measured."""
         super().__init__("amodal_depth_stream_probe", context=context)
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.pubs = {name: self.create_publisher(kind, f"{camera}/{name}", qos)
@@ -89,6 +92,9 @@ class StreamProbe(Node):
         self._diagnostics_count = 0
         self._stage_ms: list[float] = []        # stage_ms_total of each diagnostics window with processed frames
         self.create_subscription(Image, f"{node_namespace}/{VIEWED}", self._on_output, qos)
+        for topic, kind in OUTPUT_TYPES.items() if every_output else ():
+            if topic != VIEWED:
+                self.create_subscription(kind, f"{node_namespace}/{topic}", lambda msg: None, qos)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self._spinner = SpinThread(self, period=0.01)
 
