@@ -4,7 +4,7 @@ import json
 import torch
 
 from amodal_depth_ros.networks import AmodalMaskNet, DepthAnythingV2, EncoderConfig, SpadeAmodalDepthNet
-from amodal_depth_ros.runtime.export import check_onnx, export_amodal_nets, export_onnx, parity
+from amodal_depth_ros.runtime.export import check_onnx, export_amodal_nets, export_onnx, onnxruntime_session, parity
 from amodal_depth_ros.tools import cli
 
 
@@ -65,3 +65,13 @@ def test_onnxruntime_backend_matches_torch_in_the_stages(tmp_path, monkeypatch):
     # One graph per network and CPU batch size (the export is cached per weights file).
     graphs = sorted(p.name.split("-")[0] for p in (tmp_path / "onnx").glob("*.onnx"))
     assert graphs == ["amodal_depth"] * len(CPU_BATCHES) + ["amodal_mask"] * len(CPU_BATCHES)
+
+
+def test_cpu_sessions_keep_to_the_omp_thread_budget(tmp_path, monkeypatch):
+    """torch keeps to $OMP_NUM_THREADS and onnxruntime does not by itself: the sessions are told."""
+    path = export_onnx(AmodalMaskNet(), (torch.zeros(1, 5, 48, 48),), tmp_path / "m.onnx", ["crops"], ["logits"])
+    for threads in ("1", "2"):
+        monkeypatch.setenv("OMP_NUM_THREADS", threads)
+        assert onnxruntime_session(path).get_session_options().intra_op_num_threads == int(threads)
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert onnxruntime_session(path).get_session_options().intra_op_num_threads == 0   # onnxruntime's own choice

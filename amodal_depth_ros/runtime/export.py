@@ -154,11 +154,15 @@ def onnxruntime_session(path: Path, device: str = "cpu", precision: str = "fp32"
                         engine_cache: Path | None = None) -> InferenceSession:
     """On CUDA: onnxruntime's TensorRT and CUDA providers, those of them installed (onnxruntime-gpu), before
     the CPU one; TensorRT in ``precision`` with its engines cached in ``engine_cache``. Elsewhere a CPU
-    session that does not spin idle threads (spinning slows the torch calls around it)."""
+    session that does not spin idle threads (spinning slows the torch calls around it), with at most
+    $OMP_NUM_THREADS of them where that is set."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    if threads.isdigit() and int(threads) > 0:   # the thread budget torch keeps to, which onnxruntime ignores
+        options.intra_op_num_threads = int(threads)
     providers: list = ["CPUExecutionProvider"]
     if device == "cuda":
         available = ort.get_available_providers()
