@@ -2,6 +2,7 @@
 torch when TensorRT cannot run (visibly), the engines command, onnxruntime's GPU providers. Real engines,
 fp16 and CUDA graphs are tested where tensorrt imports and CUDA is present; elsewhere those tests skip."""
 import hashlib
+import importlib.util
 import json
 import shutil
 import threading
@@ -201,6 +202,11 @@ def test_auto_backend_is_onnxruntime_on_the_cpu_and_torch_on_cuda(net, weights):
     assert resolved_backend("auto", CPU) == "onnxruntime"
     assert resolved_backend("auto", torch.device("cuda")) == "torch"
     assert all(resolved_backend(b, CPU) == b for b in ("torch", "onnxruntime", "tensorrt"))
+    real_find_spec = importlib.util.find_spec
+    with pytest.MonkeyPatch.context() as patch:   # an install without onnxruntime: 'auto' is torch, not a fallback
+        patch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime"
+                      else real_find_spec(name, *a))
+        assert resolved_backend("auto", CPU) == "torch"
     pipeline = AmodalDepthPipeline({"segmentation.method": "geometric", "amodal_mask.method": "learned",
                                     "amodal_depth.method": "spade", "inference.device": "cpu"})
     assert pipeline.params["inference.backend"] == "auto"   # the default

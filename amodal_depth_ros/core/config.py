@@ -196,8 +196,8 @@ PARAMS: tuple[ParamSpec, ...] = (
               "learned networks on the CPU, reported as a fallback.", choices=("auto", "cpu", "cuda")),
     ParamSpec("inference.backend", "auto",
               "How the networks run (the monocular depth network and the learned ones): 'auto' = 'onnxruntime' for "
-              "the segmentation and amodal networks on the CPU (1.2-1.6x faster than eager torch on the same cores), "
-              "'torch' on CUDA and for the monocular network; 'torch' (the amodal "
+              "the segmentation and amodal networks on the CPU where it is installed (1.2-1.6x faster than eager torch "
+              "on the same cores), 'torch' on CUDA and for the monocular network; 'torch' (the amodal "
               "networks on CUDA as CUDA graphs); 'onnxruntime' (exported once per weights file to a static-shape ONNX"
               " graph in the user cache: fixed batches for the amodal networks (on the CPU one graph per batch of 1, "
               "2, 4, 8 and 16 crops, so that no call pads), the camera's resolution for the segmentation and "

@@ -13,6 +13,7 @@ build, so the node serves with torch meanwhile and switches when the engine is r
 """
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -204,10 +205,10 @@ def onnxruntime_cpu_runner(net: torch.nn.Module, kind: str, weights: Path) -> Ru
 
 def resolved_backend(backend: str, device: torch.device) -> str:
     """``inference.backend`` with 'auto' resolved: onnxruntime on the CPU (1.2-1.6x faster than eager torch on
-    the same cores), torch on CUDA (CUDA graphs in fp16, no engine to build)."""
+    the same cores) where it is installed, else torch; torch on CUDA (CUDA graphs in fp16, no engine to build)."""
     if backend != "auto":
         return backend
-    return "torch" if device.type == "cuda" else "onnxruntime"
+    return "onnxruntime" if device.type != "cuda" and importlib.util.find_spec("onnxruntime") else "torch"
 
 
 def onnxruntime_builds_engines(device: torch.device) -> bool:
