@@ -215,6 +215,18 @@ def test_auto_backend_is_onnxruntime_on_the_cpu_and_torch_on_cuda(net, weights):
     assert pipeline.fallbacks == {}
 
 
+def test_auto_serves_torch_where_the_onnxruntime_graphs_cannot_be_cached(net, weights, tmp_path, monkeypatch):
+    blocked = tmp_path / "not_a_folder"
+    blocked.write_text("")
+    monkeypatch.setenv("AMODAL_DEPTH_CACHE", str(blocked))   # no cache folder can be made under a file
+    kind, x = "amodal_depth", inputs("amodal_depth", 5)
+    runner = make_runner(net(kind), kind, weights[kind], "auto", CPU, "fp32")
+    assert runner.status.startswith("torch on cpu (fp32); onnxruntime not used: ") and runner.error == ""
+    assert np.abs(runner(*x) - torch_runner(net(kind), CPU, kind)(*x)).max() < 1e-6
+    with pytest.raises(OSError):   # asked for by name, it is not quietly replaced
+        make_runner(net(kind), kind, weights[kind], "onnxruntime", CPU, "fp32")
+
+
 def test_a_failed_build_keeps_the_serving_runner_and_says_why(net):
     kind, x = "amodal_mask", inputs("amodal_mask", 3)
     serving = torch_runner(net(kind), CPU, kind)

@@ -327,13 +327,20 @@ def image_network_runner(serving: Runner, export: Callable[[tuple[int, ...]], Pa
 
 def make_runner(net: torch.nn.Module, kind: str, weights: Path, backend: str, device: torch.device,
                 precision: str) -> Runner:
-    """``net`` on ``backend`` ('auto': see ``resolved_backend``); ``precision`` (fp16 or fp32) applies on CUDA
+    """``net`` on ``backend`` ('auto': see ``resolved_backend``; where its onnxruntime graphs cannot be made,
+    torch serves, as 'auto' allows, and the status says why); ``precision`` (fp16 or fp32) applies on CUDA
     only: the CPU always runs fp32."""
-    backend = resolved_backend(backend, device)
+    configured, backend = backend, resolved_backend(backend, device)
     if backend == "onnxruntime":
         builds_engines = onnxruntime_builds_engines(device)
         if device.type != "cuda" and not builds_engines:
-            return onnxruntime_cpu_runner(net, kind, weights)
+            try:
+                return onnxruntime_cpu_runner(net, kind, weights)
+            except Exception as exc:   # an unwritable cache, say: 'auto' then serves torch, and says why
+                if configured != "auto":
+                    raise
+                serving = torch_runner(net, device, kind, precision)
+                return FunctionRunner(serving, f"{serving.status}; onnxruntime not used: {exc}")
         path = cached_onnx(net, kind, weights)   # before torch_runner, which may turn the net to fp16 on the GPU
         if builds_engines:
             return SwitchingRunner(torch_runner(net, device, kind, precision),
