@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .types import AmodalMasks, OcclusionGraph, Segmentation, label_windows
+from .types import AmodalMasks, OcclusionGraph, Segmentation, Window, label_windows
 
 
 class ConvexHullCompletion:
@@ -19,14 +19,19 @@ class ConvexHullCompletion:
         masks = AmodalMasks(labels.shape)
         fronts = occlusion.ancestor_map()
         for instance_id, window in label_windows(labels).items():
-            r0, c0, r1, c1 = window
-            visible = labels[r0:r1, c0:c1] == instance_id
-            in_front = fronts.get(instance_id)
-            if in_front:   # the hull lies inside what is seen of the instance: its window
-                ahead = np.isin(labels[r0:r1, c0:c1], np.fromiter(in_front, np.int32))
-                visible = visible | (convex_hull_mask(visible) & ahead)
-            masks.set(instance_id, window, visible)
+            masks.set(instance_id, window, hull_completion(labels, window, instance_id, fronts.get(instance_id)))
         return masks
+
+
+def hull_completion(labels: np.ndarray, window: Window, instance_id: int, in_front: set[int] | None) -> np.ndarray:
+    """The instance's amodal mask in ``window`` (its visible bounding window: the hull lies inside what is seen
+    of it): its visible mask, plus its convex hull where ``in_front`` (the instances in front of it) are seen."""
+    r0, c0, r1, c1 = window
+    crop = labels[r0:r1, c0:c1]
+    visible = crop == instance_id
+    if not in_front:
+        return visible
+    return visible | (convex_hull_mask(visible) & np.isin(crop, np.fromiter(in_front, np.int32)))
 
 
 def convex_hull_mask(mask: np.ndarray) -> np.ndarray:

@@ -174,6 +174,17 @@ def window_union(a: Window, b: Window) -> Window:
     return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
 
 
+def overlap(window: Window, other: Window) -> tuple[tuple[slice, slice], tuple[slice, slice]] | None:
+    """Where two windows overlap, as slices into an array of each; None where they do not."""
+    r0, c0, r1, c1 = window
+    s0, d0, s1, d1 = other
+    top, left, bottom, right = max(r0, s0), max(c0, d0), min(r1, s1), min(c1, d1)
+    if top >= bottom or left >= right:
+        return None
+    return ((slice(top - r0, bottom - r0), slice(left - c0, right - c0)),
+            (slice(top - s0, bottom - s0), slice(left - d0, right - d0)))
+
+
 class AmodalMasks(Mapping[int, np.ndarray]):
     """Amodal masks by instance id, each held as a crop of a window of the frame (a window holding the whole
     mask): the amodal mask stage's output. ``masks[i]`` gives the frame-sized mask, built on demand (for
@@ -225,11 +236,9 @@ class AmodalMasks(Mapping[int, np.ndarray]):
     def or_into(self, target: np.ndarray, window: Window, instance_id: int) -> None:
         """OR the mask, seen through ``window``, into ``target`` (a crop of ``window``)."""
         own, crop = self._crops[instance_id]
-        top, left = max(window[0], own[0]), max(window[1], own[1])
-        bottom, right = min(window[2], own[2]), min(window[3], own[3])
-        if top < bottom and left < right:
-            target[top - window[0]:bottom - window[0], left - window[1]:right - window[1]] |= \
-                crop[top - own[0]:bottom - own[0], left - own[1]:right - own[1]]
+        where = overlap(window, own)
+        if where is not None:
+            target[where[0]] |= crop[where[1]]
 
     def within(self, instance_id: int, window: Window) -> np.ndarray:
         """The mask seen through ``window`` (False beyond its own)."""

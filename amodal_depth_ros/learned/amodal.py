@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from ..core.amodal_depth import NearestVisibleFill, PlaneFitCompletion
-from ..core.amodal_mask import convex_hull_mask
+from ..core.amodal_mask import hull_completion
 from ..core.config import AmodalDepthSettings, AmodalMaskSettings, InferenceSettings
 from ..core.geometry import fit_scale_shift, normalized_coords
 from ..core.types import (
@@ -32,11 +32,12 @@ from ..core.types import (
     Window,
     label_windows,
     mask_window,
+    overlap,
     window_union,
 )
 from ..networks.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
 from ..networks.checkpoints import WEIGHTS_DIR, load_weights
-from ..networks.crops import CropBox, object_inputs, overlap, peeled_front, reference_depth, with_nearest_fill
+from ..networks.crops import CropBox, object_inputs, peeled_front, reference_depth, with_nearest_fill
 from ..runtime.backends import Runner, make_runner, reported
 from ..runtime.devices import inference_device
 
@@ -160,10 +161,8 @@ class LearnedAmodalMask(LearnedStage):
         area = np.bincount(labels.ravel(), minlength=max(ids, default=0) + 1)
         chosen = set(sorted(occluded, key=lambda i: -area[i])[:self.settings.max_instances])
         fronts = occlusion.ancestor_map()
-        def hull(i: int) -> None:   # the hull lies inside what is seen of the instance: its window
-            r0, c0, r1, c1 = windows[i]
-            ahead = np.isin(labels[r0:r1, c0:c1], np.fromiter(fronts[i], np.int32))
-            masks.add(i, windows[i], convex_hull_mask(masks.crop(i)) & ahead)
+        def hull(i: int) -> None:
+            masks.set(i, windows[i], hull_completion(labels, windows[i], i, fronts.get(i)))
 
         for i in occluded:
             if i not in chosen and fronts.get(i):

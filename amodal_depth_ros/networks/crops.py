@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..core.types import Window
+from ..core.types import Window, overlap
 
 CROP_SIZE = 48
 LOG_RANGE = 1.5        # log depth ratios are clipped to +-this (a factor of 4.5 around z0)
@@ -93,17 +93,6 @@ class CropBox:
         values = cv2.warpAffine(crop.astype(np.float32), warp, (cc1 - cc0, rr1 - rr0),
                                 flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
         return (slice(rr0, rr1), slice(cc0, cc1)), values
-
-
-def overlap(window: Window, other: Window) -> tuple[tuple[slice, slice], tuple[slice, slice]] | None:
-    """Where two windows overlap, as slices into an array of each; None where they do not."""
-    r0, c0, r1, c1 = window
-    s0, d0, s1, d1 = other
-    top, left, bottom, right = max(r0, s0), max(c0, d0), min(r1, s1), min(c1, d1)
-    if top >= bottom or left >= right:
-        return None
-    return ((slice(top - r0, bottom - r0), slice(left - c0, right - c0)),
-            (slice(top - s0, bottom - s0), slice(left - d0, right - d0)))
 
 
 def peeled_front(depth: np.ndarray, window: Window, surfaces: list[tuple[Window, np.ndarray]]) -> np.ndarray:
