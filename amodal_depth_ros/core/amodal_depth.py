@@ -92,10 +92,10 @@ class HiddenSurfaceCompletion:
         return self._write(part, self.fill(part), own_depth, hidden.shape)
 
     def _write(self, part: HiddenPart, hidden_depth: np.ndarray, own_depth: np.ndarray,
-               shape: tuple[int, ...]) -> np.ndarray:
-        """``hidden_depth`` (of ``part``'s hidden pixels) kept ``min_gap`` behind what hides it, written into
-        ``own_depth``; the hidden pixels that got a depth."""
-        hr, hc = np.nonzero(part.hidden)
+               shape: tuple[int, ...], at: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """``hidden_depth`` (of ``part``'s hidden pixels, ``at``: their ``np.nonzero`` when known) kept
+        ``min_gap`` behind what hides it, written into ``own_depth``; the hidden pixels that got a depth."""
+        hr, hc = np.nonzero(part.hidden) if at is None else at
         in_front = part.depth[hr, hc]
         hidden_depth = np.where(np.isfinite(in_front), np.fmax(hidden_depth, in_front + self.settings.min_gap),
                                 hidden_depth)
@@ -123,8 +123,10 @@ def distance_to(mask: np.ndarray) -> tuple[np.ndarray, int]:
     if mask.size < HALF_RES_PIXELS:
         return cv2.distanceTransform((~mask).view(np.uint8), cv2.DIST_L2, 3), 1
     h, w = mask.shape
-    # A 2x2 block is in the mask when any of its pixels is: a hidden strip one pixel wide stays.
-    blocks = np.pad(mask, ((0, h % 2), (0, w % 2))).reshape((h + 1) // 2, 2, (w + 1) // 2, 2).any(axis=(1, 3))
+    # A 2x2 block is in the mask when any of its pixels is: a hidden strip one pixel wide stays. (Strided ORs:
+    # 30x faster than any() over a reshaped axis.)
+    even = np.pad(mask, ((0, h % 2), (0, w % 2))) if h % 2 or w % 2 else mask
+    blocks = even[0::2, 0::2] | even[1::2, 0::2] | even[0::2, 1::2] | even[1::2, 1::2]
     return cv2.distanceTransform(np.asarray(~blocks, np.uint8), cv2.DIST_L2, 3) * 2.0, 2
 
 
@@ -175,7 +177,7 @@ class PlaneFitCompletion(HiddenSurfaceCompletion):
         if coef is None or not residual < tolerance:
             return None
         hr, hc = np.nonzero(part.hidden)
-        got = self._write(part, self._plane_depth(coef, part, hr, hc), own_depth, hidden.shape)
+        got = self._write(part, self._plane_depth(coef, part, hr, hc), own_depth, hidden.shape, (hr, hc))
         return got if got.any() else None   # (a plane behind the camera there: not this instance's way)
 
 

@@ -115,10 +115,13 @@ def merge_fragments(labels: np.ndarray, depth: np.ndarray, min_pixels: int, dept
     real clutter's fragments, a surface cut up by spurious outlines, cost a frame time and help nobody. A
     small segment standing apart in depth is a small object and stays, whole. A fragment merges only into
     a larger neighbour (of two alike, the lower id), so chains end and two fragments never swap."""
-    present, labels = np.unique(labels, return_inverse=True)   # dense ids: the vote tables are n x n
-    labels = labels.reshape(depth.shape).astype(np.int32)
-    if present[0] != 0:   # keep 0 as "no instance"
-        present, labels = np.concatenate([[0], present]), labels + 1
+    # Dense ids (the vote tables are n x n) by a lookup table: np.unique would sort every pixel.
+    seen = np.bincount(labels.ravel()) > 0
+    seen[0] = True   # keep 0 as "no instance"
+    present = np.flatnonzero(seen)
+    table = np.zeros(seen.size, np.int32)
+    table[present] = np.arange(present.size, dtype=np.int32)
+    labels = table[labels]
     counts = np.bincount(labels.ravel(), minlength=present.size)
     small = counts < min_pixels
     small[0] = False
