@@ -8,7 +8,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["amodal_depth_ros", "amodal_depth_ros.*"]),
-    package_data={"amodal_depth_ros": ["py.typed", "weights/*.pt", "weights/*.md"]},
+    package_data={"amodal_depth_ros": ["py.typed", "weights/*.pt", "weights/*.md", "weights/int8/*.json"]},
     entry_points={
         "console_scripts": [
             "amodal_depth_node = amodal_depth_ros.ros.node:main",

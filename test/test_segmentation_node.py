@@ -56,7 +56,7 @@ def test_objects_on_a_table_are_instances_of_their_own(rclpy_context, start_node
             assert best(floor).kind == "structure"
         # The default backend ('auto') on the CPU: onnxruntime once the graph of the camera's shape is exported.
         assert wait_for(lambda: client.latest_diagnostic_values().get("backend_segmentation")
-                        == "onnxruntime (CPUExecutionProvider)", 120.0), client.latest_diagnostic_values()
+                        == "onnxruntime (CPUExecutionProvider, int8)", 120.0), client.latest_diagnostic_values()
     finally:
         client.close()
 

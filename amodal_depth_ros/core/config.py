@@ -208,8 +208,14 @@ PARAMS: tuple[ParamSpec, ...] = (
               choices=("auto", "torch", "onnxruntime", "tensorrt")),
     ParamSpec("inference.precision", "fp16",
               "Precision of the networks (monocular depth and learned amodal) on CUDA and TensorRT: 'fp16' "
-              "(normalisation, softmax and reductions stay fp32 in TensorRT engines) or 'fp32'. The CPU always runs "
-              "fp32.", choices=("fp32", "fp16")),
+              "(normalisation, softmax and reductions stay fp32 in TensorRT engines) or 'fp32'. On the CPU see "
+              "inference.cpu_precision.", choices=("fp32", "fp16")),
+    ParamSpec("inference.cpu_precision", "int8",
+              "Precision of the segmentation and amodal mask networks on onnxruntime's CPU provider (inference.backend "
+              "'auto' or 'onnxruntime' on the CPU): 'int8' (static QDQ quantisation with the activation ranges shipped "
+              "beside the weights, computed by `amodal-depth calibrate`; weights without them run fp32 and the backend "
+              "status says so) or 'fp32'. The amodal depth network always runs fp32: its log-depth inputs need finer "
+              "steps than 8 bits.", choices=("int8", "fp32")),
     ParamSpec("amodal_depth.planar_tolerance", 0.005,
               "'spade' only: an instance whose visible surface is a plane (90 % of its pixels within this relative "
               "distance of one) and that covers at least amodal_depth.planar_min_area of the image (a wall, a floor) "
@@ -374,6 +380,7 @@ class InferenceSettings:
     device: str
     backend: str
     precision: str
+    cpu_precision: str
 
 
 @dataclass(frozen=True)

@@ -144,7 +144,7 @@ class LearnedAmodalMask(LearnedStage):
         self.settings = settings
         device, why = inference_device(inference.device)
         self.run = reported(make_runner(load_weights(AmodalMaskNet(), path, "amodal mask"), "amodal_mask", path,
-                                        inference.backend, device, inference.precision), why)
+                                        inference.backend, device, inference.precision, inference.cpu_precision), why)
 
     def __call__(self, segmentation: Segmentation, occlusion: OcclusionGraph, depth: np.ndarray) -> AmodalMasks:
         labels, shape = segmentation.labels, segmentation.labels.shape
@@ -203,7 +203,8 @@ class SpadeAmodalDepth(LearnedStage):
         path = Path(settings.weights or WEIGHTS_DIR / "amodal_depth.pt")
         device, why = inference_device(inference.device)
         self.run = reported(make_runner(load_weights(SpadeAmodalDepthNet(), path, "amodal depth"), "amodal_depth",
-                                        path, inference.backend, device, inference.precision), why)
+                                        path, inference.backend, device, inference.precision, inference.cpu_precision),
+                            why)
         self.settings = settings
 
     @property

@@ -36,6 +36,7 @@ from ..runtime.backends import image_network_runner, reported, torch_image_runne
 from ..runtime.cache import weights_digest
 from ..runtime.devices import inference_device
 from ..runtime.export import INPUT_NAMES, OUTPUT_NAMES, cached_export, cached_graph_path, export_onnx
+from ..runtime.quantize import cpu_graph
 from .amodal import LearnedStage
 
 BOUNDARY, STRUCTURE, OCCLUDER = (OUTPUTS.index(name) for name in ("boundary", "structure", "occluder"))
@@ -187,7 +188,9 @@ class LearnedSegmenter(LearnedStage):
         run_device, why = inference_device(inference.device)
         self.run = reported(image_network_runner(torch_image_runner(net, run_device, inference.precision),
                                                  lambda shape: cached_onnx(exported, path, shape[2], shape[3]),
-                                                 inference.backend, run_device, inference.precision), why)
+                                                 inference.backend, run_device, inference.precision,
+                                                 lambda graph: cpu_graph(graph, "segmentation", path,
+                                                                         inference.cpu_precision)), why)
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """For benchmarks and tests (frames never wait): True once the graph or engine of the last frame's

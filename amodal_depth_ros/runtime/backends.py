@@ -34,6 +34,7 @@ from .export import (
     export_onnx,
     onnxruntime_session,
 )
+from .quantize import cpu_graph
 from .switching import SwitchingRunner
 
 ONNX_BATCH = 8
@@ -167,10 +168,10 @@ def cached_onnx(net: torch.nn.Module, kind: str, weights: Path, batch: int = ONN
         net.cpu(), example_inputs(kind, batch), path, INPUT_NAMES[kind], OUTPUT_NAMES[kind]))
 
 
-def onnxruntime_runner(path: Path, device: str = "cpu", precision: str = "fp32") -> Runner:
+def onnxruntime_runner(path: Path, device: str = "cpu", precision: str = "fp32", note: str = "") -> Runner:
     """onnxruntime on the exported graph; on CUDA its TensorRT / CUDA providers when installed. A CUDA request
     that ends on the CPU provider (no onnxruntime-gpu, or its CUDA provider failed to start) says so in
-    ``error``, like any other fallback."""
+    ``error``, like any other fallback. ``note`` (the graph's precision, say) goes into the status."""
     import onnxruntime as ort
 
     session = onnxruntime_session(path, device, precision, engine_cache=cache_dir() / "ort_trt")
@@ -183,13 +184,16 @@ def onnxruntime_runner(path: Path, device: str = "cpu", precision: str = "fp32")
                  if "CUDAExecutionProvider" not in ort.get_available_providers()
                  else "onnxruntime's CUDA provider did not start (see onnxruntime's log)")
         return FunctionRunner(run, f"onnxruntime (CPUExecutionProvider: {error})", error)
-    return FunctionRunner(run, f"onnxruntime ({provider})")
+    return FunctionRunner(run, f"onnxruntime ({provider}{', ' + note if note else ''})")
 
 
-def onnxruntime_cpu_runner(net: torch.nn.Module, kind: str, weights: Path) -> Runner:
-    """onnxruntime's CPU provider on one static graph per batch of CPU_BATCHES (cached exports): a call of
-    n crops runs as the fewest such batches, none padded."""
-    sessions = {batch: onnxruntime_session(cached_onnx(net, kind, weights, batch)) for batch in CPU_BATCHES}
+def onnxruntime_cpu_runner(net: torch.nn.Module, kind: str, weights: Path, cpu_precision: str = "fp32") -> Runner:
+    """onnxruntime's CPU provider on one static graph per batch of CPU_BATCHES (cached exports, int8 where
+    ``cpu_precision`` asks and ``quantize.cpu_graph`` allows): a call of n crops runs as the fewest such
+    batches, none padded."""
+    graphs = {batch: cpu_graph(cached_onnx(net, kind, weights, batch), kind, weights, cpu_precision)
+              for batch in CPU_BATCHES}
+    sessions = {batch: onnxruntime_session(path) for batch, (path, _) in graphs.items()}
     names = [i.name for i in sessions[1].get_inputs()]
 
     def run(*arrays: np.ndarray) -> np.ndarray:
@@ -200,7 +204,7 @@ def onnxruntime_cpu_runner(net: torch.nn.Module, kind: str, weights: Path) -> Ru
             outputs.append(sessions[batch].run(None, dict(zip(names, chunk, strict=True)))[0])
             start += batch
         return np.concatenate(outputs)
-    return FunctionRunner(run, "onnxruntime (CPUExecutionProvider)")
+    return FunctionRunner(run, f"onnxruntime (CPUExecutionProvider, {graphs[1][1]})")
 
 
 def resolved_backend(backend: str, device: torch.device) -> str:
@@ -306,16 +310,22 @@ class ShapeRunners:
 
 
 def image_network_runner(serving: Runner, export: Callable[[tuple[int, ...]], Path], backend: str,
-                         device: torch.device, precision: str) -> Runner:
+                         device: torch.device, precision: str,
+                         cpu_graph: Callable[[Path], tuple[Path, str]] | None = None) -> Runner:
     """``serving`` (torch) on backend 'torch'; else a ShapeRunners whose graphs ``export(shape)`` writes (cached
     static-shape ONNX) for onnxruntime or a TensorRT engine. Without tensorrt or CUDA, 'tensorrt' serves
-    torch for good and ``error`` says why. 'auto': see ``resolved_backend``."""
+    torch for good and ``error`` says why. 'auto': see ``resolved_backend``. ``cpu_graph(fp32 graph)``: the
+    graph onnxruntime's CPU provider serves instead, and its precision (``quantize.cpu_graph``)."""
     backend = resolved_backend(backend, device)
     if backend == "torch":
         return serving
     if backend == "onnxruntime":
-        return ShapeRunners(serving, lambda shape: onnxruntime_runner(export(shape), device.type, precision),
-                            "onnxruntime graph")
+        def prepare(shape: tuple[int, ...]) -> Runner:
+            path, note = export(shape), ""
+            if cpu_graph is not None and device.type != "cuda":
+                path, note = cpu_graph(path)
+            return onnxruntime_runner(path, device.type, precision, note)
+        return ShapeRunners(serving, prepare, "onnxruntime graph")
     from . import tensorrt_engine
 
     reason = tensorrt_unavailable_on(device)
@@ -326,16 +336,16 @@ def image_network_runner(serving: Runner, export: Callable[[tuple[int, ...]], Pa
 
 
 def make_runner(net: torch.nn.Module, kind: str, weights: Path, backend: str, device: torch.device,
-                precision: str) -> Runner:
+                precision: str, cpu_precision: str = "fp32") -> Runner:
     """``net`` on ``backend`` ('auto': see ``resolved_backend``; where its onnxruntime graphs cannot be made,
     torch serves, as 'auto' allows, and the status says why); ``precision`` (fp16 or fp32) applies on CUDA
-    only: the CPU always runs fp32."""
+    only; ``cpu_precision`` (int8 or fp32) to onnxruntime's CPU provider (``quantize.cpu_graph``)."""
     configured, backend = backend, resolved_backend(backend, device)
     if backend == "onnxruntime":
         builds_engines = onnxruntime_builds_engines(device)
         if device.type != "cuda" and not builds_engines:
             try:
-                return onnxruntime_cpu_runner(net, kind, weights)
+                return onnxruntime_cpu_runner(net, kind, weights, cpu_precision)
             except Exception as exc:   # an unwritable cache, say: 'auto' then serves torch, and says why
                 if configured != "auto":
                     raise

@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "pictures": "amodal_depth_ros.tools.pictures",
     "export": "amodal_depth_ros.tools.export",
     "engines": "amodal_depth_ros.tools.engines",
+    "calibrate": "amodal_depth_ros.tools.calibrate",
     "bench": "amodal_depth_ros.tools.bench",
     "soak": "amodal_depth_ros.tools.soak",
 }
