@@ -138,6 +138,8 @@ def test_layers_rank_hidden_surfaces_per_pixel():
 def test_random_scenes_occlusion_order_matches_ground_truth():
     """On multi-layer scenes every detected occlusion edge is a true one (precision), most true ones are found."""
     pipeline = AmodalDepthPipeline()
+    pipeline(render(*random_scene(0, 320, 240)).to_rgbd_frame())
+    assert pipeline.segmentation.wait_ready(120)   # every frame on the default backend, not torch while it builds
     correct = found = 0
     for seed in range(4):
         objects, intr = random_scene(seed, 320, 240)
@@ -148,6 +150,8 @@ def test_random_scenes_occlusion_order_matches_ground_truth():
         mapping = {int(i): int(np.bincount(truth.instance_ids[labels == i]).argmax()) for i in result.segmentation.ids}
         true_pairs = {tuple(p) for p in truth.occlusion_pairs.tolist()}
         for front, back in result.occlusion.edges.tolist():
+            if mapping[front] == mapping[back]:
+                continue   # two pieces of one object: a split, which the segmentation tests score, not an order
             found += 1
             correct += (mapping[front], mapping[back]) in true_pairs
     assert found > 0 and correct / found >= 0.8
