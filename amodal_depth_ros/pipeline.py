@@ -192,4 +192,4 @@ class AmodalDepthPipeline:
         timings["cloud"] = (clock() - t) * 1e3
         timings["total"] = sum(timings.values())
         return PipelineResult(frame=frame, visible_depth=depth, segmentation=segmentation, occlusion=occlusion,
-                              instances=instances, amodal_depth=amodal, cloud=cloud, timings_ms=timings)
+                              instances=instances, amodal_depth=amodal, cloud=cloud, timings_ms=timings, hidden=hidden)

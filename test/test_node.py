@@ -51,6 +51,43 @@ def send_until_output(client, rgb, depth, intr, tries=10, wait=2.0, **encodings)
     return client.publish_until_output(rgb, depth, intr, STAMPS, tries, wait, **encodings)
 
 
+def test_completed_mesh_marker_for_a_subscriber(node_and_client, scene):
+    """~/completed_mesh (built only for a subscriber): a TRIANGLE_LIST whose opaque corners lie on the observed
+    surface and whose translucent (hidden) ones on the wall behind the box, none bridging the box's outline."""
+    from rclpy.qos import QoSProfile
+    from visualization_msgs.msg import Marker
+
+    node, client = node_and_client
+    meshes: list = []
+    subscription = client.create_subscription(Marker, "/amodal/completed_mesh", meshes.append, QoSProfile(depth=5))
+    try:
+        marker = None
+        for _ in range(10):
+            stamp, _ = send_until_output(client, scene.rgb, scene.depth, scene.intrinsics, frame_id="cam_optical")
+            def arrived(stamp: int = stamp) -> list:
+                return [m for m in meshes if conv.stamp_to_ns(m.header.stamp) == stamp]
+            if wait_for(lambda: bool(arrived()), 5.0):
+                marker = arrived()[0]
+                break
+        assert marker is not None, f"no mesh; log:\n{node.log()}"
+    finally:
+        client.destroy_subscription(subscription)
+    assert marker.type == Marker.TRIANGLE_LIST and marker.header.frame_id == "cam_optical"
+    points = np.array([(p.x, p.y, p.z) for p in marker.points])
+    alpha = np.array([c.a for c in marker.colors])
+    assert len(points) == len(alpha) and len(points) % 3 == 0 and len(points) > 0
+    intr = scene.intrinsics
+    rows = np.rint(points[:, 1] / points[:, 2] * intr.fy + intr.cy).astype(int)
+    cols = np.rint(points[:, 0] / points[:, 2] * intr.fx + intr.cx).astype(int)
+    seen = alpha == 1.0
+    assert np.allclose(points[seen, 2], scene.depth[rows[seen], cols[seen]], rtol=1e-5)
+    behind_box = scene.visible_mask(scene.id_of("box"))
+    assert (~seen).any() and behind_box[rows[~seen], cols[~seen]].all()
+    assert np.allclose(points[~seen, 2], 3.0, atol=0.02)                  # the hidden wall
+    z = points[:, 2].reshape(-1, 3)
+    assert (z.max(axis=1) <= 1.05 * z.min(axis=1)).all()
+
+
 def test_box_in_front_of_wall(node_and_client, scene):
     node, client = node_and_client
     stamp, out = send_until_output(client, scene.rgb, scene.depth, scene.intrinsics, frame_id="cam_optical")

@@ -188,3 +188,33 @@ def test_replay_reads_ros1_bags(recorded, tmp_path):
     summary = replay(ros1, tmp_path / "from_ros1", config.validated(GEOMETRIC))
     assert summary.frames_out == 4
     assert outputs_by_stamp(tmp_path / "from_ros1") == outputs_by_stamp(tmp_path / "from_ros2")
+
+
+def test_replay_writes_each_frames_completed_mesh_as_ply(recorded, tmp_path, capsys):
+    """--mesh DIR: one PLY per frame, named by its stamp, whose visible vertices lie on the frame's depth and
+    whose hidden layers lie behind it; the mesh stays out of the bag."""
+    import open3d as o3d
+
+    path, frames = recorded
+    params = tmp_path / "p.yaml"
+    params.write_text("/**:\n  ros__parameters:\n    segmentation:\n      method: geometric\n    amodal_mask:\n"
+                      "      method: convex_hull\n    amodal_depth:\n      method: plane_fit\n    output:\n"
+                      "      mesh_stride: 2\n")
+    assert cli.main(["replay", str(path), str(tmp_path / "out"), "--params", str(params), "--mesh",
+                     str(tmp_path / "meshes")]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["meshes_written"] == 4
+    assert "/amodal/completed_mesh" not in topics_of(tmp_path / "out")
+    stamps = sorted(int(p.stem) for p in (tmp_path / "meshes").glob("*.ply"))
+    assert stamps == [1_700_000_000 * 10**9 + k * 100_000_000 for k in range(4)]
+    frame = frames[-1]
+    mesh = o3d.io.read_triangle_mesh(str(tmp_path / "meshes" / f"{stamps[-1]}.ply"))
+    vertices, triangles = np.asarray(mesh.vertices), np.asarray(mesh.triangles)
+    assert len(triangles) > 0
+    intr = frame.intrinsics
+    rows = np.rint(vertices[:, 1] / vertices[:, 2] * intr.fy + intr.cy).astype(int)
+    cols = np.rint(vertices[:, 0] / vertices[:, 2] * intr.fx + intr.cx).astype(int)
+    observed = frame.depth[rows, cols]
+    on_surface = np.isclose(vertices[:, 2], observed, rtol=1e-5)
+    behind = vertices[:, 2] > observed + 0.005   # hidden layers: farther than what hides them
+    assert (on_surface | behind).all() and behind.any()
+    assert on_surface.sum() == np.isfinite(frame.depth[::2, ::2]).sum()   # every visible grid point

@@ -12,8 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .geometry import normalized_coords
-from .layers import HiddenSurfaces
-from .types import POINT_DTYPE, LayeredCloud, RGBDFrame, pack_rgb
+from .types import POINT_DTYPE, HiddenSurfaces, LayeredCloud, RGBDFrame, pack_rgb
 
 BANDS = min(4, os.cpu_count() or 1)   # threads filling the visible points
 MIN_PARALLEL = 64 * 64                # smaller images are not worth a thread hand-off

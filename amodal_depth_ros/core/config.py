@@ -70,6 +70,17 @@ PARAMS: tuple[ParamSpec, ...] = (
               1, 100, change=READ_ONLY),
     ParamSpec("output.cloud_stride", 1,
               "Keep every n-th pixel in both directions in the completed point cloud.", 1, 16, change=LIVE),
+    ParamSpec("output.mesh_stride", 4,
+              "Pixels between the grid points of the completed mesh (~/completed_mesh, replay's .ply files): the "
+              "visible surface and each hidden layer triangulated on this grid (4: about 50k triangles at 640x480).",
+              1, 64,
+              change=LIVE),
+    ParamSpec("output.mesh_depth_jump", 0.05,
+              "Relative depth step between neighbouring grid points above which the completed mesh is cut (an "
+              "occlusion edge, not a surface).", 0.001, 1.0, change=LIVE),
+    ParamSpec("output.publish_mesh", True,
+              "Publish ~/completed_mesh, a visualization_msgs/Marker TRIANGLE_LIST of the visible surface and the "
+              "hidden layers (built only while it has a subscriber).", change=READ_ONLY),
     ParamSpec("output.publish_instances", True,
               "Publish the AmodalInstanceArray with per-instance masks and hidden depth.", change=READ_ONLY),
     ParamSpec("output.colorized", False,
@@ -304,6 +315,9 @@ class SyncSettings:
 class OutputSettings:
     queue_depth: int
     cloud_stride: int
+    mesh_stride: int
+    mesh_depth_jump: float
+    publish_mesh: bool
     publish_instances: bool
     colorized: bool
     colorize_min: float

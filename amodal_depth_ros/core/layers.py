@@ -1,22 +1,9 @@
 """Hidden surfaces ordered per pixel: layer 1 is the first surface behind the visible one, and so on."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from .types import AmodalInstance
-
-
-@dataclass
-class HiddenSurfaces:
-    """One entry per (pixel, instance) whose surface is hidden at that pixel."""
-
-    rows: np.ndarray        # (M,) int
-    cols: np.ndarray        # (M,) int
-    depth: np.ndarray       # (M,) float32 metres
-    instance: np.ndarray    # (M,) int32
-    layer: np.ndarray       # (M,) uint8, >= 1
+from .types import AmodalInstance, HiddenSurfaces
 
 
 def stack_hidden_surfaces(instances: list[AmodalInstance], shape: tuple[int, int]) -> HiddenSurfaces:

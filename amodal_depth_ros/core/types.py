@@ -415,6 +415,17 @@ class LayeredCloud:
 
 
 @dataclass
+class HiddenSurfaces:
+    """One entry per (pixel, instance) whose surface is hidden at that pixel (``layers.stack_hidden_surfaces``)."""
+
+    rows: np.ndarray        # (M,) int
+    cols: np.ndarray        # (M,) int
+    depth: np.ndarray       # (M,) float32 metres
+    instance: np.ndarray    # (M,) int32
+    layer: np.ndarray       # (M,) uint8, >= 1
+
+
+@dataclass
 class PipelineResult:
     """Everything the pipeline computed for one frame."""
 
@@ -426,3 +437,4 @@ class PipelineResult:
     amodal_depth: np.ndarray            # (H, W) float32: nearest hidden surface where one exists, else visible depth
     cloud: LayeredCloud
     timings_ms: dict[str, float]
+    hidden: HiddenSurfaces | None = None   # the hidden surfaces per pixel the cloud and the mesh are built from

@@ -162,8 +162,9 @@ class AmodalDepthNode(Node):
             return
         result = self.pipeline(outputs.frame_of(matched))
         start = time.perf_counter()
-        for topic, msg in outputs.output_messages(result, matched, wanted, outputs.colorize_range(self.params)).items():
-            self.publishers_by_topic[topic].publish(msg)
+        for topic, msg in outputs.output_messages(result, matched, wanted, outputs.colorize_range(self.params),
+                                                  outputs.mesh_settings(self.params)).items():
+            self.publishers_by_topic[topic].publish(outputs.payload(msg))
         timings = dict(result.timings_ms, publish=(time.perf_counter() - start) * 1e3)
         self.stats.count_output(timings)
 

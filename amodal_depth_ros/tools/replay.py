@@ -3,8 +3,9 @@
 IN is a rosbag2 folder or file (mcap or sqlite3) or a ROS 1 .bag; OUT (default: IN_amodal) gets
 /amodal/visible_depth/{image,camera_info}, /amodal/amodal_depth/{image,camera_info},
 /amodal/amodal_points and /amodal/amodal_instances with the input image's stamps and frame ids
-(--copy-inputs adds the input topics, for playback in rviz). Parameters come from --params (the
-node's YAML file) exactly as the node reads them. No ROS installation is needed.
+(--copy-inputs adds the input topics, for playback in rviz); --mesh DIR writes each frame's completed mesh
+(visible surface and hidden layers, the node's ~/completed_mesh) to DIR/STAMP_NS.ply. Parameters come from
+--params (the node's YAML file) exactly as the node reads them. No ROS installation is needed.
 """
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="output format (default: mcap)")
     parser.add_argument("--copy-inputs", action="store_true", help="write the input topics to OUT too")
+    parser.add_argument("--mesh", type=Path, default=None, metavar="DIR",
+                        help="write each frame's completed mesh to DIR/STAMP_NS.ply (binary PLY: vertex colour, "
+                             "instance and layer)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             progress.n = done
             progress.refresh()
 
-        summary = replay(args.bag_in, bag_out, params, topics, args.storage, args.copy_inputs, advance)
+        summary = replay(args.bag_in, bag_out, params, topics, args.storage, args.copy_inputs, advance, args.mesh)
         progress.close()
     except (ValueError, OSError) as exc:
         print(f"amodal-depth replay: {exc}", file=sys.stderr)
