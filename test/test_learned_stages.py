@@ -268,31 +268,3 @@ def test_the_nearer_room_surface_ends_the_farther_where_their_hidden_parts_meet(
     assert np.isnan(wall[:, 2:5]).all() and np.isfinite(wall[:, 5]).all()     # farther than the floor: gone
     assert (wall[:, :2] == 1.5).all() and np.isnan(floor[:, 1:3]).all()       # nearer: the floor gives way
     assert (floor[:, 0] == 2.0).all() and (floor[:, 3:] == 2.0).all()
-
-
-def test_network_takes_the_largest_hidden_parts_and_no_slivers():
-    """amodal_depth.max_instances and min_hidden_area: the network completes the largest hidden parts, none
-    under the area floor; every other hidden part still gets depth (the nearest visible one)."""
-    from amodal_depth_ros.tools.calibrate import RecordingRunner
-
-    truth = generate(4, 320, 240)
-    seg, occlusion, masks = truth.segmentation(), truth.occlusion(), truth.true_amodal_masks()
-    hidden = {i: int((masks[i] & ~truth.visible_mask(i)).sum()) for i in seg.ids.tolist()}
-    parts = sorted(a for a in hidden.values() if a > 0)
-    assert len(parts) >= 4
-
-    def network_calls(**params):
-        s = Settings.from_values({"inference.device": "cpu", "amodal_depth.planar_tolerance": 0.0,
-                                  **{f"amodal_depth.{k}": v for k, v in params.items()}})
-        stage = SpadeAmodalDepth(s.amodal_depth, s.inference)
-        stage.run = recording = RecordingRunner(stage.run)
-        instances = stage(truth.to_rgbd_frame(), truth.depth, seg, occlusion, masks)
-        for inst in instances:   # with or without the network, every hidden pixel with a visible anchor has depth
-            assert np.isfinite(inst.depth[inst.hidden_mask]).all()
-        return sum(len(c) for c in recording.calls), instances
-
-    everything, _ = network_calls(min_hidden_area=0.0)
-    assert everything == len(parts)
-    assert network_calls(min_hidden_area=0.0, max_instances=2)[0] == 2
-    floor = (parts[1] + 1) / truth.depth.size          # leaves out the two smallest hidden parts
-    assert network_calls(min_hidden_area=floor)[0] == len(parts) - 2

@@ -193,10 +193,6 @@ PARAMS: tuple[ParamSpec, ...] = (
               "largest hidden part first; the others take the depth of their nearest visible pixel ('nearest'), "
               "and large planes are extended by the plane fit (the network: ~3 ms per instance on two CPU cores).",
               0, 1000, change=LIVE),
-    ParamSpec("amodal_depth.min_hidden_area", 0.001,
-              "'spade' only: a hidden part smaller than this fraction of the image (a sliver behind a neighbour in "
-              "clutter) takes the nearest-visible fill instead of the network, which adds nothing there.", 0.0, 1.0,
-              change=LIVE),
     ParamSpec("amodal_depth.method", "spade",
               "Hidden-surface depth: 'spade' = the SPADE amodal depth network (shipped weights), instances peeled "
               "front to back, aligned to the observed depth by scale and shift on the visible part; 'plane_fit' = "
@@ -391,7 +387,6 @@ class AmodalDepthSettings:
     inpaint_radius: float
     min_gap: float
     max_instances: int
-    min_hidden_area: float
 
 
 @dataclass(frozen=True)

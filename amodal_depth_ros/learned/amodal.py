@@ -253,11 +253,7 @@ class SpadeAmodalDepth(LearnedStage):
         # The network completes the largest hidden parts, at most max_instances of them (planes above are not
         # counted); the others take the depth of their nearest visible pixel (a baseline as good as Telea
         # inpainting, and a few tenths of a millisecond an instance).
-        # Hidden parts under min_hidden_area of the image (a sliver behind a neighbour in clutter) too: there the
-        # network's crop adds nothing over the fill.
-        smallest = self.settings.min_hidden_area * depth.size
-        chosen = set(sorted((i for i in network if hidden_area[i] >= smallest),
-                            key=lambda i: -hidden_area[i])[:self.settings.max_instances])
+        chosen = set(sorted(network, key=lambda i: -hidden_area[i])[:self.settings.max_instances])
         for i in network:
             if i not in chosen:
                 visible, amodal, own = crops[i]
