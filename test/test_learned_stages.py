@@ -268,3 +268,25 @@ def test_the_nearer_room_surface_ends_the_farther_where_their_hidden_parts_meet(
     assert np.isnan(wall[:, 2:5]).all() and np.isfinite(wall[:, 5]).all()     # farther than the floor: gone
     assert (wall[:, :2] == 1.5).all() and np.isnan(floor[:, 1:3]).all()       # nearer: the floor gives way
     assert (floor[:, 0] == 2.0).all() and (floor[:, 3:] == 2.0).all()
+
+
+def test_network_takes_the_largest_hidden_parts_up_to_its_cap():
+    """amodal_depth.max_instances: the network completes at most that many hidden parts, the largest; every
+    other hidden part still gets depth (the nearest visible one)."""
+    from amodal_depth_ros.tools.calibrate import RecordingRunner
+
+    truth = generate(4, 320, 240)
+    seg, occlusion, masks = truth.segmentation(), truth.occlusion(), truth.true_amodal_masks()
+    parts = sum(int((masks[i] & ~truth.visible_mask(i)).any()) for i in seg.ids.tolist())
+    assert parts >= 4
+
+    def network_crops(cap: int) -> int:
+        s = Settings.from_values({"inference.device": "cpu", "amodal_depth.planar_tolerance": 0.0,
+                                  "amodal_depth.max_instances": cap})
+        stage = SpadeAmodalDepth(s.amodal_depth, s.inference)
+        stage.run = recording = RecordingRunner(stage.run)
+        for inst in stage(truth.to_rgbd_frame(), truth.depth, seg, occlusion, masks):
+            assert np.isfinite(inst.depth[inst.hidden_mask]).all()
+        return sum(len(c) for c in recording.calls)
+
+    assert network_crops(100) == parts and network_crops(2) == 2 and network_crops(0) == 0
