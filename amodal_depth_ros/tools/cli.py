@@ -17,6 +17,7 @@ SUBCOMMANDS = {
     "demo": "amodal_depth_ros.tools.demo",
     "composites": "amodal_depth_ros.tools.composites",
     "eval": "amodal_depth_ros.tools.eval",
+    "map-eval": "amodal_depth_ros.tools.map_eval",
     "generate": "amodal_depth_ros.tools.generate",
     "train": "amodal_depth_ros.tools.train",
     "replay": "amodal_depth_ros.tools.replay",

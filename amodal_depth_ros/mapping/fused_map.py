@@ -1,0 +1,245 @@
+"""A map fused over time from what the camera sees and what the pipeline predicts behind it.
+
+Two TSDF voxel block grids (Open3D's tensor ``VoxelBlockGrid``, on the CPU or CUDA): ``observed`` integrates
+the visible depth, ``predicted`` the hidden layers (``HiddenSurfaces``). Predictions weigh less than
+observations and never overrule them:
+
+- A prediction for space the camera has already observed is not integrated: each hidden pixel's point is
+  looked up in the observed grid (integrated by an earlier frame: weight > 0) first. And a predicted surface
+  point within ``OBSERVED_RADIUS`` voxels of an observed one is dropped at extraction: the observation stands
+  for that surface.
+- Observations clear predictions. Every frame, the predicted voxels near their surface are projected into
+  the visible depth. Where the camera sees through such a voxel (its ray ends beyond it) or onto it (an
+  observed surface within two voxels), the voxel loses ``1 / hidden_weight`` of its weight (each prediction
+  adds 1): one look undoes ``1 / hidden_weight`` frames of prediction. Only what stays hidden keeps its
+  prediction.
+- Memory is bounded: each grid holds at most ``max_blocks`` blocks of 8^3 voxels. At the limit, new blocks
+  are not allocated; the allocated ones keep integrating.
+
+A frame is integrated with its camera-to-map pose (4x4, the optical frame's). Poses come from the caller.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..core.types import CameraIntrinsics, HiddenSurfaces
+
+BLOCK_RESOLUTION = 8
+OBSERVED_RADIUS = 1.5   # voxels: a predicted point this close to an observed one is that surface, observed
+MAX_HIDDEN_LAYERS = 3
+
+
+@dataclass
+class MapCloud:
+    """The map's surface as points: observed ones first, then the predictions that survive."""
+
+    points: np.ndarray      # (N, 3) float32 metres, map frame
+    colors: np.ndarray      # (N, 3) uint8 RGB
+    predicted: np.ndarray   # (N,) bool: from the hidden layers, not (yet) observed
+
+
+def hidden_layer_depths(hidden: HiddenSurfaces, shape: tuple[int, int], stride: int = 1) -> list[np.ndarray]:
+    """One float32 depth image per hidden layer (0 where the layer has no surface), nearest first, of the
+    pixels on every ``stride``-th row and column of an image of ``shape``."""
+    on_grid = (hidden.rows % stride == 0) & (hidden.cols % stride == 0)
+    small = (-(-shape[0] // stride), -(-shape[1] // stride))
+    layers = []
+    for layer in range(1, MAX_HIDDEN_LAYERS + 1):
+        at = on_grid & (hidden.layer == layer)
+        if not at.any():
+            break
+        depth = np.zeros(small, np.float32)
+        depth[hidden.rows[at] // stride, hidden.cols[at] // stride] = hidden.depth[at]
+        layers.append(depth)
+    return layers
+
+
+class FusedMap:
+    def __init__(self, voxel_size: float = 0.02, truncation: float = 0.08, max_blocks: int = 20000,
+                 hidden_weight: float = 0.2, depth_max: float = 8.0, device: str = "CPU:0",
+                 hidden_truncation: float | None = None, pixel_stride: int = 2):
+        import open3d as o3d
+        import open3d.core as o3c
+
+        if not 0.0 < hidden_weight <= 1.0:
+            raise ValueError(f"hidden_weight must be in (0, 1], got {hidden_weight}")
+        self._o3d, self._o3c = o3d, o3c
+        self.voxel_size, self.truncation, self.max_blocks = voxel_size, truncation, max_blocks
+        self.hidden_weight, self.depth_max = hidden_weight, depth_max
+        self.hidden_truncation = truncation if hidden_truncation is None else hidden_truncation
+        self.pixel_stride = pixel_stride   # every n-th pixel: at 2 a VGA pixel is ~1 cm at 3 m, below a voxel
+        self.device = o3c.Device(device)
+        self.observed, self.predicted = self._grid(), self._grid()
+        self.frames = 0
+        self.blocks_refused = 0   # new blocks not allocated because a grid was at max_blocks
+
+    def _grid(self) -> Any:   # an o3d.t.geometry.VoxelBlockGrid
+        o3c = self._o3c
+        return self._o3d.t.geometry.VoxelBlockGrid(
+            attr_names=("tsdf", "weight", "color"), attr_dtypes=(o3c.float32, o3c.float32, o3c.float32),
+            attr_channels=(o3c.SizeVector([1]), o3c.SizeVector([1]), o3c.SizeVector([3])),
+            voxel_size=self.voxel_size, block_resolution=BLOCK_RESOLUTION, block_count=self.max_blocks,
+            device=self.device)
+
+
+    def blocks(self) -> tuple[int, int]:
+        """Allocated blocks of the observed and the predicted grid."""
+        return self.observed.hashmap().size(), self.predicted.hashmap().size()
+
+    def integrate(self, depth: np.ndarray, rgb: np.ndarray, intrinsics: CameraIntrinsics, camera_to_map: np.ndarray,
+                  hidden: HiddenSurfaces | None = None, hidden_rgb: np.ndarray | None = None) -> None:
+        """One frame: visible ``depth`` (H, W metres, NaN or 0 unknown) with its ``rgb``; ``hidden`` surfaces
+        with ``hidden_rgb`` (an (H, W, 3) colour for them, e.g. their instance's mean colour)."""
+        o3c = self._o3c
+        if not np.isfinite(camera_to_map).all():
+            raise ValueError("camera_to_map has non-finite entries")
+        s = self.pixel_stride
+        # The pixels on every s-th row and column, and the pinhole that sees just them.
+        intrinsics = CameraIntrinsics(intrinsics.fx / s, intrinsics.fy / s, intrinsics.cx / s, intrinsics.cy / s,
+                                      -(-intrinsics.width // s), -(-intrinsics.height // s))
+        extrinsic = o3c.Tensor(np.linalg.inv(camera_to_map), o3c.float64)
+        intrinsic = o3c.Tensor(intrinsics.matrix(), o3c.float64)
+        visible = np.ascontiguousarray(np.nan_to_num(depth[::s, ::s], nan=0.0), np.float32)
+        rgb = np.ascontiguousarray(rgb[::s, ::s])
+        if self.predicted.hashmap().size():
+            self._carve(visible, intrinsics, np.linalg.inv(camera_to_map))
+        layers = [] if hidden is None else hidden_layer_depths(hidden, depth.shape, s)
+        hidden_rgb = None if hidden_rgb is None else np.ascontiguousarray(hidden_rgb[::s, ::s])
+        for layer in layers:   # before this frame's observations: only earlier ones overrule its predictions
+            self._drop_observed(layer, intrinsics, camera_to_map)
+        self._integrate(self.observed, visible, rgb, intrinsic, extrinsic, self.truncation)
+        colour = rgb if hidden_rgb is None else hidden_rgb
+        for layer in layers:
+            self._integrate(self.predicted, layer, colour, intrinsic, extrinsic, self.hidden_truncation)
+        self.frames += 1
+
+    def _drop_observed(self, layer: np.ndarray, intrinsics: CameraIntrinsics, camera_to_map: np.ndarray) -> None:
+        """Zero the pixels of a hidden ``layer`` depth image whose point the observed grid already holds."""
+        rows, cols = np.nonzero(layer)
+        if not len(rows) or self.observed.hashmap().size() == 0:
+            return
+        z = layer[rows, cols].astype(np.float64)
+        camera = np.stack([(cols - intrinsics.cx) / intrinsics.fx * z, (rows - intrinsics.cy) / intrinsics.fy * z, z],
+                          axis=1)
+        observed = self.observed_at(camera @ camera_to_map[:3, :3].T + camera_to_map[:3, 3])
+        layer[rows[observed], cols[observed]] = 0.0
+
+    def observed_at(self, points: np.ndarray) -> np.ndarray:
+        """(N,) bool: whether the observed grid has integrated the voxel nearest each map point (weight > 0)."""
+        o3c, grid = self._o3c, self.observed
+        voxel = np.rint(points / self.voxel_size).astype(np.int64)
+        block = np.floor_divide(voxel, BLOCK_RESOLUTION)
+        local = voxel - block * BLOCK_RESOLUTION
+        buf, found = grid.hashmap().find(o3c.Tensor(block.astype(np.int32), o3c.int32, self.device))
+        found = found.cpu().numpy().astype(bool)
+        out = np.zeros(len(points), bool)
+        if found.any():
+            # Voxels of a block are stored x fastest, then y, then z.
+            flat = buf.cpu().numpy().astype(np.int64)[found] * BLOCK_RESOLUTION ** 3 + local[found] @ np.array(
+                [1, BLOCK_RESOLUTION, BLOCK_RESOLUTION ** 2])
+            weight = grid.attribute("weight").reshape((-1,))[o3c.Tensor(flat, o3c.int64, self.device)]
+            out[found] = weight.cpu().numpy() > 0
+        return out
+
+    def _integrate(self, grid: Any, depth: np.ndarray, rgb: np.ndarray, intrinsic: Any, extrinsic: Any,
+                   truncation: float) -> None:
+        o3d, o3c = self._o3d, self._o3c
+        if not (depth > 0).any():   # Open3D refuses an image that touches no block
+            return
+        image = o3d.t.geometry.Image(o3c.Tensor(depth).to(self.device))
+        colour = o3d.t.geometry.Image(o3c.Tensor(np.ascontiguousarray(rgb, np.float32) / 255.0).to(self.device))
+        multiplier = truncation / self.voxel_size
+        try:
+            coords = grid.compute_unique_block_coordinates(image, intrinsic, extrinsic, 1.0, self.depth_max,
+                                                           multiplier)
+        except RuntimeError as exc:   # a few scattered pixels (its scan skips some) or all beyond depth_max
+            if "No block is touched" in str(exc):
+                return
+            raise
+        coords = self._within_budget(grid, coords)
+        if coords.shape[0]:
+            grid.integrate(coords, image, colour, intrinsic, extrinsic, 1.0, self.depth_max, multiplier)
+
+    def _within_budget(self, grid: Any, coords: Any) -> Any:
+        """``coords`` less the new blocks that would take the grid past max_blocks (the first ones fit)."""
+        hashmap = grid.hashmap()
+        room = self.max_blocks - hashmap.size()
+        _, found = hashmap.find(coords)
+        new = np.flatnonzero(~found.cpu().numpy())
+        if len(new) <= room:
+            return coords
+        self.blocks_refused += len(new) - max(room, 0)
+        keep = np.ones(coords.shape[0], bool)
+        keep[new[max(room, 0):]] = False
+        return coords[self._o3c.Tensor(keep, self._o3c.bool, self.device)]
+
+    def _carve(self, visible: np.ndarray, intrinsics: CameraIntrinsics, map_to_camera: np.ndarray) -> None:
+        """Predicted voxels near their surface that this frame sees through or onto lose weight."""
+        grid, o3c = self.predicted, self._o3c
+        buf = grid.hashmap().active_buf_indices().cpu().numpy().astype(np.int64)
+        if not len(buf):
+            return
+        cells = BLOCK_RESOLUTION ** 3
+        flat = (buf[:, None] * cells + np.arange(cells)).ravel()
+        on_cpu = self.device.get_type() == o3c.Device.DeviceType.CPU
+        weight_t, tsdf_t = grid.attribute("weight").reshape((-1,)), grid.attribute("tsdf").reshape((-1,))
+        # On the CPU the attributes are read (and written) in place; elsewhere the active ones are copied.
+        index = None if on_cpu else o3c.Tensor(flat, o3c.int64, self.device)
+        w = weight_t.numpy()[flat] if on_cpu else weight_t[index].cpu().numpy()
+        t = tsdf_t.numpy()[flat] if on_cpu else tsdf_t[index].cpu().numpy()
+        near = np.flatnonzero((w > 0) & (np.abs(t) < 0.5))   # within half the truncation of the predicted surface
+        if not len(near):
+            return
+        cell = flat[near] % cells
+        local = np.stack([cell % BLOCK_RESOLUTION, cell // BLOCK_RESOLUTION % BLOCK_RESOLUTION,
+                          cell // BLOCK_RESOLUTION ** 2], axis=1)
+        keys = grid.hashmap().key_tensor().cpu().numpy().astype(np.int64)
+        points = ((keys[flat[near] // cells] * BLOCK_RESOLUTION + local) * self.voxel_size)
+        camera = points @ map_to_camera[:3, :3].T + map_to_camera[:3, 3]
+        z = camera[:, 2]
+        ahead = z > 1e-3
+        u = np.full(z.shape, -1, np.int64)
+        v = np.full(z.shape, -1, np.int64)
+        u[ahead] = np.rint(camera[ahead, 0] / z[ahead] * intrinsics.fx + intrinsics.cx).astype(np.int64)
+        v[ahead] = np.rint(camera[ahead, 1] / z[ahead] * intrinsics.fy + intrinsics.cy).astype(np.int64)
+        inside = ahead & (u >= 0) & (u < visible.shape[1]) & (v >= 0) & (v < visible.shape[0])
+        seen = np.zeros(z.shape, np.float32)
+        seen[inside] = visible[v[inside], u[inside]]
+        # Seen through (the camera sees past it) or onto (an observed surface within two voxels of it).
+        through = inside & (seen > 0) & (seen > z - 2.0 * self.voxel_size)
+        if not through.any():
+            return
+        lowered = np.maximum(w[near][through] - 1.0 / self.hidden_weight, 0.0).astype(np.float32)
+        if on_cpu:
+            weight_t.numpy()[flat[near][through]] = lowered
+        else:
+            weight_t[o3c.Tensor(flat[near][through], o3c.int64, self.device)] = o3c.Tensor(lowered, o3c.float32,
+                                                                                           self.device)
+
+    def extract(self) -> MapCloud:
+        """The map's surface: observed points, and predicted ones that no observation stands for."""
+        from scipy.spatial import cKDTree
+
+        observed = self._points(self.observed)
+        predicted = self._points(self.predicted)
+        if len(observed[0]) and len(predicted[0]):
+            distance, _ = cKDTree(observed[0]).query(predicted[0],
+                                                     distance_upper_bound=OBSERVED_RADIUS * self.voxel_size)
+            keep = ~np.isfinite(distance)
+            predicted = (predicted[0][keep], predicted[1][keep])
+        return MapCloud(np.concatenate([observed[0], predicted[0]]), np.concatenate([observed[1], predicted[1]]),
+                        np.r_[np.zeros(len(observed[0]), bool), np.ones(len(predicted[0]), bool)])
+
+    def _points(self, grid: Any) -> tuple[np.ndarray, np.ndarray]:
+        if grid.hashmap().size() == 0:
+            return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8)
+        cloud = grid.extract_point_cloud(0.5)   # weight > 0.5: integrated at least once, not carved away
+        if "positions" not in cloud.point or cloud.point.positions.shape[0] == 0:
+            return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8)
+        points = cloud.point.positions.cpu().numpy().astype(np.float32)
+        colors = np.clip(cloud.point.colors.cpu().numpy() * 255.0, 0, 255).astype(np.uint8) \
+            if "colors" in cloud.point else np.full((len(points), 3), 128, np.uint8)
+        return points, colors
