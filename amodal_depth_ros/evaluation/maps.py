@@ -25,6 +25,7 @@ from ..mapping import FusedMap, MapCloud
 from ..pipeline import AmodalDepthPipeline
 from ..synthetic.paths import path_frames, scene_world, true_surface_points
 from ..visualize import orbit_view, render_points
+from .pictures import titled
 
 VARIANTS = ("visible_only", "with_hidden")
 TRUTH_VOXEL = 0.01   # true surface points are thinned to one per cm^3
@@ -117,9 +118,9 @@ def maps_side_by_side(clouds: dict[str, MapCloud], size: int = 480) -> np.ndarra
     spread = np.percentile(np.linalg.norm(everything - np.median(everything, axis=0), axis=1), 95)
     translation = translation + np.array([0.0, 0.0, 1.6 * spread])
     panels = []
-    for variant in VARIANTS:
+    for variant, title in zip(VARIANTS, ("visible only", "with the hidden layers (magenta: predicted)"), strict=True):
         cloud = clouds[variant]
         colors = cloud.colors.copy()
         colors[cloud.predicted] = (230, 40, 200)
-        panels.append(render_points(cloud.points, colors, intr, rotation, translation))
+        panels.append(titled(render_points(cloud.points, colors, intr, rotation, translation), title))
     return np.concatenate(panels, axis=1)

@@ -12,7 +12,7 @@ ERROR_RANGE_M = (0.0, 0.3)   # colour scale of the absolute-error maps
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-def _titled(image: np.ndarray, title: str) -> np.ndarray:
+def titled(image: np.ndarray, title: str) -> np.ndarray:
     out = image.copy()
     scale = max(image.shape[1] / 700.0, 0.35)
     (w, h), base = cv2.getTextSize(title, _FONT, scale, 1)
@@ -70,8 +70,8 @@ def comparison(predictions: FramePredictions, target: int | None = None, panel_h
     def zoom(panel: np.ndarray) -> np.ndarray:
         return cv2.resize(panel[box], None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
 
-    top_row = [_titled(zoom(p), t) for p, t in top]
-    bottom_row = [_titled(zoom(p), t) for p, t in bottom]
+    top_row = [titled(zoom(p), t) for p, t in top]
+    bottom_row = [titled(zoom(p), t) for p, t in bottom]
     return np.concatenate([np.concatenate(top_row, axis=1), np.concatenate(bottom_row, axis=1)], axis=0)
 
 
@@ -122,10 +122,10 @@ def occluder_comparison(predictions: OccluderPredictions, methods: list[str]) ->
     def under(values: np.ndarray) -> np.ndarray:
         return colorize_depth(np.where(item.occluder, values, depth), vmin, vmax)
 
-    tiles = [_titled(item.frame.rgb, item.name), _titled(under(item.truth), f"truth {vmin:.2f}-{vmax:.2f} m")]
+    tiles = [titled(item.frame.rgb, item.name), titled(under(item.truth), f"truth {vmin:.2f}-{vmax:.2f} m")]
     for method in methods:
         values = predictions.depth[method]
         error = np.where(item.hidden & np.isfinite(values), np.abs(values - item.truth) / item.truth, np.nan)
-        tiles += [_titled(under(values), method), _titled(colorize_depth(error, 0.0, 0.2), f"{method} error 0-20 %")]
+        tiles += [titled(under(values), method), titled(colorize_depth(error, 0.0, 0.2), f"{method} error 0-20 %")]
     rows = [np.concatenate(tiles[k:k + 2], axis=1) for k in range(0, len(tiles), 2)]
     return np.concatenate(rows, axis=0)

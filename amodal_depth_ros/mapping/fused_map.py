@@ -5,14 +5,16 @@ the visible depth, ``predicted`` the hidden layers (``HiddenSurfaces``). Predict
 observations and never overrule them:
 
 - A prediction for space the camera has already observed is not integrated: each hidden pixel's point is
-  looked up in the observed grid (integrated by an earlier frame: weight > 0) first. And a predicted surface
-  point within ``OBSERVED_RADIUS`` voxels of an observed one is dropped at extraction: the observation stands
-  for that surface.
+  looked up in the observed grid (integrated by an earlier frame: weight > 0) first; nor is one for space an
+  earlier frame predicted (the first prediction stands; averaging the views' disagreeing guesses smeared
+  them). A predicted surface point within ``OBSERVED_RADIUS`` voxels of an observed one is dropped at
+  extraction: the observation stands for that surface.
 - Observations clear predictions. Every frame, the predicted voxels near their surface are projected into
   the visible depth. Where the camera sees through such a voxel (its ray ends beyond it) or onto it (an
   observed surface within two voxels), the voxel loses ``1 / hidden_weight`` of its weight (each prediction
   adds 1): one look undoes ``1 / hidden_weight`` frames of prediction. Only what stays hidden keeps its
-  prediction.
+  prediction, and only while the views agree: a predicted voxel hidden in a frame that predicts no surface
+  within the truncation distance of it loses one frame's weight (a one-off guess fades).
 - Memory is bounded: each grid holds at most ``max_blocks`` blocks of 8^3 voxels. At the limit, new blocks
   are not allocated; the allocated ones keep integrating.
 
@@ -104,9 +106,9 @@ class FusedMap:
         intrinsic = o3c.Tensor(intrinsics.matrix(), o3c.float64)
         visible = np.ascontiguousarray(np.nan_to_num(depth[::s, ::s], nan=0.0), np.float32)
         rgb = np.ascontiguousarray(rgb[::s, ::s])
-        if self.predicted.hashmap().size():
-            self._carve(visible, intrinsics, np.linalg.inv(camera_to_map))
         layers = [] if hidden is None else hidden_layer_depths(hidden, depth.shape, s)
+        if self.predicted.hashmap().size():
+            self._carve(visible, intrinsics, np.linalg.inv(camera_to_map), layers if hidden is not None else None)
         hidden_rgb = None if hidden_rgb is None else np.ascontiguousarray(hidden_rgb[::s, ::s])
         for layer in layers:   # before this frame's observations: only earlier ones overrule its predictions
             self._drop_observed(layer, intrinsics, camera_to_map)
@@ -117,19 +119,25 @@ class FusedMap:
         self.frames += 1
 
     def _drop_observed(self, layer: np.ndarray, intrinsics: CameraIntrinsics, camera_to_map: np.ndarray) -> None:
-        """Zero the pixels of a hidden ``layer`` depth image whose point the observed grid already holds."""
+        """Zero the pixels of a hidden ``layer`` depth image whose point either grid already holds: observed
+        space, or a prediction made from an earlier viewpoint (predictions are not averaged across views)."""
         rows, cols = np.nonzero(layer)
         if not len(rows) or self.observed.hashmap().size() == 0:
             return
         z = layer[rows, cols].astype(np.float64)
         camera = np.stack([(cols - intrinsics.cx) / intrinsics.fx * z, (rows - intrinsics.cy) / intrinsics.fy * z, z],
                           axis=1)
-        observed = self.observed_at(camera @ camera_to_map[:3, :3].T + camera_to_map[:3, 3])
-        layer[rows[observed], cols[observed]] = 0.0
+        points = camera @ camera_to_map[:3, :3].T + camera_to_map[:3, 3]
+        known = self.observed_at(points) | self.observed_at(points, self.predicted)
+        layer[rows[known], cols[known]] = 0.0
 
-    def observed_at(self, points: np.ndarray) -> np.ndarray:
-        """(N,) bool: whether the observed grid has integrated the voxel nearest each map point (weight > 0)."""
-        o3c, grid = self._o3c, self.observed
+    def observed_at(self, points: np.ndarray, grid: Any = None) -> np.ndarray:
+        """(N,) bool: whether the observed grid (or ``grid``) has integrated the voxel nearest each map point
+        (weight > 0)."""
+        o3c = self._o3c
+        grid = self.observed if grid is None else grid
+        if grid.hashmap().size() == 0:
+            return np.zeros(len(points), bool)
         voxel = np.rint(points / self.voxel_size).astype(np.int64)
         block = np.floor_divide(voxel, BLOCK_RESOLUTION)
         local = voxel - block * BLOCK_RESOLUTION
@@ -176,7 +184,8 @@ class FusedMap:
         keep[new[max(room, 0):]] = False
         return coords[self._o3c.Tensor(keep, self._o3c.bool, self.device)]
 
-    def _carve(self, visible: np.ndarray, intrinsics: CameraIntrinsics, map_to_camera: np.ndarray) -> None:
+    def _carve(self, visible: np.ndarray, intrinsics: CameraIntrinsics, map_to_camera: np.ndarray,
+               layers: list[np.ndarray] | None = None) -> None:
         """Predicted voxels near their surface that this frame sees through or onto lose weight."""
         grid, o3c = self.predicted, self._o3c
         buf = grid.hashmap().active_buf_indices().cpu().numpy().astype(np.int64)
@@ -210,9 +219,20 @@ class FusedMap:
         seen[inside] = visible[v[inside], u[inside]]
         # Seen through (the camera sees past it) or onto (an observed surface within two voxels of it).
         through = inside & (seen > 0) & (seen > z - 2.0 * self.voxel_size)
+        penalty = np.where(through, np.float32(1.0 / self.hidden_weight), np.float32(0.0))
+        if layers is not None:
+            # Hidden now, and this frame predicts no surface there: the prediction fades by one frame's weight.
+            hidden_now = inside & (seen > 0) & ~through
+            supported = np.zeros(z.shape, bool)
+            for layer in layers:
+                d = np.zeros(z.shape, np.float32)
+                d[hidden_now] = layer[v[hidden_now], u[hidden_now]]
+                supported |= (d > 0) & (np.abs(d - z) < self.hidden_truncation)
+            penalty[hidden_now & ~supported] = 1.0
+        through = penalty > 0
         if not through.any():
             return
-        lowered = np.maximum(w[near][through] - 1.0 / self.hidden_weight, 0.0).astype(np.float32)
+        lowered = np.maximum(w[near][through] - penalty[through], 0.0).astype(np.float32)
         if on_cpu:
             weight_t.numpy()[flat[near][through]] = lowered
         else:
