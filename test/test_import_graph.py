@@ -93,7 +93,7 @@ def test_the_checker_sees_lazy_imports():
 
 # The layers, lowest first, as the package docstring names them: a module imports only its own layer or lower ones.
 LAYERS = ["amodal_depth_ros", "errors", "_lazy", "resources", "core", "networks", "runtime", "learned", "pipeline",
-          "mapping", "groundtruth", "visualize", "synthetic", "ros", "datasets", "evaluation", "training", "tools"]
+          "groundtruth", "visualize", "mapping", "synthetic", "ros", "datasets", "evaluation", "training", "tools"]
 
 
 def test_imports_point_down_the_layers():

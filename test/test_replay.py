@@ -218,3 +218,52 @@ def test_replay_writes_each_frames_completed_mesh_as_ply(recorded, tmp_path, cap
     behind = vertices[:, 2] > observed + 0.005   # hidden layers: farther than what hides them
     assert (on_surface | behind).all() and behind.any()
     assert on_surface.sum() == np.isfinite(frame.depth[::2, ::2]).sum()   # every visible grid point
+
+
+def test_replay_fuses_a_posed_camera_path_into_a_map(tmp_path, capsys):
+    """--map with --pose-topic: the frames of a moving camera, each placed by its PoseStamped, fuse into one
+    map whose observed points lie on the scene's true surfaces; a NaN pose leaves its frame out, counted."""
+    import open3d as o3d
+    from geometry_msgs.msg import PoseStamped
+    from scipy.spatial import cKDTree
+    from scipy.spatial.transform import Rotation
+    from std_msgs.msg import Header
+
+    from amodal_depth_ros.ros.bag import BagWriter
+    from amodal_depth_ros.synthetic.paths import path_frames, scene_world, true_surface_points
+
+    steps = list(path_frames(scene_world("tabletop", 4, 160, 120), 4))
+    bag = tmp_path / "posed"
+    with BagWriter(bag, "mcap") as out:
+        for k, step in enumerate(steps):
+            stamp = 1_700_000_000 * 10**9 + k * 100_000_000
+            header = Header(stamp=conv.ns_to_stamp(stamp), frame_id="cam_optical")
+            out.write(TOPICS["image"], conv.rgb_to_image(step.truth.rgb, header), stamp)
+            out.write(TOPICS["camera_info"], conv.intrinsics_to_camera_info(step.truth.intrinsics, header), stamp)
+            out.write(TOPICS["depth"], conv.depth_to_image(step.truth.depth, header), stamp)
+            pose = PoseStamped(header=Header(stamp=header.stamp, frame_id="map"))
+            matrix = step.camera_to_world
+            x, y, z, w = Rotation.from_matrix(matrix[:3, :3]).as_quat()
+            pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in matrix[:3, 3])
+            pose.pose.orientation.x, pose.pose.orientation.y, pose.pose.orientation.z, pose.pose.orientation.w = (
+                float(x), float(y), float(z), float(w))
+            if k == 2:
+                pose.pose.position.x = float("nan")   # a bad pose: that frame is not fused
+            out.write("/camera/pose", pose, stamp)
+    assert cli.main(["replay", str(bag), str(tmp_path / "out"), "--map", str(tmp_path / "map"),
+                     "--pose-topic", "/camera/pose"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (report["frames_fused"], report["frames_without_pose"]) == (3, 1)
+    from amodal_depth_ros.visualize import PLY_DTYPE
+
+    data = (tmp_path / "map" / "map_cloud.ply").read_bytes()
+    cloud = np.frombuffer(data[data.index(b"end_header\n") + len(b"end_header\n"):], PLY_DTYPE)
+    points = np.stack([cloud["x"], cloud["y"], cloud["z"]], axis=1)
+    observed = cloud["layer"] == 0
+    truth = np.concatenate([true_surface_points(s, 1) for s in steps])
+    distance, _ = cKDTree(truth).query(points)
+    # The observed points, each frame placed by its pose, lie on the true surfaces (2 cm voxels).
+    assert observed.sum() > 500 and np.mean(distance[observed] <= 0.02) > 0.75
+    assert (~observed).any()   # and something was predicted behind what the frames saw
+    mesh = o3d.io.read_triangle_mesh(str(tmp_path / "map" / "map_mesh.ply"))
+    assert len(mesh.triangles) > 500

@@ -1,9 +1,10 @@
-"""Pinhole geometry shared by the stages: normalised rays, back-projection, inverse-depth planes."""
+"""Pinhole geometry shared by the stages: normalised rays, back-projection, inverse-depth planes, poses."""
 from __future__ import annotations
 
 from functools import lru_cache
 
 import numpy as np
+import numpy.typing as npt
 
 from .types import CameraIntrinsics
 
@@ -26,6 +27,22 @@ def backproject(depth: np.ndarray, intr: CameraIntrinsics) -> np.ndarray:
     np.multiply(depth, y[:, None], out=points[..., 1])
     points[..., 2] = depth
     return points
+
+
+def pose_matrix(translation: npt.ArrayLike, quaternion: npt.ArrayLike) -> np.ndarray:
+    """(4, 4) rigid transform of a translation (x, y, z) and a rotation quaternion (x, y, z, w; normalised
+    here); ValueError for non-finite values or a zero quaternion."""
+    t, q = np.asarray(translation, float), np.asarray(quaternion, float)
+    norm = float(np.linalg.norm(q))
+    if not (np.isfinite(t).all() and np.isfinite(q).all()) or norm < 1e-9:
+        raise ValueError(f"not a pose: translation {t.tolist()}, quaternion {q.tolist()}")
+    x, y, z, w = q / norm
+    pose = np.eye(4)
+    pose[:3, :3] = [[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                    [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                    [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]]
+    pose[:3, 3] = t
+    return pose
 
 
 def fit_inverse_depth_plane(xn: np.ndarray, yn: np.ndarray, depth: np.ndarray, weights: np.ndarray,

@@ -19,9 +19,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 from tqdm import tqdm
 
-from ..core.cloud import instance_mean_colors
-from ..core.types import HiddenSurfaces
-from ..mapping import FusedMap, MapCloud
+from ..mapping import FusedMap, MapCloud, hidden_colours
 from ..pipeline import AmodalDepthPipeline
 from ..synthetic.paths import path_frames, scene_world, true_surface_points
 from ..visualize import orbit_view, render_points
@@ -47,13 +45,6 @@ def map_scores(map_points: np.ndarray, truth: np.ndarray, tolerance: float = 0.0
     to_truth, _ = cKDTree(truth).query(map_points)
     return {"completeness": float(np.mean(to_map <= tolerance)), "accuracy": float(np.mean(to_truth <= tolerance)),
             "chamfer_m": float(0.5 * (to_map.mean() + to_truth.mean()))}
-
-
-def hidden_colours(rgb: np.ndarray, labels: np.ndarray, hidden: HiddenSurfaces) -> np.ndarray:
-    """(H, W, 3): the frame's colours, with each hidden surface's pixels in its instance's mean colour."""
-    out = rgb.copy()
-    out[hidden.rows, hidden.cols] = instance_mean_colors(rgb, labels)[hidden.instance]
-    return out
 
 
 def evaluate_paths(scenes: Iterable[tuple[str, int]], frames: int, params: dict[str, Any] | None = None,

@@ -23,10 +23,12 @@ A frame is integrated with its camera-to-map pose (4x4, the optical frame's). Po
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..core.cloud import instance_mean_colors
 from ..core.types import CameraIntrinsics, HiddenSurfaces
 
 BLOCK_RESOLUTION = 8
@@ -41,6 +43,13 @@ class MapCloud:
     points: np.ndarray      # (N, 3) float32 metres, map frame
     colors: np.ndarray      # (N, 3) uint8 RGB
     predicted: np.ndarray   # (N,) bool: from the hidden layers, not (yet) observed
+
+
+def hidden_colours(rgb: np.ndarray, labels: np.ndarray, hidden: HiddenSurfaces) -> np.ndarray:
+    """(H, W, 3): the frame's colours, with each hidden surface's pixels in its instance's mean colour."""
+    out = rgb.copy()
+    out[hidden.rows, hidden.cols] = instance_mean_colors(rgb, labels)[hidden.instance]
+    return out
 
 
 def hidden_layer_depths(hidden: HiddenSurfaces, shape: tuple[int, int], stride: int = 1) -> list[np.ndarray]:
@@ -253,6 +262,31 @@ class FusedMap:
         return MapCloud(np.concatenate([observed[0], predicted[0]]), np.concatenate([observed[1], predicted[1]]),
                         np.r_[np.zeros(len(observed[0]), bool), np.ones(len(predicted[0]), bool)])
 
+    def extract_mesh(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The map's surface as one mesh: (vertices (N, 3) float32, triangles (M, 3) int32, colours (N, 3) uint8,
+        predicted (N,) bool); predicted triangles with a corner next to an observed vertex are left out."""
+        from scipy.spatial import cKDTree
+
+        parts = []
+        for grid in (self.observed, self.predicted):
+            if grid.hashmap().size() == 0:
+                parts.append((np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32), np.zeros((0, 3), np.uint8)))
+                continue
+            mesh = grid.extract_triangle_mesh(0.5)
+            if "positions" not in mesh.vertex or mesh.vertex.positions.shape[0] == 0:
+                parts.append((np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32), np.zeros((0, 3), np.uint8)))
+                continue
+            colors = np.clip(mesh.vertex.colors.cpu().numpy() * 255.0, 0, 255).astype(np.uint8) \
+                if "colors" in mesh.vertex else np.full((mesh.vertex.positions.shape[0], 3), 128, np.uint8)
+            parts.append((mesh.vertex.positions.cpu().numpy().astype(np.float32),
+                          mesh.triangle.indices.cpu().numpy().astype(np.int32), colors))
+        (ov, ot, oc), (pv, pt, pc) = parts
+        if len(ov) and len(pt):
+            distance, _ = cKDTree(ov).query(pv, distance_upper_bound=OBSERVED_RADIUS * self.voxel_size)
+            pt = pt[~np.isfinite(distance)[pt].any(axis=1)]
+        return (np.concatenate([ov, pv]), np.concatenate([ot, pt + len(ov)]).astype(np.int32),
+                np.concatenate([oc, pc]), np.r_[np.zeros(len(ov), bool), np.ones(len(pv), bool)])
+
     def _points(self, grid: Any) -> tuple[np.ndarray, np.ndarray]:
         if grid.hashmap().size() == 0:
             return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8)
@@ -263,3 +297,21 @@ class FusedMap:
         colors = np.clip(cloud.point.colors.cpu().numpy() * 255.0, 0, 255).astype(np.uint8) \
             if "colors" in cloud.point else np.full((len(points), 3), 128, np.uint8)
         return points, colors
+
+
+def write_map(fused: FusedMap, folder: Path) -> tuple[int, int]:
+    """``folder``/map_cloud.ply (points; layer 1 = predicted) and ``folder``/map_mesh.ply (triangles; layer
+    1 = predicted) of ``fused``; (points, triangles) written."""
+    from ..core.mesh import LayeredMesh
+    from ..core.mesh import write_ply as write_mesh_ply
+    from ..visualize import write_ply
+
+    folder.mkdir(parents=True, exist_ok=True)
+    cloud = fused.extract()
+    n = write_ply(folder / "map_cloud.ply", {"x": cloud.points[:, 0], "y": cloud.points[:, 1], "z": cloud.points[:, 2],
+                                             "rgb": cloud.colors, "layer": cloud.predicted.astype(np.uint8),
+                                             "instance": np.zeros(len(cloud.points), np.uint16)})
+    vertices, triangles, colors, predicted = fused.extract_mesh()
+    write_mesh_ply(LayeredMesh(vertices, colors, np.zeros(len(vertices), np.int32), predicted.astype(np.uint8),
+                               triangles), folder / "map_mesh.ply")
+    return n, len(triangles)

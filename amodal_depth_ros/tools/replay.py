@@ -4,7 +4,10 @@ IN is a rosbag2 folder or file (mcap or sqlite3) or a ROS 1 .bag; OUT (default: 
 /amodal/visible_depth/{image,camera_info}, /amodal/amodal_depth/{image,camera_info},
 /amodal/amodal_points and /amodal/amodal_instances with the input image's stamps and frame ids
 (--copy-inputs adds the input topics, for playback in rviz); --mesh DIR writes each frame's completed mesh
-(visible surface and hidden layers, the node's ~/completed_mesh) to DIR/STAMP_NS.ply. Parameters come from
+(visible surface and hidden layers, the node's ~/completed_mesh) to DIR/STAMP_NS.ply; --map DIR fuses the
+frames into a map of what was seen and what was predicted behind it and writes DIR/map_cloud.ply and
+DIR/map_mesh.ply (layer 1 = predicted), the camera fixed or posed by --pose-topic (geometry_msgs/PoseStamped
+of the camera's optical frame in the map frame, in the bag). Parameters come from
 --params (the node's YAML file) exactly as the node reads them. No ROS installation is needed.
 """
 from __future__ import annotations
@@ -34,6 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="output format (default: mcap)")
     parser.add_argument("--copy-inputs", action="store_true", help="write the input topics to OUT too")
+    parser.add_argument("--map", type=Path, default=None, metavar="DIR",
+                        help="fuse the frames into a map; write DIR/map_cloud.ply and DIR/map_mesh.ply")
+    parser.add_argument("--pose-topic", default=None, help="geometry_msgs/PoseStamped camera poses for --map "
+                        "(default: a fixed camera)")
     parser.add_argument("--mesh", type=Path, default=None, metavar="DIR",
                         help="write each frame's completed mesh to DIR/STAMP_NS.ply (binary PLY: vertex colour, "
                              "instance and layer)")
@@ -55,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
             progress.n = done
             progress.refresh()
 
-        summary = replay(args.bag_in, bag_out, params, topics, args.storage, args.copy_inputs, advance, args.mesh)
+        summary = replay(args.bag_in, bag_out, params, topics, args.storage, args.copy_inputs, advance, args.mesh,
+                         args.map, args.pose_topic)
         progress.close()
     except (ValueError, OSError) as exc:
         print(f"amodal-depth replay: {exc}", file=sys.stderr)
