@@ -15,7 +15,7 @@ def test_bench_reports_stages_overhead_and_open3d_peer(tmp_path, capsys):
     (real / "intrinsics.json").write_text('{"fx": 200, "fy": 200, "cx": 159.5, "cy": 119.5, "depth_scale": 1000}')
     assert cli.main(["bench", "--frames", "2", "--resolutions", "160x120", "--pipelines", "geometric",
                      "--live-seconds", "4", "--live-size", "160x120", "--scene-objects", "2,8", "--scene-size",
-                     "160x120", "--real", str(real), "--out", str(tmp_path)]) == 0
+                     "160x120", "--real", str(real), "--map-frames", "3", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "bench.json").read_text())
     row = report["rows"][0]
     assert (row["pipeline"], row["resolution"]) == ("geometric", "160x120")
@@ -45,8 +45,13 @@ def test_bench_reports_stages_overhead_and_open3d_peer(tmp_path, capsys):
     assert many["ms_over_first"] == round(many["ms"]["p50"] / few["ms"]["p50"], 3)
     assert many["ms"]["p95"] >= many["ms"]["p50"] > 0
     assert [r["folder"] for r in report["real"]] == [str(real), "all"] and report["real"][0]["frames"] == 1
+    # The fused map along a camera path: integration with the hidden layers, extraction at the end.
+    fused = report["map"]
+    assert fused["frames"] == 3 and fused["points"] > 0 and fused["triangles"] > 0 and fused["blocks"][0] > 0
+    assert 0 < fused["integrate_ms"]["visible_only"]["p50"] and 0 < fused["integrate_ms"]["with_hidden"]["p50"]
     out = capsys.readouterr().out
     assert "open3d ms" in out and "segmentation network" in out and "live node (160x120" in out
+    assert "fused map (160x120, 3 frames" in out
 
 
 def test_bench_skips_tensorrt_where_it_cannot_run_and_refuses_unknown_pipelines(tmp_path, capsys):

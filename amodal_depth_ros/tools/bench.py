@@ -165,6 +165,37 @@ def scene_rows(counts: list[int], size: tuple[int, int], frames: int) -> list[di
     return rows
 
 
+def map_row(size: tuple[int, int], frames: int) -> dict:
+    """The fused map along a synthetic camera path (room seed 0) at ``size``: ms per frame to integrate the
+    visible depth alone and with the hidden layers (p50 / p95), and ms to extract the map's cloud and mesh at
+    the end; the blocks allocated."""
+    from ..mapping import FusedMap, hidden_colours
+    from ..synthetic.paths import path_frames, scene_world
+
+    pipeline = AmodalDepthPipeline()
+    maps = {"visible_only": FusedMap(), "with_hidden": FusedMap()}
+    times: dict[str, list[float]] = {name: [] for name in maps}
+    for k, step in enumerate(tqdm(list(path_frames(scene_world("synthetic", 0, *size), frames)), desc="fused map")):
+        result = pipeline(step.truth.to_rgbd_frame())
+        frame, hidden = result.frame, result.hidden
+        colours = None if hidden is None else hidden_colours(frame.rgb, result.segmentation.labels, hidden)
+        for name, fused in maps.items():
+            t = time.perf_counter()
+            behind = (hidden, colours) if name == "with_hidden" else (None, None)
+            fused.integrate(result.visible_depth, frame.rgb, frame.intrinsics, step.camera_to_world, *behind)
+            if k:   # the first frame allocates the grids' first blocks
+                times[name].append((time.perf_counter() - t) * 1e3)
+    fused = maps["with_hidden"]
+    t = time.perf_counter()
+    points = len(fused.extract().points)
+    t1 = time.perf_counter()
+    triangles = len(fused.extract_mesh()[1])
+    t2 = time.perf_counter()
+    return {"size": f"{size[0]}x{size[1]}", "frames": frames, "integrate_ms": {k: _ms(v) for k, v in times.items()},
+            "extract_cloud_ms": round((t1 - t) * 1e3, 1), "extract_mesh_ms": round((t2 - t1) * 1e3, 1),
+            "points": points, "triangles": triangles, "blocks": list(fused.blocks())}
+
+
 def real_rows(folders: list[Path], size: tuple[int, int]) -> list[dict]:
     """The default pipeline on real RGB-D frames resized to ``size``: ms per frame p50 / p95 and the
     instances found, per folder and over all of them."""
@@ -222,6 +253,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scene-size", default="640x480", help="WxH of those table tops (default: 640x480)")
     parser.add_argument("--real", default="", help="comma-separated folders of real RGB-D frames (any layout "
                         "`amodal-depth eval` reads) timed with the default pipeline at --scene-size")
+    parser.add_argument("--map-frames", type=int, default=20,
+                        help="frames of a synthetic camera path fused into a map at --scene-size (0 skips it; "
+                             "default %(default)s)")
     parser.add_argument("--no-segmentation-network", action="store_true",
                         help="skip the table of the segmentation network alone (features, network, decoding)")
 
@@ -358,6 +392,7 @@ def run(args: argparse.Namespace) -> int:
     scenes = scene_rows([int(c) for c in args.scene_objects.split(",") if c], scene_size, args.frames) \
         if args.scene_objects else []
     real = real_rows([Path(f) for f in args.real.split(",") if f], scene_size)
+    fused_map = map_row(scene_size, args.map_frames) if args.map_frames > 1 else None
     live = live_row(args.live_seconds, args.live_size) if args.live_seconds > 0 else None
     memory = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
               "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None}
@@ -392,6 +427,13 @@ def run(args: argparse.Namespace) -> int:
             found = "-" if r["instances"] is None else f"{r['instances'][0]}-{r['instances'][1]}"
             print(f"{Path(r['folder']).name[:31]:31s} {r['frames']:6d} {found:>9s} {r['ms']['p50']:7.1f} "
                   f"{r['ms']['p95']:7.1f}")
+    if fused_map is not None:
+        ms = fused_map["integrate_ms"]
+        print(f"\nfused map ({fused_map['size']}, {fused_map['frames']} frames of a camera path): integrate p50 / p95 "
+              f"{ms['visible_only']['p50']:.1f} / {ms['visible_only']['p95']:.1f} ms visible only, "
+              f"{ms['with_hidden']['p50']:.1f} / {ms['with_hidden']['p95']:.1f} ms with the hidden layers; extract "
+              f"{fused_map['extract_cloud_ms']:.0f} ms cloud ({fused_map['points']} points), "
+              f"{fused_map['extract_mesh_ms']:.0f} ms mesh ({fused_map['triangles']} triangles)")
     if live is not None:
         print(f"\nlive node ({live['size']}, 30 Hz in, every output subscribed): " + live_summary(live))
     print(f"peak RSS {memory['peak_rss_mb']} MB; peak GPU memory {memory['peak_gpu_mb']} MB; "
@@ -399,6 +441,7 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"machine": platform.platform(), "cpus": os.cpu_count(),
               "torch_device": "cuda" if torch.cuda.is_available() else "cpu", "rows": rows, "skipped": skipped,
-              "segmentation_network": segmentation, "scenes": scenes, "real": real, "live": live, **memory}
+              "segmentation_network": segmentation, "scenes": scenes, "real": real, "map": fused_map, "live": live,
+              **memory}
     (args.out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
     return 0
