@@ -250,3 +250,71 @@ def test_images_a_publisher_sent_but_the_node_never_got_are_counted():
     values = {kv.key: kv.value for kv in stats.status("n", {"image": "", "depth": ""}).values}
     assert (values["superseded_in_queue_image"], values["lost_image"]) == ("2", "0")
     assert (values["superseded_in_queue_depth"], values["lost_depth"]) == ("0", "2")
+
+
+def test_node_fuses_posed_frames_into_a_map(rclpy_context, start_node, scene):
+    """map.enabled with map.pose_topic: each frame fused at its PoseStamped, ~/map_points in the map frame:
+    the observed wall and box where the pose puts them, the wall behind the box predicted (layer 1); a NaN
+    pose is counted in /diagnostics, not fused."""
+    from geometry_msgs.msg import PoseStamped
+    from rclpy.qos import QoSProfile
+    from sensor_msgs.msg import PointCloud2
+
+    # A namespace of its own: the module's other node (same inputs) must not answer for it.
+    remaps = remap_args(("__ns:=/amodal_map", "image:=/camera/image", "camera_info:=/camera/camera_info",
+                         "depth:=/camera/depth"))
+    node = start_node("-p", "diagnostics.period:=0.2", "-p", "segmentation.method:=geometric",
+                      "-p", "amodal_mask.method:=convex_hull", "-p", "amodal_depth.method:=plane_fit",
+                      "-p", "map.enabled:=true", "-p", "map.pose_topic:=/camera/pose", "-p", "map.publish_period:=0.3",
+                      *remaps)
+    client = CameraStreamClient(node_namespace="/amodal_map")
+
+    def diagnostics() -> dict[str, str]:
+        """The newest /diagnostics values of this node."""
+        with client._lock:
+            ours = [s for array in client.diagnostics for s in array.status if s.name.startswith("/amodal_map/")]
+        return {kv.key: kv.value for kv in ours[-1].values} if ours else {}
+    shift = (1.0, 0.0, 0.013)   # the camera 1 m along the map's x (and off the voxel grid's sample planes)
+    try:
+        assert client.wait_connected(60.0), f"node did not connect; log:\n{node.log()}"
+        poses = client.create_publisher(PoseStamped, "/camera/pose", 10)
+        clouds: list = []
+        client.create_subscription(PointCloud2, "/amodal_map/map_points", clouds.append, QoSProfile(depth=5))
+
+        def posed(stamps, position):
+            for stamp in stamps:
+                pose = PoseStamped(header=Header(stamp=conv.ns_to_stamp(stamp), frame_id="map"))
+                pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = position
+                pose.pose.orientation.w = 1.0
+                poses.publish(pose)
+                yield stamp
+
+        def predicted_in_map() -> bool:
+            return any(conv.cloud_from_msg(c)["layer"].any() for c in clouds)
+
+        stamps = posed(STAMPS, shift)
+        for _ in range(10):
+            client.publish_until_output(scene.rgb, scene.depth, scene.intrinsics, stamps, 10, 2.0,
+                                        frame_id="cam_optical")
+            if wait_for(predicted_in_map, 3.0):
+                break
+        assert predicted_in_map(), f"no map with predictions; log:\n{node.log()}"
+        cloud_msg = next(c for c in reversed(clouds) if conv.cloud_from_msg(c)["layer"].any())
+        assert cloud_msg.header.frame_id == "map"
+        cloud = conv.cloud_from_msg(cloud_msg)
+        points = np.stack([cloud["x"] - shift[0], cloud["y"] - shift[1], cloud["z"] - shift[2]], axis=1)
+        observed, predicted = points[cloud["layer"] == 0], points[cloud["layer"] == 1]
+        on_a_face = (np.abs(observed[:, 2] - 3.0) < 0.015) | (np.abs(observed[:, 2] - 1.5) < 0.015)
+        assert on_a_face.mean() > 0.95
+        # The wall behind the box (0.6 m square at 1.5 m hides 1.2 m of wall at 3 m): predicted at 3 m.
+        assert np.allclose(predicted[:, 2], 3.0, atol=0.015) and (np.abs(predicted[:, :2]) < 0.62).all()
+        # A pose that is not one: the frame it poses is counted and not fused.
+        fused_before = int(diagnostics().get("map_frames_fused", "0"))
+        later = itertools.count(next(STAMPS) + 5_000_000_000, 10_000_000)   # no good pose within sync.slop
+        client.publish_until_output(scene.rgb, scene.depth, scene.intrinsics, posed(later, (float("nan"), 0, 0)),
+                                    10, 2.0, frame_id="cam_optical")
+        assert wait_for(lambda: int(diagnostics().get("map_skipped_bad_pose_message", "0")) > 0, 30.0), diagnostics()
+        assert wait_for(lambda: int(diagnostics().get("map_skipped_no_pose_near_stamp", "0")) > 0, 30.0), diagnostics()
+        assert fused_before > 0 and int(diagnostics()["map_frames_fused"]) >= fused_before
+    finally:
+        client.close()

@@ -90,6 +90,25 @@ PARAMS: tuple[ParamSpec, ...] = (
               0.0, 100.0, change=LIVE),
     ParamSpec("output.colorize_max", 5.0, "Depth (m) shown as the last colour of the colorized images.",
               0.01, 1000.0, change=LIVE),
+    ParamSpec("map.enabled", False,
+              "Fuse every processed frame, visible and hidden surfaces, into a map (Open3D voxel block grids; "
+              "predictions weigh less than observations and observations clear them) and publish ~/map_points "
+              "(x, y, z, rgb, layer 0 observed / 1 predicted) every map.publish_period seconds while it has a "
+              "subscriber. Costs ~15 ms a frame.", change=READ_ONLY),
+    ParamSpec("map.pose_topic", "",
+              "geometry_msgs/PoseStamped of the camera's optical frame in the map frame (their header's frame), the "
+              "one nearest each frame within sync.slop; empty: a fixed camera, the map in its optical frame. Frames "
+              "without a usable pose are counted in /diagnostics and not fused.", change=READ_ONLY),
+    ParamSpec("map.voxel_size", 0.02, "Map voxel edge (m); the truncation distance is four voxels.", 0.005, 0.5,
+              change=READ_ONLY),
+    ParamSpec("map.max_blocks", 8000,
+              "Most voxel blocks (8^3 voxels, 20 bytes each) per grid, observed and predicted: the map's memory "
+              "bound. At the limit no new block is allocated; /diagnostics counts the refused ones.", 100, 1000000,
+              change=READ_ONLY),
+    ParamSpec("map.hidden_weight", 0.2,
+              "Weight of a predicted surface against an observation: one look through or onto a prediction undoes "
+              "1 / hidden_weight frames of it.", 0.01, 1.0, change=READ_ONLY),
+    ParamSpec("map.publish_period", 1.0, "Seconds between ~/map_points messages.", 0.1, 60.0, change=READ_ONLY),
     ParamSpec("diagnostics.period", 1.0, "Seconds between /diagnostics messages.", 0.1, 60.0, change=READ_ONLY),
     ParamSpec("diagnostics.log_throttle", 5.0,
               "Seconds between repeated log lines about the same kind of bad input.", 0.0, 3600.0, change=LIVE),
@@ -325,6 +344,16 @@ class OutputSettings:
 
 
 @dataclass(frozen=True)
+class MapSettings:
+    enabled: bool
+    pose_topic: str
+    voxel_size: float
+    max_blocks: int
+    hidden_weight: float
+    publish_period: float
+
+
+@dataclass(frozen=True)
 class DiagnosticsSettings:
     period: float
     log_throttle: float
@@ -412,6 +441,7 @@ class Settings:
     amodal_mask: AmodalMaskSettings
     amodal_depth: AmodalDepthSettings
     inference: InferenceSettings
+    map: MapSettings
 
     @classmethod
     def from_values(cls, values: dict[str, Any] | None = None) -> Settings:

@@ -69,7 +69,7 @@ def hidden_layer_depths(hidden: HiddenSurfaces, shape: tuple[int, int], stride: 
 
 
 class FusedMap:
-    def __init__(self, voxel_size: float = 0.02, truncation: float = 0.08, max_blocks: int = 20000,
+    def __init__(self, voxel_size: float = 0.02, truncation: float = 0.08, max_blocks: int = 8000,
                  hidden_weight: float = 0.2, depth_max: float = 8.0, device: str = "CPU:0",
                  hidden_truncation: float | None = None, pixel_stride: int = 2):
         import open3d as o3d

@@ -14,14 +14,15 @@ import time
 from typing import Any
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, KeyValue
+from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from ..core import config
 from ..errors import InputError
@@ -32,6 +33,7 @@ from .allocator import reuse_large_buffers
 from .diagnostics import NodeStats
 from .input_qos import AdaptiveSubscription, overriding_options
 from .logs import route_to_rclpy, stop_routing
+from .node_map import NodeMap
 from .params import declare_pipeline_parameters, validate_update
 from .sync import Matched, StampSynchronizer
 
@@ -81,6 +83,15 @@ class AmodalDepthNode(Node):
                                     for t in outputs.output_topics(p) if t in outputs.ALL_TYPES}
         if "amodal_instances" not in outputs.OUTPUT_TYPES:
             self.get_logger().warn("amodal_depth_ros.msg is not built: the amodal_instances topic is disabled")
+        # map.enabled: every processed frame fused into a map, published at a low rate (``node_map``).
+        self.map: NodeMap | None = None
+        if p["map.enabled"]:
+            self.map = NodeMap(p)
+            self.pub_map = self.create_publisher(PointCloud2, "map_points", out(),
+                                                 qos_overriding_options=overriding_options())
+            if p["map.pose_topic"]:
+                self.create_subscription(PoseStamped, p["map.pose_topic"], self.map.on_pose, 50)
+            self.create_timer(p["map.publish_period"], self._publish_map, clock=self._steady)
         self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(p["diagnostics.period"], self._publish_diagnostics, clock=self._steady)
 
@@ -166,7 +177,17 @@ class AmodalDepthNode(Node):
                                                   outputs.mesh_settings(self.params)).items():
             self.publishers_by_topic[topic].publish(outputs.payload(msg))
         timings = dict(result.timings_ms, publish=(time.perf_counter() - start) * 1e3)
+        if self.map is not None:
+            start = time.perf_counter()
+            self.map.fuse(result, matched.image.header)
+            timings["map"] = (time.perf_counter() - start) * 1e3
         self.stats.count_output(timings)
+
+    def _publish_map(self) -> None:
+        if self.map is not None and self.pub_map.get_subscription_count() > 0:
+            msg = self.map.cloud_msg()
+            if msg is not None:
+                self.pub_map.publish(msg)
 
     def _reject(self, reason: str, message: str) -> None:
         self.stats.count_rejected(reason, message)
@@ -227,9 +248,11 @@ class AmodalDepthNode(Node):
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
         qos = {name: sub.describe() for name, sub in self.inputs.items()}
-        array.status = [self.stats.status(self.get_fully_qualified_name(), qos,
-                                          self.pipeline.settings.diagnostics.stale_after,
-                                          waiting=len(self.sync.queues["image"]))]
+        status = self.stats.status(self.get_fully_qualified_name(), qos, self.pipeline.settings.diagnostics.stale_after,
+                                   waiting=len(self.sync.queues["image"]))
+        if self.map is not None:
+            status.values += [KeyValue(key=k, value=str(v)) for k, v in self.map.diagnostics().items()]
+        array.status = [status]
         self.pub_diagnostics.publish(array)
 
     def destroy_node(self) -> None:

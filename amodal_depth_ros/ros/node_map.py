@@ -1,0 +1,94 @@
+"""The node's fused map (``map.enabled``): each processed frame fused with its camera pose into a
+``mapping.FusedMap``; ``~/map_points`` (PointCloud2: x, y, z, rgb, instance 0, layer 0 observed / 1 predicted)
+published every ``map.publish_period`` seconds while it has a subscriber.
+
+Poses: with ``map.pose_topic`` empty the camera is fixed and the map lies in its optical frame; otherwise the
+topic's geometry_msgs/PoseStamped give the camera's optical frame in the map frame (their header's frame), the
+one nearest each frame's stamp within ``sync.slop``. TF is not read (no tf2 in this Python environment): a
+robot publishes its camera pose on a topic, e.g. from its localisation. A frame without a usable pose (none
+near its stamp, or not finite) is not fused, and ``/diagnostics`` counts it with the reason.
+"""
+from __future__ import annotations
+
+import threading
+from collections import Counter, deque
+from typing import Any
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped
+from sensor_msgs.msg import PointCloud2
+from std_msgs.msg import Header
+
+from ..core.geometry import pose_matrix
+from ..core.types import LayeredCloud
+from ..mapping import FusedMap, hidden_colours
+from ..pipeline import PipelineResult
+from . import conversions as conv
+
+POSES_KEPT = 200   # recent poses searched for each frame's stamp
+
+
+class NodeMap:
+    def __init__(self, params: dict[str, Any]):
+        self.map = FusedMap(voxel_size=params["map.voxel_size"], truncation=4.0 * params["map.voxel_size"],
+                            max_blocks=params["map.max_blocks"], hidden_weight=params["map.hidden_weight"])
+        self.pose_topic: str = params["map.pose_topic"]
+        self.slop_ns = int(params["sync.slop"] * 1e9)
+        self._poses: deque[tuple[int, np.ndarray, str]] = deque(maxlen=POSES_KEPT)   # stamp, pose, map frame
+        self._lock = threading.Lock()   # the worker fuses, the timer extracts
+        self.fused = 0
+        self.skipped: Counter[str] = Counter()   # reason -> frames not fused
+        self._header = Header()                 # of the newest frame fused, in the map frame
+
+    def on_pose(self, msg: PoseStamped) -> None:
+        p, q = msg.pose.position, msg.pose.orientation
+        try:
+            pose = pose_matrix((p.x, p.y, p.z), (q.x, q.y, q.z, q.w))
+        except ValueError:
+            with self._lock:
+                self.skipped["bad_pose_message"] += 1
+            return
+        with self._lock:
+            self._poses.append((conv.stamp_to_ns(msg.header.stamp), pose, msg.header.frame_id))
+
+    def _pose_for(self, stamp_ns: int, camera_frame: str) -> tuple[np.ndarray, str] | str:
+        """(camera-to-map pose, map frame) for a frame stamp, or why there is none."""
+        if not self.pose_topic:
+            return np.eye(4), camera_frame
+        if not self._poses:
+            return "no_pose_yet"
+        stamp, pose, frame = min(self._poses, key=lambda entry: abs(entry[0] - stamp_ns))
+        return (pose, frame) if abs(stamp - stamp_ns) <= self.slop_ns else "no_pose_near_stamp"
+
+    def fuse(self, result: PipelineResult, header: Header) -> None:
+        """Fuse one processed frame (``header``: the input image's) if it has a usable pose."""
+        frame, hidden = result.frame, result.hidden
+        colours = None if hidden is None else hidden_colours(frame.rgb, result.segmentation.labels, hidden)
+        with self._lock:
+            found = self._pose_for(conv.stamp_to_ns(header.stamp), header.frame_id)
+            if isinstance(found, str):
+                self.skipped[found] += 1
+                return
+            pose, map_frame = found
+            self.map.integrate(result.visible_depth, frame.rgb, frame.intrinsics, pose, hidden, colours)
+            self.fused += 1
+            self._header = Header(stamp=header.stamp, frame_id=map_frame)
+
+    def cloud_msg(self) -> PointCloud2 | None:
+        """The map's surface now, or None before the first fused frame."""
+        with self._lock:
+            if not self.fused:
+                return None
+            cloud = self.map.extract()
+            header = self._header
+        layered = LayeredCloud.from_arrays(cloud.points, cloud.colors, cloud.predicted.astype(np.uint8),
+                                           np.zeros(len(cloud.points), np.uint16))
+        return conv.cloud_to_msg(layered, header)
+
+    def diagnostics(self) -> dict[str, Any]:
+        with self._lock:
+            observed, predicted = self.map.blocks()
+            values: dict[str, Any] = {"map_frames_fused": self.fused, "map_blocks_observed": observed,
+                                      "map_blocks_predicted": predicted, "map_blocks_refused": self.map.blocks_refused}
+            values.update({f"map_skipped_{reason}": n for reason, n in sorted(self.skipped.items())})
+        return values
