@@ -252,13 +252,15 @@ def test_images_a_publisher_sent_but_the_node_never_got_are_counted():
     assert (values["superseded_in_queue_depth"], values["lost_depth"]) == ("0", "2")
 
 
-def test_node_fuses_posed_frames_into_a_map(rclpy_context, start_node, scene):
+def test_node_fuses_posed_frames_into_a_map(rclpy_context, start_node, scene, tmp_path):
     """map.enabled with map.pose_topic: each frame fused at its PoseStamped, ~/map_points in the map frame:
-    the observed wall and box where the pose puts them, the wall behind the box predicted (layer 1); a NaN
-    pose is counted in /diagnostics, not fused."""
+    the observed wall and box where the pose puts them, the wall behind the box predicted (layer 1); its mesh
+    on ~/map_mesh; saved on request; a NaN pose is counted in /diagnostics, not fused."""
     from geometry_msgs.msg import PoseStamped
     from rclpy.qos import QoSProfile
     from sensor_msgs.msg import PointCloud2
+    from std_msgs.msg import String
+    from visualization_msgs.msg import Marker
 
     # A namespace of its own: the module's other node (same inputs) must not answer for it.
     remaps = remap_args(("__ns:=/amodal_map", "image:=/camera/image", "camera_info:=/camera/camera_info",
@@ -280,6 +282,9 @@ def test_node_fuses_posed_frames_into_a_map(rclpy_context, start_node, scene):
         poses = client.create_publisher(PoseStamped, "/camera/pose", 10)
         clouds: list = []
         client.create_subscription(PointCloud2, "/amodal_map/map_points", clouds.append, QoSProfile(depth=5))
+        meshes: list = []
+        client.create_subscription(Marker, "/amodal_map/map_mesh", meshes.append, QoSProfile(depth=5))
+        save = client.create_publisher(String, "/amodal_map/save_map", 10)
 
         def posed(stamps, position):
             for stamp in stamps:
@@ -308,6 +313,21 @@ def test_node_fuses_posed_frames_into_a_map(rclpy_context, start_node, scene):
         assert on_a_face.mean() > 0.95
         # The wall behind the box (0.6 m square at 1.5 m hides 1.2 m of wall at 3 m): predicted at 3 m.
         assert np.allclose(predicted[:, 2], 3.0, atol=0.015) and (np.abs(predicted[:, :2]) < 0.62).all()
+        # The mesh: its opaque (observed) corners on the wall and the box, its translucent ones on the hidden wall.
+        assert wait_for(lambda: any(len(m.points) for m in meshes), 10.0)
+        marker = next(m for m in reversed(meshes) if len(m.points))
+        corners = np.array([(q.x - shift[0], q.y - shift[1], q.z - shift[2]) for q in marker.points])
+        alpha = np.array([c.a for c in marker.colors])
+        assert marker.type == Marker.TRIANGLE_LIST and marker.header.frame_id == "map" and (alpha < 1).any()
+        seen = alpha == 1.0
+        assert ((np.abs(corners[seen, 2] - 3.0) < 0.015) | (np.abs(corners[seen, 2] - 1.5) < 0.015)).mean() > 0.95
+        assert np.allclose(corners[~seen, 2], 3.0, atol=0.015)
+        # Saved on request.
+        folder = tmp_path / "saved"
+        save.publish(String(data=str(folder)))
+        assert wait_for(lambda: (folder / "map_mesh.ply").is_file() and int(diagnostics().get("map_saved", "0")) > 0,
+                        30.0), node.log()
+        assert (folder / "map_cloud.ply").stat().st_size > 1000
         # A pose that is not one: the frame it poses is counted and not fused.
         fused_before = int(diagnostics().get("map_frames_fused", "0"))
         later = itertools.count(next(STAMPS) + 5_000_000_000, 10_000_000)   # no good pose within sync.slop

@@ -23,6 +23,8 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_msgs.msg import String
+from visualization_msgs.msg import Marker
 
 from ..core import config
 from ..errors import InputError
@@ -89,6 +91,9 @@ class AmodalDepthNode(Node):
             self.map = NodeMap(p)
             self.pub_map = self.create_publisher(PointCloud2, "map_points", out(),
                                                  qos_overriding_options=overriding_options())
+            self.pub_map_mesh = self.create_publisher(Marker, "map_mesh", out(),
+                                                      qos_overriding_options=overriding_options())
+            self.create_subscription(String, "save_map", self._save_map, 10)
             if p["map.pose_topic"]:
                 self.create_subscription(PoseStamped, p["map.pose_topic"], self.map.on_pose, 50)
             self.create_timer(p["map.publish_period"], self._publish_map, clock=self._steady)
@@ -184,10 +189,26 @@ class AmodalDepthNode(Node):
         self.stats.count_output(timings)
 
     def _publish_map(self) -> None:
-        if self.map is not None and self.pub_map.get_subscription_count() > 0:
+        if self.map is None:
+            return
+        if self.pub_map.get_subscription_count() > 0:
             msg = self.map.cloud_msg()
             if msg is not None:
                 self.pub_map.publish(msg)
+        if self.pub_map_mesh.get_subscription_count() > 0:
+            marker = self.map.mesh_marker()
+            if marker is not None:
+                self.pub_map_mesh.publish(marker.data)
+
+    def _save_map(self, msg: String) -> None:
+        if self.map is None:
+            return
+        try:
+            points, triangles = self.map.save(msg.data)
+        except OSError as error:
+            self._reject("map_save_failed", f"cannot save the map to {msg.data!r}: {error}")
+            return
+        self.get_logger().info(f"map saved to {msg.data}: {points} points, {triangles} triangles")
 
     def _reject(self, reason: str, message: str) -> None:
         self.stats.count_rejected(reason, message)

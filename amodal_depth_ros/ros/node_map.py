@@ -1,6 +1,9 @@
 """The node's fused map (``map.enabled``): each processed frame fused with its camera pose into a
 ``mapping.FusedMap``; ``~/map_points`` (PointCloud2: x, y, z, rgb, instance 0, layer 0 observed / 1 predicted)
-published every ``map.publish_period`` seconds while it has a subscriber.
+and ``~/map_mesh`` (a Marker TRIANGLE_LIST, predicted parts translucent) published every
+``map.publish_period`` seconds while they have a subscriber; a std_msgs/String on ``~/save_map`` (a folder)
+saves map_cloud.ply and map_mesh.ply there (std_srvs, whose Trigger service would fit, is not in this Python
+environment).
 
 Poses: with ``map.pose_topic`` empty the camera is fixed and the map lies in its optical frame; otherwise the
 topic's geometry_msgs/PoseStamped give the camera's optical frame in the map frame (their header's frame), the
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, deque
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,10 +24,12 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 
 from ..core.geometry import pose_matrix
+from ..core.mesh import LayeredMesh
 from ..core.types import LayeredCloud
-from ..mapping import FusedMap, hidden_colours
+from ..mapping import FusedMap, hidden_colours, write_map
 from ..pipeline import PipelineResult
 from . import conversions as conv
+from .marker import Serialized, mesh_marker
 
 POSES_KEPT = 200   # recent poses searched for each frame's stamp
 
@@ -37,6 +43,7 @@ class NodeMap:
         self._poses: deque[tuple[int, np.ndarray, str]] = deque(maxlen=POSES_KEPT)   # stamp, pose, map frame
         self._lock = threading.Lock()   # the worker fuses, the timer extracts
         self.fused = 0
+        self.saved = 0
         self.skipped: Counter[str] = Counter()   # reason -> frames not fused
         self._header = Header()                 # of the newest frame fused, in the map frame
 
@@ -85,10 +92,28 @@ class NodeMap:
                                            np.zeros(len(cloud.points), np.uint16))
         return conv.cloud_to_msg(layered, header)
 
+    def mesh_marker(self) -> Serialized | None:
+        """The map's mesh as a Marker (CDR bytes), or None before the first fused frame."""
+        with self._lock:
+            if not self.fused:
+                return None
+            vertices, triangles, colors, predicted = self.map.extract_mesh()
+            header = self._header
+        mesh = LayeredMesh(vertices, colors, np.zeros(len(vertices), np.int32), predicted.astype(np.uint8), triangles)
+        return mesh_marker(mesh, (header.stamp.sec, header.stamp.nanosec), header.frame_id, ns="map_mesh")
+
+    def save(self, folder: str) -> tuple[int, int]:
+        """map_cloud.ply and map_mesh.ply into ``folder``: (points, triangles)."""
+        with self._lock:
+            written = write_map(self.map, Path(folder))
+            self.saved += 1
+        return written
+
     def diagnostics(self) -> dict[str, Any]:
         with self._lock:
             observed, predicted = self.map.blocks()
-            values: dict[str, Any] = {"map_frames_fused": self.fused, "map_blocks_observed": observed,
+            values: dict[str, Any] = {"map_frames_fused": self.fused, "map_saved": self.saved,
+                                      "map_blocks_observed": observed,
                                       "map_blocks_predicted": predicted, "map_blocks_refused": self.map.blocks_refused}
             values.update({f"map_skipped_{reason}": n for reason, n in sorted(self.skipped.items())})
         return values
