@@ -19,6 +19,9 @@ observations and never overrule them:
   are not allocated; the allocated ones keep integrating.
 
 A frame is integrated with its camera-to-map pose (4x4, the optical frame's). Poses come from the caller.
+The visible depth is integrated at every ``pixel_stride``-th pixel, the nearest ``hidden_layers`` hidden
+surfaces at about ``hidden_width`` pixels across: predicted surfaces are smooth, and a VGA frame then fuses in
+~16 ms on two CPU cores.
 """
 from __future__ import annotations
 
@@ -43,6 +46,12 @@ class MapCloud:
     points: np.ndarray      # (N, 3) float32 metres, map frame
     colors: np.ndarray      # (N, 3) uint8 RGB
     predicted: np.ndarray   # (N,) bool: from the hidden layers, not (yet) observed
+
+
+def strided(intrinsics: CameraIntrinsics, step: int) -> CameraIntrinsics:
+    """The pinhole that sees just the pixels on every ``step``-th row and column (``image[::step, ::step]``)."""
+    return CameraIntrinsics(intrinsics.fx / step, intrinsics.fy / step, intrinsics.cx / step, intrinsics.cy / step,
+                            -(-intrinsics.width // step), -(-intrinsics.height // step))
 
 
 def hidden_colours(rgb: np.ndarray, labels: np.ndarray, hidden: HiddenSurfaces) -> np.ndarray:
@@ -71,7 +80,8 @@ def hidden_layer_depths(hidden: HiddenSurfaces, shape: tuple[int, int], stride: 
 class FusedMap:
     def __init__(self, voxel_size: float = 0.02, truncation: float = 0.08, max_blocks: int = 8000,
                  hidden_weight: float = 0.2, depth_max: float = 8.0, device: str = "CPU:0",
-                 hidden_truncation: float | None = None, pixel_stride: int = 2):
+                 hidden_truncation: float | None = None, pixel_stride: int = 2, hidden_layers: int = 2,
+                 hidden_width: int = 160):
         import open3d as o3d
         import open3d.core as o3c
 
@@ -82,6 +92,10 @@ class FusedMap:
         self.hidden_weight, self.depth_max = hidden_weight, depth_max
         self.hidden_truncation = truncation if hidden_truncation is None else hidden_truncation
         self.pixel_stride = pixel_stride   # every n-th pixel: at 2 a VGA pixel is ~1 cm at 3 m, below a voxel
+        self.hidden_layers = hidden_layers   # the nearest hidden surfaces fused (a third behind two is rare)
+        # Predicted surfaces are smooth: they are integrated at about hidden_width pixels across (at a multiple
+        # of pixel_stride), ~2 cm apart at 3 m for a VGA camera.
+        self.hidden_width = hidden_width
         self.device = o3c.Device(device)
         self.observed, self.predicted = self._grid(), self._grid()
         self.frames = 0
@@ -108,37 +122,43 @@ class FusedMap:
         if not np.isfinite(camera_to_map).all():
             raise ValueError("camera_to_map has non-finite entries")
         s = self.pixel_stride
+        h = max(s, round(intrinsics.width / self.hidden_width) // s * s)
+        full = intrinsics
         # The pixels on every s-th row and column, and the pinhole that sees just them.
-        intrinsics = CameraIntrinsics(intrinsics.fx / s, intrinsics.fy / s, intrinsics.cx / s, intrinsics.cy / s,
-                                      -(-intrinsics.width // s), -(-intrinsics.height // s))
+        intrinsics = strided(full, s)
         extrinsic = o3c.Tensor(np.linalg.inv(camera_to_map), o3c.float64)
-        intrinsic = o3c.Tensor(intrinsics.matrix(), o3c.float64)
         visible = np.ascontiguousarray(np.nan_to_num(depth[::s, ::s], nan=0.0), np.float32)
-        rgb = np.ascontiguousarray(rgb[::s, ::s])
-        layers = [] if hidden is None else hidden_layer_depths(hidden, depth.shape, s)
+        layers = [] if hidden is None else hidden_layer_depths(hidden, depth.shape, h)[:self.hidden_layers]
         if self.predicted.hashmap().size():
-            self._carve(visible, intrinsics, np.linalg.inv(camera_to_map), layers if hidden is not None else None)
-        hidden_rgb = None if hidden_rgb is None else np.ascontiguousarray(hidden_rgb[::s, ::s])
-        for layer in layers:   # before this frame's observations: only earlier ones overrule its predictions
-            self._drop_observed(layer, intrinsics, camera_to_map)
-        self._integrate(self.observed, visible, rgb, intrinsic, extrinsic, self.truncation)
-        colour = rgb if hidden_rgb is None else hidden_rgb
+            self._carve(visible, intrinsics, np.linalg.inv(camera_to_map), layers if hidden is not None else None,
+                        h // s)
+        self._drop_known(layers, strided(full, h), camera_to_map)   # before this frame's observations: only
+        # earlier ones overrule its predictions
+        self._integrate(self.observed, visible, np.ascontiguousarray(rgb[::s, ::s]),
+                        o3c.Tensor(intrinsics.matrix(), o3c.float64), extrinsic, self.truncation)
+        colour = np.ascontiguousarray((rgb if hidden_rgb is None else hidden_rgb)[::h, ::h])
         for layer in layers:
-            self._integrate(self.predicted, layer, colour, intrinsic, extrinsic, self.hidden_truncation)
+            self._integrate(self.predicted, layer, colour, o3c.Tensor(strided(full, h).matrix(), o3c.float64),
+                            extrinsic, self.hidden_truncation)
         self.frames += 1
 
-    def _drop_observed(self, layer: np.ndarray, intrinsics: CameraIntrinsics, camera_to_map: np.ndarray) -> None:
-        """Zero the pixels of a hidden ``layer`` depth image whose point either grid already holds: observed
+    def _drop_known(self, layers: list[np.ndarray], intrinsics: CameraIntrinsics, camera_to_map: np.ndarray) -> None:
+        """Zero the pixels of hidden ``layers`` (depth images) whose point either grid already holds: observed
         space, or a prediction made from an earlier viewpoint (predictions are not averaged across views)."""
-        rows, cols = np.nonzero(layer)
-        if not len(rows) or self.observed.hashmap().size() == 0:
+        found = [np.nonzero(layer) for layer in layers]
+        if not layers or not sum(len(r) for r, _ in found) or self.observed.hashmap().size() == 0:
             return
-        z = layer[rows, cols].astype(np.float64)
+        rows, cols = np.concatenate([r for r, _ in found]), np.concatenate([c for _, c in found])
+        z = np.concatenate([layer[r, c] for layer, (r, c) in zip(layers, found, strict=True)]).astype(np.float64)
         camera = np.stack([(cols - intrinsics.cx) / intrinsics.fx * z, (rows - intrinsics.cy) / intrinsics.fy * z, z],
                           axis=1)
         points = camera @ camera_to_map[:3, :3].T + camera_to_map[:3, 3]
         known = self.observed_at(points) | self.observed_at(points, self.predicted)
-        layer[rows[known], cols[known]] = 0.0
+        start = 0
+        for layer, (r, c) in zip(layers, found, strict=True):
+            drop = known[start:start + len(r)]
+            layer[r[drop], c[drop]] = 0.0
+            start += len(r)
 
     def observed_at(self, points: np.ndarray, grid: Any = None) -> np.ndarray:
         """(N,) bool: whether the observed grid (or ``grid``) has integrated the voxel nearest each map point
@@ -194,7 +214,7 @@ class FusedMap:
         return coords[self._o3c.Tensor(keep, self._o3c.bool, self.device)]
 
     def _carve(self, visible: np.ndarray, intrinsics: CameraIntrinsics, map_to_camera: np.ndarray,
-               layers: list[np.ndarray] | None = None) -> None:
+               layers: list[np.ndarray] | None = None, layer_step: int = 1) -> None:
         """Predicted voxels near their surface that this frame sees through or onto lose weight."""
         grid, o3c = self.predicted, self._o3c
         buf = grid.hashmap().active_buf_indices().cpu().numpy().astype(np.int64)
@@ -235,7 +255,8 @@ class FusedMap:
             supported = np.zeros(z.shape, bool)
             for layer in layers:
                 d = np.zeros(z.shape, np.float32)
-                d[hidden_now] = layer[v[hidden_now], u[hidden_now]]
+                d[hidden_now] = layer[np.minimum(v[hidden_now] // layer_step, layer.shape[0] - 1),
+                                      np.minimum(u[hidden_now] // layer_step, layer.shape[1] - 1)]
                 supported |= (d > 0) & (np.abs(d - z) < self.hidden_truncation)
             penalty[hidden_now & ~supported] = 1.0
         through = penalty > 0
