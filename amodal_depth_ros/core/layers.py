@@ -5,6 +5,8 @@ import numpy as np
 
 from .types import AmodalInstance, HiddenSurfaces
 
+MAX_HIDDEN_LAYERS = 3   # the hidden layers the mesh and the map take: deeper surfaces (rare) are left out
+
 
 def stack_hidden_surfaces(instances: list[AmodalInstance], shape: tuple[int, int]) -> HiddenSurfaces:
     """Every instance's hidden surface, ranked per pixel: a surface's layer is 1 + the number of other hidden
@@ -53,3 +55,23 @@ def amodal_depth_image(visible_depth: np.ndarray, hidden: HiddenSurfaces) -> np.
     first = hidden.layer == 1
     image[hidden.rows[first], hidden.cols[first]] = hidden.depth[first]
     return image
+
+
+def layer_grids(hidden: HiddenSurfaces, shape: tuple[int, int], stride: int = 1, fill: float = float("nan"),
+                max_layers: int = MAX_HIDDEN_LAYERS) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per hidden layer, nearest first (at most ``max_layers``, none past the first empty one): (float32 depth,
+    int32 instance) of the pixels on every ``stride``-th row and column of an image of ``shape``; ``fill``
+    and 0 where the layer has no surface."""
+    on_grid = (hidden.rows % stride == 0) & (hidden.cols % stride == 0) if stride > 1 else slice(None)
+    rows, cols = hidden.rows[on_grid] // stride, hidden.cols[on_grid] // stride
+    depth, instance, layer = hidden.depth[on_grid], hidden.instance[on_grid], hidden.layer[on_grid]
+    small = (-(-shape[0] // stride), -(-shape[1] // stride))
+    grids = []
+    for k in range(1, max_layers + 1):
+        at = layer == k
+        if not at.any():
+            break
+        z, ids = np.full(small, fill, np.float32), np.zeros(small, np.int32)
+        z[rows[at], cols[at]], ids[rows[at], cols[at]] = depth[at], instance[at]
+        grids.append((z, ids))
+    return grids

@@ -15,9 +15,8 @@ import numpy as np
 
 from .cloud import instance_mean_colors
 from .geometry import normalized_coords
+from .layers import layer_grids
 from .types import HiddenSurfaces, RGBDFrame
-
-MAX_HIDDEN_LAYERS = 3   # deeper hidden surfaces (rare) are left out of the mesh
 
 
 @dataclass
@@ -63,25 +62,14 @@ def build_layered_mesh(frame: RGBDFrame, visible_depth: np.ndarray, labels: np.n
     height, width = visible_depth.shape
     x_n, y_n = normalized_coords(frame.intrinsics)
     grid_rows, grid_cols = np.arange(0, height, stride), np.arange(0, width, stride)
-    shape = (grid_rows.size, grid_cols.size)
     means = instance_mean_colors(frame.rgb, labels)
-    on_grid = (hidden.rows % stride == 0) & (hidden.cols % stride == 0)
     parts: list[tuple[np.ndarray, ...]] = []
     offset = 0
-    for layer in range(MAX_HIDDEN_LAYERS + 1):
-        if layer == 0:
-            depth = visible_depth[::stride, ::stride]
-            ids = labels[::stride, ::stride]
-            index, triangles = grid_triangles(depth, None, max_jump)
-        else:
-            at = on_grid & (hidden.layer == layer)
-            if not at.any():
-                break
-            r, c = hidden.rows[at] // stride, hidden.cols[at] // stride
-            depth = np.full(shape, np.nan, np.float32)
-            ids = np.zeros(shape, np.int32)
-            depth[r, c], ids[r, c] = hidden.depth[at], hidden.instance[at]
-            index, triangles = grid_triangles(depth, ids, max_jump)
+    grids = [(visible_depth[::stride, ::stride], labels[::stride, ::stride])] + \
+        layer_grids(hidden, visible_depth.shape, stride)
+    for layer, (depth, ids) in enumerate(grids):
+        # Hidden layers are also cut between instances: two hidden surfaces side by side are not one.
+        index, triangles = grid_triangles(depth, ids if layer else None, max_jump)
         gr, gc = np.nonzero(index >= 0)   # row-major: the order of the vertex indices
         z = depth[gr, gc].astype(np.float32)
         rows, cols = grid_rows[gr], grid_cols[gc]

@@ -32,11 +32,11 @@ from typing import Any
 import numpy as np
 
 from ..core.cloud import instance_mean_colors
+from ..core.layers import layer_grids
 from ..core.types import CameraIntrinsics, HiddenSurfaces
 
 BLOCK_RESOLUTION = 8
 OBSERVED_RADIUS = 1.5   # voxels: a predicted point this close to an observed one is that surface, observed
-MAX_HIDDEN_LAYERS = 3
 
 
 @dataclass
@@ -59,22 +59,6 @@ def hidden_colours(rgb: np.ndarray, labels: np.ndarray, hidden: HiddenSurfaces) 
     out = rgb.copy()
     out[hidden.rows, hidden.cols] = instance_mean_colors(rgb, labels)[hidden.instance]
     return out
-
-
-def hidden_layer_depths(hidden: HiddenSurfaces, shape: tuple[int, int], stride: int = 1) -> list[np.ndarray]:
-    """One float32 depth image per hidden layer (0 where the layer has no surface), nearest first, of the
-    pixels on every ``stride``-th row and column of an image of ``shape``."""
-    on_grid = (hidden.rows % stride == 0) & (hidden.cols % stride == 0)
-    small = (-(-shape[0] // stride), -(-shape[1] // stride))
-    layers = []
-    for layer in range(1, MAX_HIDDEN_LAYERS + 1):
-        at = on_grid & (hidden.layer == layer)
-        if not at.any():
-            break
-        depth = np.zeros(small, np.float32)
-        depth[hidden.rows[at] // stride, hidden.cols[at] // stride] = hidden.depth[at]
-        layers.append(depth)
-    return layers
 
 
 class FusedMap:
@@ -128,7 +112,7 @@ class FusedMap:
         intrinsics = strided(full, s)
         extrinsic = o3c.Tensor(np.linalg.inv(camera_to_map), o3c.float64)
         visible = np.ascontiguousarray(np.nan_to_num(depth[::s, ::s], nan=0.0), np.float32)
-        layers = [] if hidden is None else hidden_layer_depths(hidden, depth.shape, h)[:self.hidden_layers]
+        layers = [] if hidden is None else [z for z, _ in layer_grids(hidden, depth.shape, h, 0.0, self.hidden_layers)]
         if self.predicted.hashmap().size():
             self._carve(visible, intrinsics, np.linalg.inv(camera_to_map), layers if hidden is not None else None,
                         h // s)
@@ -153,18 +137,17 @@ class FusedMap:
         camera = np.stack([(cols - intrinsics.cx) / intrinsics.fx * z, (rows - intrinsics.cy) / intrinsics.fy * z, z],
                           axis=1)
         points = camera @ camera_to_map[:3, :3].T + camera_to_map[:3, 3]
-        known = self.observed_at(points) | self.observed_at(points, self.predicted)
+        known = self.integrated_at(points, self.observed) | self.integrated_at(points, self.predicted)
         start = 0
         for layer, (r, c) in zip(layers, found, strict=True):
             drop = known[start:start + len(r)]
             layer[r[drop], c[drop]] = 0.0
             start += len(r)
 
-    def observed_at(self, points: np.ndarray, grid: Any = None) -> np.ndarray:
-        """(N,) bool: whether the observed grid (or ``grid``) has integrated the voxel nearest each map point
+    def integrated_at(self, points: np.ndarray, grid: Any) -> np.ndarray:
+        """(N,) bool: whether ``grid`` (observed or predicted) has integrated the voxel nearest each map point
         (weight > 0)."""
         o3c = self._o3c
-        grid = self.observed if grid is None else grid
         if grid.hashmap().size() == 0:
             return np.zeros(len(points), bool)
         voxel = np.rint(points / self.voxel_size).astype(np.int64)

@@ -34,13 +34,42 @@ from .marker import Serialized, mesh_marker
 POSES_KEPT = 200   # recent poses searched for each frame's stamp
 
 
+class PoseBuffer:
+    """Camera poses from geometry_msgs/PoseStamped by stamp (the node's recent ones, or a whole bag's): for a
+    frame, the pose nearest its stamp within ``slop_ns``."""
+
+    def __init__(self, slop_ns: int, kept: int | None = None):
+        self.slop_ns = slop_ns
+        self._poses: deque[tuple[int, np.ndarray, str]] = deque(maxlen=kept)   # stamp, pose, map frame
+
+    def add(self, msg: PoseStamped) -> bool:
+        """Keep ``msg``'s pose; False (and nothing kept) when it is not one (NaN, a zero quaternion)."""
+        p, q = msg.pose.position, msg.pose.orientation
+        try:
+            pose = pose_matrix((p.x, p.y, p.z), (q.x, q.y, q.z, q.w))
+        except ValueError:
+            return False
+        self._poses.append((conv.stamp_to_ns(msg.header.stamp), pose, msg.header.frame_id))
+        return True
+
+    @property
+    def newest_stamp(self) -> int | None:
+        return max((stamp for stamp, _, _ in self._poses), default=None)
+
+    def nearest(self, stamp_ns: int) -> tuple[np.ndarray, str] | str:
+        """(camera-to-map pose, map frame) for a frame stamp, or why there is none."""
+        if not self._poses:
+            return "no_pose_yet"
+        stamp, pose, frame = min(self._poses, key=lambda entry: abs(entry[0] - stamp_ns))
+        return (pose, frame) if abs(stamp - stamp_ns) <= self.slop_ns else "no_pose_near_stamp"
+
+
 class NodeMap:
     def __init__(self, params: dict[str, Any]):
         self.map = FusedMap(voxel_size=params["map.voxel_size"], truncation=4.0 * params["map.voxel_size"],
                             max_blocks=params["map.max_blocks"], hidden_weight=params["map.hidden_weight"])
         self.pose_topic: str = params["map.pose_topic"]
-        self.slop_ns = int(params["sync.slop"] * 1e9)
-        self._poses: deque[tuple[int, np.ndarray, str]] = deque(maxlen=POSES_KEPT)   # stamp, pose, map frame
+        self.poses = PoseBuffer(int(params["sync.slop"] * 1e9), POSES_KEPT)
         self._lock = threading.Lock()   # the worker fuses, the timer extracts
         self.fused = 0
         self.saved = 0
@@ -48,35 +77,21 @@ class NodeMap:
         self._header = Header()                 # of the newest frame fused, in the map frame
 
     def on_pose(self, msg: PoseStamped) -> None:
-        p, q = msg.pose.position, msg.pose.orientation
-        try:
-            pose = pose_matrix((p.x, p.y, p.z), (q.x, q.y, q.z, q.w))
-        except ValueError:
-            with self._lock:
-                self.skipped["bad_pose_message"] += 1
-            return
         with self._lock:
-            self._poses.append((conv.stamp_to_ns(msg.header.stamp), pose, msg.header.frame_id))
-
-    def _pose_for(self, stamp_ns: int, camera_frame: str) -> tuple[np.ndarray, str] | str:
-        """(camera-to-map pose, map frame) for a frame stamp, or why there is none."""
-        if not self.pose_topic:
-            return np.eye(4), camera_frame
-        if not self._poses:
-            return "no_pose_yet"
-        stamp, pose, frame = min(self._poses, key=lambda entry: abs(entry[0] - stamp_ns))
-        return (pose, frame) if abs(stamp - stamp_ns) <= self.slop_ns else "no_pose_near_stamp"
+            if not self.poses.add(msg):
+                self.skipped["bad_pose_message"] += 1
 
     def fuse(self, result: PipelineResult, header: Header) -> None:
         """Fuse one processed frame (``header``: the input image's) if it has a usable pose."""
-        frame, hidden = result.frame, result.hidden
-        colours = None if hidden is None else hidden_colours(frame.rgb, result.segmentation.labels, hidden)
         with self._lock:
-            found = self._pose_for(conv.stamp_to_ns(header.stamp), header.frame_id)
+            found = self.poses.nearest(conv.stamp_to_ns(header.stamp)) if self.pose_topic \
+                else (np.eye(4), header.frame_id)
             if isinstance(found, str):
                 self.skipped[found] += 1
                 return
             pose, map_frame = found
+            frame, hidden = result.frame, result.hidden
+            colours = None if hidden is None else hidden_colours(frame.rgb, result.segmentation.labels, hidden)
             self.map.integrate(result.visible_depth, frame.rgb, frame.intrinsics, pose, hidden, colours)
             self.fused += 1
             self._header = Header(stamp=header.stamp, frame_id=map_frame)

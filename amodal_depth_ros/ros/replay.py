@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from ..core.geometry import pose_matrix
 from ..core.mesh import write_ply
 from ..errors import ConfigError, DataError, InputError
 from ..mapping import FusedMap, hidden_colours, write_map
 from ..pipeline import AmodalDepthPipeline, PipelineResult
 from . import conversions as conv
 from .bag import BagWriter, read_messages, topics_of
+from .node_map import PoseBuffer
 from .outputs import MESH_TYPES, completed_mesh, mesh_settings, process
 from .sync import StampSynchronizer
 
@@ -89,18 +89,19 @@ def replay(bag_in: Path, bag_out: Path, params: dict[str, Any], topics: ReplayTo
     prefix = topics.output_namespace.rstrip("/")
     image_times: dict[int, int] = {}   # header stamp -> bag time of the image: outputs are written at it
     fused = FusedMap() if map_dir is not None else None
-    poses: dict[int, np.ndarray] = {}   # stamp -> camera-to-map pose, from pose_topic
     slop_ns = int(params.get("sync.slop", 0.02) * 1e9)
+    poses = PoseBuffer(slop_ns)   # the bag's, from pose_topic
     waiting: list[PipelineResult] = []  # processed frames whose pose may still come (bag order is not stamp order)
 
     def fuse(results: list[PipelineResult]) -> None:
         assert fused is not None
         for result in results:
             frame, hidden = result.frame, result.hidden
-            pose = np.eye(4) if not pose_topic else nearest_pose(poses, frame.stamp_ns, slop_ns)
-            if pose is None:
+            found = poses.nearest(frame.stamp_ns) if pose_topic else (np.eye(4), "")
+            if isinstance(found, str):
                 summary.frames_without_pose += 1
                 continue
+            pose = found[0]
             fused.integrate(result.visible_depth, frame.rgb, frame.intrinsics, pose, hidden,
                             None if hidden is None else hidden_colours(frame.rgb, result.segmentation.labels, hidden))
             summary.frames_fused += 1
@@ -122,11 +123,7 @@ def replay(bag_in: Path, bag_out: Path, params: dict[str, Any], topics: ReplayTo
                 summary.messages_written += 1
             stamp = conv.stamp_to_ns(msg.header.stamp)
             if role[topic] == "pose":
-                p, q = msg.pose.position, msg.pose.orientation
-                try:
-                    poses[stamp] = pose_matrix((p.x, p.y, p.z), (q.x, q.y, q.z, q.w))
-                except ValueError:
-                    pass   # a NaN pose: the frames it would have posed count as without one
+                poses.add(msg)   # a NaN pose is not kept: the frames it would have posed count as without one
                 fuse_settled(stamp)
                 continue
             if role[topic] == "image":
@@ -150,7 +147,7 @@ def replay(bag_in: Path, bag_out: Path, params: dict[str, Any], topics: ReplayTo
             if fused is not None:
                 waiting.append(result)
                 if pose_topic:
-                    fuse_settled(max(poses, default=None))
+                    fuse_settled(poses.newest_stamp)
                 else:
                     fuse(waiting)
                     waiting.clear()
@@ -166,10 +163,3 @@ def replay(bag_in: Path, bag_out: Path, params: dict[str, Any], topics: ReplayTo
     summary.seconds = time.perf_counter() - start
     return summary
 
-
-def nearest_pose(poses: dict[int, np.ndarray], stamp_ns: int, slop_ns: int) -> np.ndarray | None:
-    """The pose whose stamp is nearest ``stamp_ns``, if within ``slop_ns``."""
-    if not poses:
-        return None
-    nearest = min(poses, key=lambda s: abs(s - stamp_ns))
-    return poses[nearest] if abs(nearest - stamp_ns) <= slop_ns else None
