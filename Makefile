@@ -9,7 +9,7 @@ OUT ?= out/demo
 setup: $(STAMP)
 
 # Re-run the setup whenever the dependency lists or the interfaces change.
-$(STAMP): scripts/setup_env.sh requirements.txt requirements-build.txt constraints.txt CMakeLists.txt package.xml setup.py msg/*.msg
+$(STAMP): scripts/setup_env.sh requirements.txt requirements-build.txt constraints.txt CMakeLists.txt package.xml setup.py msg/*.msg srv/*.srv
 	bash scripts/setup_env.sh $(VENV)
 	touch $@
 

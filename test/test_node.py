@@ -256,10 +256,10 @@ def test_node_fuses_posed_frames_into_a_map(rclpy_context, start_node, scene, tm
     """map.enabled with map.pose_topic: each frame fused at its PoseStamped, ~/map_points in the map frame:
     the observed wall and box where the pose puts them, the wall behind the box predicted (layer 1); its mesh
     on ~/map_mesh; saved on request; a NaN pose is counted in /diagnostics, not fused."""
+    from amodal_depth_ros.srv import SaveMap
     from geometry_msgs.msg import PoseStamped
     from rclpy.qos import QoSProfile
     from sensor_msgs.msg import PointCloud2
-    from std_msgs.msg import String
     from visualization_msgs.msg import Marker
 
     # A namespace of its own: the module's other node (same inputs) must not answer for it.
@@ -284,7 +284,7 @@ def test_node_fuses_posed_frames_into_a_map(rclpy_context, start_node, scene, tm
         client.create_subscription(PointCloud2, "/amodal_map/map_points", clouds.append, QoSProfile(depth=5))
         meshes: list = []
         client.create_subscription(Marker, "/amodal_map/map_mesh", meshes.append, QoSProfile(depth=5))
-        save = client.create_publisher(String, "/amodal_map/save_map", 10)
+        save = client.create_client(SaveMap, "/amodal_map/save_map")
 
         def posed(stamps, position):
             for stamp in stamps:
@@ -322,12 +322,20 @@ def test_node_fuses_posed_frames_into_a_map(rclpy_context, start_node, scene, tm
         seen = alpha == 1.0
         assert ((np.abs(corners[seen, 2] - 3.0) < 0.015) | (np.abs(corners[seen, 2] - 1.5) < 0.015)).mean() > 0.95
         assert np.allclose(corners[~seen, 2], 3.0, atol=0.015)
-        # Saved on request.
+        # Saved on request: the service answers with what it wrote; a folder it cannot write is a failure.
         folder = tmp_path / "saved"
-        save.publish(String(data=str(folder)))
-        assert wait_for(lambda: (folder / "map_mesh.ply").is_file() and int(diagnostics().get("map_saved", "0")) > 0,
-                        30.0), node.log()
-        assert (folder / "map_cloud.ply").stat().st_size > 1000
+        assert save.wait_for_service(timeout_sec=30.0), node.log()
+        answer = save.call_async(SaveMap.Request(folder=str(folder)))
+        assert wait_for(answer.done, 60.0), node.log()
+        saved = answer.result()
+        assert saved.success and saved.points > 1000 and saved.triangles > 0, saved.message
+        assert (folder / "map_mesh.ply").is_file() and (folder / "map_cloud.ply").stat().st_size > 1000
+        assert wait_for(lambda: int(diagnostics().get("map_saved", "0")) > 0, 30.0), diagnostics()
+        (tmp_path / "a_file").write_text("")
+        refused = save.call_async(SaveMap.Request(folder=str(tmp_path / "a_file" / "below")))
+        assert wait_for(refused.done, 60.0) and not refused.result().success, node.log()
+        assert "cannot save" in refused.result().message
+        assert wait_for(lambda: int(diagnostics().get("map_save_failed", "0")) == 1, 30.0), diagnostics()
         # A pose that is not one: the frame it poses is counted and not fused.
         fused_before = int(diagnostics().get("map_frames_fused", "0"))
         later = itertools.count(next(STAMPS) + 5_000_000_000, 10_000_000)   # no good pose within sync.slop

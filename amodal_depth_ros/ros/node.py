@@ -23,7 +23,6 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-from std_msgs.msg import String
 from visualization_msgs.msg import Marker
 
 from ..core import config
@@ -38,6 +37,11 @@ from .logs import route_to_rclpy, stop_routing
 from .node_map import NodeMap
 from .params import declare_pipeline_parameters, validate_update
 from .sync import Matched, StampSynchronizer
+
+try:
+    from amodal_depth_ros.srv import SaveMap
+except ImportError:  # interfaces not built: the map runs without its save service
+    SaveMap = None
 
 # Stamps this far behind the last frame's are a jump back (a bag loop, a restarted driver or simulator):
 # the node starts over on the new timeline. A frame less far behind, or a repeat, is dropped as out of order.
@@ -93,7 +97,10 @@ class AmodalDepthNode(Node):
                                                  qos_overriding_options=overriding_options())
             self.pub_map_mesh = self.create_publisher(Marker, "map_mesh", out(),
                                                       qos_overriding_options=overriding_options())
-            self.create_subscription(String, "save_map", self._save_map, 10)
+            if SaveMap is not None:
+                self.create_service(SaveMap, "save_map", self._save_map)
+            else:
+                self.get_logger().warn("amodal_depth_ros.srv is not built: the save_map service is disabled")
             if p["map.pose_topic"]:
                 self.create_subscription(PoseStamped, p["map.pose_topic"], self.map.on_pose, 50)
             self.create_timer(p["map.publish_period"], self._publish_map, clock=self._steady)
@@ -200,15 +207,22 @@ class AmodalDepthNode(Node):
             if marker is not None:
                 self.pub_map_mesh.publish(marker.data)
 
-    def _save_map(self, msg: String) -> None:
-        if self.map is None:
-            return
+    def _save_map(self, request: Any, response: Any) -> Any:
+        """~/save_map (amodal_depth_ros/srv/SaveMap): the map's PLY files into ``request.folder``."""
+        assert self.map is not None
+        if not request.folder:
+            response.success, response.message = False, "no folder given"
+            return response
         try:
-            points, triangles = self.map.save(msg.data)
+            response.points, response.triangles = self.map.save(request.folder)
         except OSError as error:
-            self._reject("map_save_failed", f"cannot save the map to {msg.data!r}: {error}")
-            return
-        self.get_logger().info(f"map saved to {msg.data}: {points} points, {triangles} triangles")
+            response.success, response.message = False, f"cannot save the map to {request.folder!r}: {error}"
+            self.get_logger().error(response.message)
+            return response
+        response.success = True
+        response.message = f"map saved to {request.folder}: {response.points} points, {response.triangles} triangles"
+        self.get_logger().info(response.message)
+        return response
 
     def _reject(self, reason: str, message: str) -> None:
         self.stats.count_rejected(reason, message)

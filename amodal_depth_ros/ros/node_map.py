@@ -1,9 +1,8 @@
 """The node's fused map (``map.enabled``): each processed frame fused with its camera pose into a
 ``mapping.FusedMap``; ``~/map_points`` (PointCloud2: x, y, z, rgb, instance 0, layer 0 observed / 1 predicted)
 and ``~/map_mesh`` (a Marker TRIANGLE_LIST, predicted parts translucent) published every
-``map.publish_period`` seconds while they have a subscriber; a std_msgs/String on ``~/save_map`` (a folder)
-saves map_cloud.ply and map_mesh.ply there (std_srvs, whose Trigger service would fit, is not in this Python
-environment).
+``map.publish_period`` seconds while they have a subscriber; the ``~/save_map`` service
+(amodal_depth_ros/srv/SaveMap: a folder) saves map_cloud.ply and map_mesh.ply there.
 
 Poses: with ``map.pose_topic`` empty the camera is fixed and the map lies in its optical frame; otherwise the
 topic's geometry_msgs/PoseStamped give the camera's optical frame in the map frame (their header's frame), the
@@ -73,6 +72,7 @@ class NodeMap:
         self._lock = threading.Lock()   # the worker fuses, the timer extracts
         self.fused = 0
         self.saved = 0
+        self.save_failures = 0
         self.skipped: Counter[str] = Counter()   # reason -> frames not fused
         self._header = Header()                 # of the newest frame fused, in the map frame
 
@@ -120,7 +120,11 @@ class NodeMap:
     def save(self, folder: str) -> tuple[int, int]:
         """map_cloud.ply and map_mesh.ply into ``folder``: (points, triangles)."""
         with self._lock:
-            written = write_map(self.map, Path(folder))
+            try:
+                written = write_map(self.map, Path(folder))
+            except OSError:
+                self.save_failures += 1
+                raise
             self.saved += 1
         return written
 
@@ -128,6 +132,7 @@ class NodeMap:
         with self._lock:
             observed, predicted = self.map.blocks()
             values: dict[str, Any] = {"map_frames_fused": self.fused, "map_saved": self.saved,
+                                      "map_save_failed": self.save_failures,
                                       "map_blocks_observed": observed,
                                       "map_blocks_predicted": predicted, "map_blocks_refused": self.map.blocks_refused}
             values.update({f"map_skipped_{reason}": n for reason, n in sorted(self.skipped.items())})
