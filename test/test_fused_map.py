@@ -68,6 +68,7 @@ def test_no_surface_is_extracted_across_a_silhouette():
     assert (~on_a_face(skirts)).sum() > 100
     cloud = fused.extract()
     assert len(cloud.points) > 0.95 * len(skirts) and on_a_face(cloud.points).all()
+    assert (cloud.colors == 90).all()   # the frame's colour
     vertices, triangles, _, _ = fused.extract_mesh()
     assert len(triangles) > 10000 and on_a_face(vertices[triangles.ravel()]).all()
 
@@ -89,7 +90,7 @@ def test_a_prediction_for_space_already_observed_is_not_integrated():
     depth, box = box_before_wall()
     fused = FusedMap(voxel_size=0.02)
     fused.integrate(np.full((240, 320), WALL, np.float32), rgb(), INTR, np.eye(4))   # the wall, seen whole
-    fused.integrate(depth, rgb(), INTR, np.eye(4), hidden_at(box, WALL + 0.06))      # then hidden, mispredicted
+    fused.integrate(depth, rgb(), INTR, np.eye(4), hidden_at(box, WALL + 0.04))      # then hidden, mispredicted
     assert fused.blocks()[1] == 0 and not fused.extract().predicted.any()
 
 

@@ -99,7 +99,7 @@ PARAMS: tuple[ParamSpec, ...] = (
               "geometry_msgs/PoseStamped of the camera's optical frame in the map frame (their header's frame), the "
               "one nearest each frame within sync.slop; empty: a fixed camera, the map in its optical frame. Frames "
               "without a usable pose are counted in /diagnostics and not fused.", change=READ_ONLY),
-    ParamSpec("map.voxel_size", 0.02, "Map voxel edge (m); the truncation distance is four voxels.", 0.005, 0.5,
+    ParamSpec("map.voxel_size", 0.02, "Map voxel edge (m); the truncation distance is three voxels.", 0.005, 0.5,
               change=READ_ONLY),
     ParamSpec("map.max_blocks", 8000,
               "Most voxel blocks (8^3 voxels, 20 bytes each) per grid, observed and predicted: the map's memory "

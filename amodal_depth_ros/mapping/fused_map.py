@@ -41,11 +41,12 @@ from ..core.layers import layer_grids
 from ..core.types import CameraIntrinsics, HiddenSurfaces
 
 BLOCK_RESOLUTION = 8
+TRUNCATION_VOXELS = 3   # the default truncation distance: 6 cm at 2 cm voxels, about a Kinect's noise at 4 m
 OBSERVED_RADIUS = 1.5   # voxels: a predicted point this close to an observed one is that surface, observed
 # Voxels: the most that the signed distances of two neighbouring voxels may differ by for a surface to pass
-# between them. Across a surface it changes by one voxel (more where the surface is seen obliquely); at the
-# silhouette of a surface in front of another, from in front of the far one to behind the near one, by up to
-# twice the truncation: no surface lies there ("skirts").
+# between them. Across a surface it changes by one voxel, by several where the surface is seen obliquely (a
+# floor far ahead); at the silhouette of a surface in front of another, from in front of the far one to behind
+# the near one, by more than the truncation distance: no surface lies there ("skirts").
 SURFACE_STEP = 3.2
 
 
@@ -72,7 +73,7 @@ def hidden_colours(rgb: np.ndarray, labels: np.ndarray, hidden: HiddenSurfaces) 
 
 
 class FusedMap:
-    def __init__(self, voxel_size: float = 0.02, truncation: float = 0.08, max_blocks: int = 8000,
+    def __init__(self, voxel_size: float = 0.02, truncation: float | None = None, max_blocks: int = 8000,
                  hidden_weight: float = 0.2, depth_max: float = 8.0, device: str = "CPU:0",
                  hidden_truncation: float | None = None, pixel_stride: int = 2, hidden_layers: int = 2,
                  hidden_width: int = 160):
@@ -82,9 +83,10 @@ class FusedMap:
         if not 0.0 < hidden_weight <= 1.0:
             raise ValueError(f"hidden_weight must be in (0, 1], got {hidden_weight}")
         self._o3d, self._o3c = o3d, o3c
-        self.voxel_size, self.truncation, self.max_blocks = voxel_size, truncation, max_blocks
+        self.voxel_size, self.max_blocks = voxel_size, max_blocks
+        self.truncation = TRUNCATION_VOXELS * voxel_size if truncation is None else truncation
         self.hidden_weight, self.depth_max = hidden_weight, depth_max
-        self.hidden_truncation = truncation if hidden_truncation is None else hidden_truncation
+        self.hidden_truncation = self.truncation if hidden_truncation is None else hidden_truncation
         self.pixel_stride = pixel_stride   # every n-th pixel: at 2 a VGA pixel is ~1 cm at 3 m, below a voxel
         self.hidden_layers = hidden_layers   # the nearest hidden surfaces fused (a third behind two is rare)
         # Predicted surfaces are smooth: they are integrated at about hidden_width pixels across (at a multiple
@@ -210,25 +212,19 @@ class FusedMap:
                layers: list[np.ndarray] | None = None, layer_step: int = 1) -> None:
         """Predicted voxels near their surface that this frame sees through or onto lose weight."""
         grid, o3c = self.predicted, self._o3c
-        buf = grid.hashmap().active_buf_indices().cpu().numpy().astype(np.int64)
+        hashmap = grid.hashmap()
+        buf = hashmap.active_buf_indices().cpu().numpy().astype(np.int64)
         if not len(buf):
             return
-        cells = BLOCK_RESOLUTION ** 3
-        flat = (buf[:, None] * cells + np.arange(cells)).ravel()
-        on_cpu = self.device.get_type() == o3c.Device.DeviceType.CPU
-        weight_t, tsdf_t = grid.attribute("weight").reshape((-1,)), grid.attribute("tsdf").reshape((-1,))
-        # On the CPU the attributes are read (and written) in place; elsewhere the active ones are copied.
-        index = None if on_cpu else o3c.Tensor(flat, o3c.int64, self.device)
-        w = weight_t.numpy()[flat] if on_cpu else weight_t[index].cpu().numpy()
-        t = tsdf_t.numpy()[flat] if on_cpu else tsdf_t[index].cpu().numpy()
-        near = np.flatnonzero((w > 0) & (np.abs(t) < 0.5))   # within half the truncation of the predicted surface
-        if not len(near):
+        weights = self._attribute(grid, "weight")   # on the CPU a view: lowered in place below
+        w, t = weights[buf], self._attribute(grid, "tsdf")[buf]
+        # Within half the truncation of the predicted surface.
+        block, vz, vy, vx = np.nonzero((w > 0) & (np.abs(t) < 0.5))
+        if not len(block):
             return
-        cell = flat[near] % cells
-        local = np.stack([cell % BLOCK_RESOLUTION, cell // BLOCK_RESOLUTION % BLOCK_RESOLUTION,
-                          cell // BLOCK_RESOLUTION ** 2], axis=1)
-        keys = grid.hashmap().key_tensor().cpu().numpy().astype(np.int64)
-        points = ((keys[flat[near] // cells] * BLOCK_RESOLUTION + local) * self.voxel_size)
+        w = w[block, vz, vy, vx]
+        keys = hashmap.key_tensor().cpu().numpy().astype(np.int64)[buf]
+        points = (keys[block] * BLOCK_RESOLUTION + np.stack([vx, vy, vz], axis=1)) * self.voxel_size
         camera = points @ map_to_camera[:3, :3].T + map_to_camera[:3, 3]
         z = camera[:, 2]
         ahead = z > 1e-3
@@ -255,12 +251,14 @@ class FusedMap:
         through = penalty > 0
         if not through.any():
             return
-        lowered = np.maximum(w[near][through] - penalty[through], 0.0).astype(np.float32)
-        if on_cpu:
-            weight_t.numpy()[flat[near][through]] = lowered
+        lowered = np.maximum(w[through] - penalty[through], 0.0).astype(np.float32)
+        at = (buf[block[through]], vz[through], vy[through], vx[through])
+        if self.device.get_type() == o3c.Device.DeviceType.CPU:
+            weights[at] = lowered
         else:
-            weight_t[o3c.Tensor(flat[near][through], o3c.int64, self.device)] = o3c.Tensor(lowered, o3c.float32,
-                                                                                           self.device)
+            flat = np.ravel_multi_index(at, weights.shape)
+            grid.attribute("weight").reshape((-1,))[o3c.Tensor(flat, o3c.int64, self.device)] = o3c.Tensor(
+                lowered, o3c.float32, self.device)
 
     def extract(self) -> MapCloud:
         """The map's surface: observed points, and predicted ones that no observation stands for."""
@@ -304,7 +302,7 @@ class FusedMap:
                 np.concatenate([oc, pc]), np.r_[np.zeros(len(ov), bool), np.ones(len(pv), bool)])
 
     def _max_step(self, grid: Any) -> float:
-        """SURFACE_STEP voxels in the units of ``grid``'s tsdf (fractions of its truncation distance)."""
+        """SURFACE_STEP in the units of ``grid``'s tsdf (signed distance / truncation distance)."""
         truncation = self.truncation if grid is self.observed else self.hidden_truncation
         return SURFACE_STEP * self.voxel_size / truncation
 
@@ -329,7 +327,6 @@ class FusedMap:
         keys = hashmap.key_tensor().cpu().numpy().astype(np.int64)[buf]
         tsdf_all, weight_all = self._attribute(grid, "tsdf"), self._attribute(grid, "weight")
         colour_all = self._attribute(grid, "color")
-        max_step = self._max_step(grid)
         t = np.where(weight_all[buf] > 0.5, tsdf_all[buf], np.float32(np.nan))   # NaN: no crossing
         points, colours = [], []
         for axis, dim in ((0, 3), (1, 2), (2, 1)):   # x, y, z: array dims 3, 2, 1 of (block, z, y, x)
@@ -344,7 +341,7 @@ class FusedMap:
             first = np.where(weight_all[nbuf] > 0.5, tsdf_all[nbuf], np.float32(np.nan))
             np.moveaxis(ahead, dim, -1)[found, ..., -1] = np.moveaxis(first, dim, -1)[..., 0]
             with np.errstate(invalid="ignore"):
-                cross = (t * ahead < 0) & (np.abs(t - ahead) <= max_step)
+                cross = (t * ahead < 0) & (np.abs(t - ahead) <= self._max_step(grid))
             block, z, y, x = np.nonzero(cross)
             ta, tb = t[block, z, y, x], ahead[block, z, y, x]
             f = ta / (ta - tb)
@@ -353,7 +350,7 @@ class FusedMap:
             # The colour of the nearer voxel of the two (blending across blocks would need the neighbour's).
             colours.append(colour_all[buf[block], z, y, x])
         return (np.concatenate(points).astype(np.float32),
-                np.clip(np.concatenate(colours) * 255.0, 0, 255).astype(np.uint8))
+                np.clip(np.rint(np.concatenate(colours)), 0, 255).astype(np.uint8))   # stored as 0-255
 
     def _silhouette_vertices(self, grid: Any, vertices: np.ndarray) -> np.ndarray:
         """(N,) bool: mesh ``vertices`` (marching cubes puts each on an edge between two voxels) where the

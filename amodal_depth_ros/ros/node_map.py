@@ -65,7 +65,7 @@ class PoseBuffer:
 
 class NodeMap:
     def __init__(self, params: dict[str, Any]):
-        self.map = FusedMap(voxel_size=params["map.voxel_size"], truncation=4.0 * params["map.voxel_size"],
+        self.map = FusedMap(voxel_size=params["map.voxel_size"],
                             max_blocks=params["map.max_blocks"], hidden_weight=params["map.hidden_weight"])
         self.pose_topic: str = params["map.pose_topic"]
         self.poses = PoseBuffer(int(params["sync.slop"] * 1e9), POSES_KEPT)

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"amodal-depth map-eval: {exc}", file=sys.stderr)
         return 2
     results, clouds, integrate_ms = evaluate_paths(scenes, args.frames, params, args.width, args.height,
-                                                   {"voxel_size": args.voxel, "truncation": 4 * args.voxel})
+                                                   {"voxel_size": args.voxel})
     table = format_maps(results)
     print(table)
     print(f"integration ms per frame, median: {', '.join(f'{k} {v:.1f}' for k, v in integrate_ms.items())}")
