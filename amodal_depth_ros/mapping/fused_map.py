@@ -26,7 +26,7 @@ observations and never overrule them:
 A frame is integrated with its camera-to-map pose (4x4, the optical frame's). Poses come from the caller.
 The visible depth is integrated at every ``pixel_stride``-th pixel, the nearest ``hidden_layers`` hidden
 surfaces at about ``hidden_width`` pixels across: predicted surfaces are smooth, and a VGA frame then fuses in
-~16 ms on two CPU cores.
+~14 ms on two CPU cores.
 """
 from __future__ import annotations
 
@@ -159,21 +159,26 @@ class FusedMap:
     def integrated_at(self, points: np.ndarray, grid: Any) -> np.ndarray:
         """(N,) bool: whether ``grid`` (observed or predicted) has integrated the voxel nearest each map point
         (weight > 0)."""
-        o3c = self._o3c
-        if grid.hashmap().size() == 0:
-            return np.zeros(len(points), bool)
-        voxel = np.rint(points / self.voxel_size).astype(np.int64)
-        block = np.floor_divide(voxel, BLOCK_RESOLUTION)
-        local = voxel - block * BLOCK_RESOLUTION
-        buf, found = grid.hashmap().find(o3c.Tensor(block.astype(np.int32), o3c.int32, self.device))
+        weight = self._at_voxels(grid, "weight", np.rint(points / self.voxel_size).astype(np.int64))
+        return weight > 0   # (NaN where no block: False)
+
+    def _at_voxels(self, grid: Any, name: str, voxels: np.ndarray) -> np.ndarray:
+        """(N,) float32: attribute ``name`` (one channel) of ``grid`` at integer ``voxels`` (N, 3); NaN in
+        blocks not allocated."""
+        out = np.full(len(voxels), np.nan, np.float32)
+        if grid.hashmap().size() == 0 or not len(voxels):
+            return out
+        block = np.floor_divide(voxels, BLOCK_RESOLUTION)
+        x, y, z = (voxels - block * BLOCK_RESOLUTION).T
+        buf, found = grid.hashmap().find(self._o3c.Tensor(block.astype(np.int32), self._o3c.int32, self.device))
         found = found.cpu().numpy().astype(bool)
-        out = np.zeros(len(points), bool)
-        if found.any():
-            # Voxels of a block are stored x fastest, then y, then z.
-            flat = buf.cpu().numpy().astype(np.int64)[found] * BLOCK_RESOLUTION ** 3 + local[found] @ np.array(
-                [1, BLOCK_RESOLUTION, BLOCK_RESOLUTION ** 2])
-            weight = grid.attribute("weight").reshape((-1,))[o3c.Tensor(flat, o3c.int64, self.device)]
-            out[found] = weight.cpu().numpy() > 0
+        at = (buf.cpu().numpy().astype(np.int64)[found], z[found], y[found], x[found])
+        if self.device.get_type() == self._o3c.Device.DeviceType.CPU:
+            out[found] = self._attribute(grid, name)[at]
+        else:   # read on the device: only these voxels come back
+            flat = np.ravel_multi_index(at, (grid.hashmap().capacity(), *(BLOCK_RESOLUTION,) * 3))
+            out[found] = grid.attribute(name).reshape((-1,))[self._o3c.Tensor(flat, self._o3c.int64,
+                                                                                   self.device)].cpu().numpy()
         return out
 
     def _integrate(self, grid: Any, depth: np.ndarray, rgb: np.ndarray, intrinsic: Any, extrinsic: Any,
@@ -218,10 +223,12 @@ class FusedMap:
             return
         weights = self._attribute(grid, "weight")   # on the CPU a view: lowered in place below
         w, t = weights[buf], self._attribute(grid, "tsdf")[buf]
-        # Within half the truncation of the predicted surface.
-        block, vz, vy, vx = np.nonzero((w > 0) & (np.abs(t) < 0.5))
-        if not len(block):
+        # Within half the truncation of the predicted surface (one flat search: faster than a 4-d one).
+        index = np.flatnonzero((w > 0) & (np.abs(t) < 0.5))
+        if not len(index):
             return
+        block, cell = index >> 9, index & 511   # 512 = BLOCK_RESOLUTION ** 3 voxels a block, x fastest
+        vz, vy, vx = cell >> 6, (cell >> 3) & 7, cell & 7
         w = w[block, vz, vy, vx]
         keys = hashmap.key_tensor().cpu().numpy().astype(np.int64)[buf]
         points = (keys[block] * BLOCK_RESOLUTION + np.stack([vx, vy, vz], axis=1)) * self.voxel_size
@@ -362,16 +369,7 @@ class FusedMap:
         low[rows, axis] = np.floor(v[rows, axis]).astype(np.int64)
         high = low.copy()
         high[rows, axis] += 1
-        tsdf_all = self._attribute(grid, "tsdf")
-        ends = []
-        for voxel in (low, high):
-            block = np.floor_divide(voxel, BLOCK_RESOLUTION)
-            x, y, z = (voxel - block * BLOCK_RESOLUTION).T
-            buf, found = grid.hashmap().find(self._o3c.Tensor(block.astype(np.int32), self._o3c.int32, self.device))
-            found = found.cpu().numpy().astype(bool)
-            t = np.full(len(v), np.nan, np.float32)
-            t[found] = tsdf_all[buf.cpu().numpy().astype(np.int64)[found], z[found], y[found], x[found]]
-            ends.append(t)
+        ends = [self._at_voxels(grid, "tsdf", voxel) for voxel in (low, high)]
         with np.errstate(invalid="ignore"):
             return ~(np.abs(ends[0] - ends[1]) <= self._max_step(grid))
 
