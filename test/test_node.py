@@ -252,6 +252,32 @@ def test_images_a_publisher_sent_but_the_node_never_got_are_counted():
     assert (values["superseded_in_queue_depth"], values["lost_depth"]) == ("0", "2")
 
 
+def test_pose_buffer_poses_frames_by_stamp_and_starts_over_when_poses_jump_back():
+    from geometry_msgs.msg import PoseStamped
+
+    from amodal_depth_ros.ros.node_map import PoseBuffer
+
+    def pose(stamp_ns: int, x: float) -> PoseStamped:
+        msg = PoseStamped(header=Header(stamp=conv.ns_to_stamp(stamp_ns), frame_id="map"))
+        msg.pose.position.x, msg.pose.orientation.w = x, 1.0
+        return msg
+
+    poses = PoseBuffer(slop_ns=20_000_000)
+    assert poses.nearest(10**10) == "no_pose_yet"
+    assert poses.add(pose(10**10, 1.0)) is None and poses.add(pose(10**10 + 10**8, 2.0)) is None
+    found = poses.nearest(10**10 + 9 * 10**7)   # 10 ms from the second pose
+    assert not isinstance(found, str) and found[0][0, 3] == 2.0 and found[1] == "map"
+    assert poses.nearest(10**10 + 5 * 10**7) == "no_pose_near_stamp"
+    nan = pose(10**10 + 2 * 10**8, float("nan"))
+    assert poses.add(nan) == "bad_pose_message" and poses.newest_stamp == 10**10 + 10**8
+    # Two seconds back: a new timeline; the old one's poses no longer pose its frames.
+    assert poses.add(pose(8 * 10**9, 3.0)) == "pose_time_jump" and poses.newest_stamp == 8 * 10**9
+    assert poses.nearest(10**10) == "no_pose_near_stamp"
+    found = poses.nearest(8 * 10**9)
+    assert not isinstance(found, str) and found[0][0, 3] == 3.0
+    assert poses.add(pose(8 * 10**9 - 5 * 10**8, 4.0)) is None   # half a second late: kept, not a jump
+
+
 def test_node_fuses_posed_frames_into_a_map(rclpy_context, start_node, scene, tmp_path):
     """map.enabled with map.pose_topic: each frame fused at its PoseStamped, ~/map_points in the map frame:
     the observed wall and box where the pose puts them, the wall behind the box predicted (layer 1); its mesh
@@ -344,5 +370,8 @@ def test_node_fuses_posed_frames_into_a_map(rclpy_context, start_node, scene, tm
         assert wait_for(lambda: int(diagnostics().get("map_skipped_bad_pose_message", "0")) > 0, 30.0), diagnostics()
         assert wait_for(lambda: int(diagnostics().get("map_skipped_no_pose_near_stamp", "0")) > 0, 30.0), diagnostics()
         assert fused_before > 0 and int(diagnostics()["map_frames_fused"]) >= fused_before
+        # Poses jumping back in time (a restarted localisation): a new timeline, counted.
+        list(posed([5_000_000_000], shift))
+        assert wait_for(lambda: int(diagnostics().get("map_pose_time_jumps", "0")) == 1, 30.0), diagnostics()
     finally:
         client.close()

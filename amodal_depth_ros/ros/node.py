@@ -36,16 +36,15 @@ from .input_qos import AdaptiveSubscription, overriding_options
 from .logs import route_to_rclpy, stop_routing
 from .node_map import NodeMap
 from .params import declare_pipeline_parameters, validate_update
-from .sync import Matched, StampSynchronizer
+from .sync import TIME_JUMP_NS, Matched, StampSynchronizer
 
 try:
     from amodal_depth_ros.srv import SaveMap
 except ImportError:  # interfaces not built: the map runs without its save service
     SaveMap = None
 
-# Stamps this far behind the last frame's are a jump back (a bag loop, a restarted driver or simulator):
-# the node starts over on the new timeline. A frame less far behind, or a repeat, is dropped as out of order.
-TIME_JUMP_NS = 1_000_000_000
+# An image TIME_JUMP_NS behind the last frame's starts the node over on the new timeline; a frame less far
+# behind, or a repeat, is dropped as out of order.
 QOS_POLL_S = 0.5   # how often the inputs look at their publishers (rosbag2 polls topics every 0.1 s)
 
 

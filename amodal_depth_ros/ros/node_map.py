@@ -29,6 +29,7 @@ from ..mapping import FusedMap, hidden_colours, write_map
 from ..pipeline import PipelineResult
 from . import conversions as conv
 from .marker import Serialized, mesh_marker
+from .sync import TIME_JUMP_NS
 
 POSES_KEPT = 200   # recent poses searched for each frame's stamp
 
@@ -40,20 +41,28 @@ class PoseBuffer:
     def __init__(self, slop_ns: int, kept: int | None = None):
         self.slop_ns = slop_ns
         self._poses: deque[tuple[int, np.ndarray, str]] = deque(maxlen=kept)   # stamp, pose, map frame
+        self._newest: int | None = None   # the newest stamp of this timeline
 
-    def add(self, msg: PoseStamped) -> bool:
-        """Keep ``msg``'s pose; False (and nothing kept) when it is not one (NaN, a zero quaternion)."""
+    def add(self, msg: PoseStamped) -> str | None:
+        """Keep ``msg``'s pose: None, or why it is not kept as is ("bad_pose_message": NaN, a zero
+        quaternion; "pose_time_jump": TIME_JUMP_NS behind the newest, a new timeline, whose first pose it is:
+        the poses of the old one are forgotten, lest they pose its frames)."""
         p, q = msg.pose.position, msg.pose.orientation
         try:
             pose = pose_matrix((p.x, p.y, p.z), (q.x, q.y, q.z, q.w))
         except ValueError:
-            return False
-        self._poses.append((conv.stamp_to_ns(msg.header.stamp), pose, msg.header.frame_id))
-        return True
+            return "bad_pose_message"
+        stamp = conv.stamp_to_ns(msg.header.stamp)
+        jumped = self._newest is not None and stamp < self._newest - TIME_JUMP_NS
+        if jumped:
+            self._poses.clear()
+        self._poses.append((stamp, pose, msg.header.frame_id))
+        self._newest = stamp if jumped or self._newest is None else max(self._newest, stamp)
+        return "pose_time_jump" if jumped else None
 
     @property
     def newest_stamp(self) -> int | None:
-        return max((stamp for stamp, _, _ in self._poses), default=None)
+        return self._newest
 
     def nearest(self, stamp_ns: int) -> tuple[np.ndarray, str] | str:
         """(camera-to-map pose, map frame) for a frame stamp, or why there is none."""
@@ -73,13 +82,17 @@ class NodeMap:
         self.fused = 0
         self.saved = 0
         self.save_failures = 0
+        self.pose_time_jumps = 0
         self.skipped: Counter[str] = Counter()   # reason -> frames not fused
         self._header = Header()                 # of the newest frame fused, in the map frame
 
     def on_pose(self, msg: PoseStamped) -> None:
         with self._lock:
-            if not self.poses.add(msg):
-                self.skipped["bad_pose_message"] += 1
+            why = self.poses.add(msg)
+            if why == "bad_pose_message":
+                self.skipped[why] += 1   # (the frames it would have posed are counted as without one)
+            elif why:
+                self.pose_time_jumps += 1
 
     def fuse(self, result: PipelineResult, header: Header) -> None:
         """Fuse one processed frame (``header``: the input image's) if it has a usable pose."""
@@ -133,6 +146,7 @@ class NodeMap:
             observed, predicted = self.map.blocks()
             values: dict[str, Any] = {"map_frames_fused": self.fused, "map_saved": self.saved,
                                       "map_save_failed": self.save_failures,
+                                      "map_pose_time_jumps": self.pose_time_jumps,
                                       "map_blocks_observed": observed,
                                       "map_blocks_predicted": predicted, "map_blocks_refused": self.map.blocks_refused}
             values.update({f"map_skipped_{reason}": n for reason, n in sorted(self.skipped.items())})

@@ -13,6 +13,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+# Stamps this far behind the newest are a jump back (a bag loop, a restarted driver or simulator): a new
+# timeline, not a late message.
+TIME_JUMP_NS = 1_000_000_000
+
 
 @dataclass
 class Matched:
