@@ -57,6 +57,7 @@ def fit_inverse_depth_plane(xn: np.ndarray, yn: np.ndarray, depth: np.ndarray, w
     inv = 1.0 / depth.astype(np.float64)
     design = np.stack([xn.astype(np.float64), yn.astype(np.float64), np.ones_like(inv)], axis=1)
     w = weights.astype(np.float64)
+    floor = 1e-9 * np.median(inv)   # keeps the scale positive for points exactly on the plane
     coef = None
     for _ in range(iterations):
         # Weighted normal equations: a 3x3 solve instead of an SVD of the (N, 3) design (5x faster).
@@ -66,7 +67,7 @@ def fit_inverse_depth_plane(xn: np.ndarray, yn: np.ndarray, depth: np.ndarray, w
             return coef
         coef = np.linalg.solve(normal, weighted.T @ inv)
         residual = np.abs(design @ coef - inv)
-        scale = 1.4826 * np.median(residual) + 1e-9 * np.median(inv)
+        scale = 1.4826 * np.median(residual) + floor
         # Cauchy weights: residuals many times the typical one count for almost nothing.
         w = weights * (1.0 / (1.0 + (residual / (3.0 * scale + 1e-12)) ** 2))
     return coef
