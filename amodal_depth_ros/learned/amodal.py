@@ -151,9 +151,11 @@ class LearnedAmodalMask(LearnedStage):
         ids = [int(i) for i in segmentation.ids]
         windows = label_windows(labels)
         masks = AmodalMasks(shape)
+        visible = {}   # each instance's visible mask in its own (tight) window
         for i in ids:
             r0, c0, r1, c1 = windows[i]
-            masks.set(i, windows[i], labels[r0:r1, c0:c1] == i)
+            visible[i] = labels[r0:r1, c0:c1] == i
+            masks.set(i, windows[i], visible[i].copy())   # (grows in place: ``visible`` stays)
         levels = peeling_levels(ids, occlusion)
         # The network completes the largest occluded instances, at most max_instances of them (a frame of clutter
         # costs what a busy one does); the others get the convex hull of what is seen of them.
@@ -175,7 +177,8 @@ class LearnedAmodalMask(LearnedStage):
                 r0, c0, r1, c1 = window
                 own = labels[r0:r1, c0:c1] == i   # its visible mask: an instance is completed in its pass only
                 occluder = occluder_union(fronts.get(i, set()), masks, window, own)
-                z0 = reference_depth(depth[r0:r1, c0:c1], own) if occluder.any() else None
+                t0, u0, t1, u1 = windows[i]   # (the median of the same pixels as in ``own``, in less area)
+                z0 = reference_depth(depth[t0:t1, u0:u1], visible[i]) if occluder.any() else None
                 if z0 is None:   # no depth to scale the crop by: the convex hull, as beyond the cap
                     if fronts.get(i):
                         hull(i)
