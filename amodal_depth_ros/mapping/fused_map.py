@@ -339,7 +339,7 @@ class FusedMap:
         for axis, dim in ((0, 3), (1, 2), (2, 1)):   # x, y, z: array dims 3, 2, 1 of (block, z, y, x)
             step = np.zeros(3, np.int64)
             step[axis] = 1
-            ahead = np.full(t.shape[:1] + t.shape[1:], np.nan, np.float32)   # each voxel's neighbour along axis
+            ahead = np.full(t.shape, np.nan, np.float32)   # each voxel's neighbour along the axis
             np.moveaxis(ahead, dim, -1)[..., :-1] = np.moveaxis(t, dim, -1)[..., 1:]
             found_buf, found = hashmap.find(self._o3c.Tensor((keys + step).astype(np.int32), self._o3c.int32,
                                                              self.device))
