@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .core.mesh import write_ply_records
 from .core.types import CameraIntrinsics, LayeredCloud
 
 COLORMAP = cv2.COLORMAP_TURBO
@@ -114,7 +115,6 @@ def write_png(path: str | Path, rgb: np.ndarray) -> None:
 
 PLY_DTYPE = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1"),
                       ("layer", "u1"), ("instance", "<u2")])
-_PLY_TYPES = {"<f4": "float", "u1": "uchar", "|u1": "uchar", "<u2": "ushort"}
 
 
 def write_ply(path: str | Path, cloud: LayeredCloud | Mapping[str, np.ndarray]) -> int:
@@ -135,11 +135,7 @@ def write_ply(path: str | Path, cloud: LayeredCloud | Mapping[str, np.ndarray]) 
     for channel, name in enumerate(("red", "green", "blue")):
         data[name] = rgb[:, channel]
     data["layer"], data["instance"] = layer, instance
-    properties = "".join(f"property {_PLY_TYPES[PLY_DTYPE[name].str]} {name}\n" for name in PLY_DTYPE.names or ())
-    header = f"ply\nformat binary_little_endian 1.0\nelement vertex {n}\n{properties}end_header\n"
-    with open(path, "wb") as f:
-        f.write(header.encode("ascii"))
-        data.tofile(f)
+    write_ply_records(path, data)
     return n
 
 

@@ -27,8 +27,8 @@ def build_layered_cloud(frame: RGBDFrame, visible_depth: np.ndarray, labels: np.
         sparse = np.zeros_like(keep)
         sparse[::stride, ::stride] = True
         keep &= sparse
-    on_grid = (hidden.rows % stride == 0) & (hidden.cols % stride == 0) if stride > 1 else slice(None)
-    h_rows, h_cols, h_ids = hidden.rows[on_grid], hidden.cols[on_grid], hidden.instance[on_grid]
+    hidden = hidden.on_grid(visible_depth.shape, stride)
+    h_rows, h_cols, h_ids = hidden.rows, hidden.cols, hidden.instance
     # Row bands of the visible part, filled in parallel (numpy releases the GIL in gathers and ufuncs).
     bands = np.array_split(np.arange(visible_depth.shape[0]), BANDS) if visible_depth.size >= MIN_PARALLEL else \
         [np.arange(visible_depth.shape[0])]
@@ -56,14 +56,14 @@ def build_layered_cloud(frame: RGBDFrame, visible_depth: np.ndarray, labels: np.
 
     list(_pool().map(fill_band, range(len(bands))))
     behind = records[n_visible:]
-    h_depth = hidden.depth[on_grid]
+    h_depth = hidden.depth
     np.multiply(x_n[h_cols], h_depth, out=behind["x"])
     np.multiply(y_n[h_rows], h_depth, out=behind["y"])
     behind["z"] = h_depth
     # Hidden surfaces have no observed colour: give them their instance's mean visible colour.
     behind["rgb"] = pack_rgb(instance_mean_colors(frame.rgb, labels))[h_ids]
     behind["instance"] = h_ids
-    behind["layer"] = hidden.layer[on_grid]
+    behind["layer"] = hidden.layer
     return LayeredCloud(records)
 
 

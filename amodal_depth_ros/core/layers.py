@@ -62,14 +62,9 @@ def layer_grids(hidden: HiddenSurfaces, shape: tuple[int, int], stride: int = 1,
     """Per hidden layer, nearest first (at most ``max_layers``, none past the first empty one): (float32 depth,
     int32 instance) of the pixels on every ``stride``-th row and column of an image of ``shape``; ``fill``
     and 0 where the layer has no surface."""
-    if stride > 1:   # (a table lookup: faster than two remainders of every hidden pixel)
-        row_on, col_on = np.zeros(shape[0], bool), np.zeros(shape[1], bool)
-        row_on[::stride], col_on[::stride] = True, True
-        on_grid = row_on[hidden.rows] & col_on[hidden.cols]
-    else:
-        on_grid = slice(None)
-    rows, cols = hidden.rows[on_grid] // stride, hidden.cols[on_grid] // stride
-    depth, instance, layer = hidden.depth[on_grid], hidden.instance[on_grid], hidden.layer[on_grid]
+    grid = hidden.on_grid(shape, stride)
+    rows, cols = grid.rows // stride, grid.cols // stride
+    depth, instance, layer = grid.depth, grid.instance, grid.layer
     small = (-(-shape[0] // stride), -(-shape[1] // stride))
     grids = []
     for k in range(1, max_layers + 1):

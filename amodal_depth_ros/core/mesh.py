@@ -83,6 +83,27 @@ def build_layered_mesh(frame: RGBDFrame, visible_depth: np.ndarray, labels: np.n
                        instance, layers, triangles.astype(np.int32, copy=False))
 
 
+PLY_TYPES = {"<f4": "float", "|u1": "uchar", "<u2": "ushort", "<i4": "int"}   # numpy dtype -> PLY property type
+
+
+def write_ply_records(path: str | Path, vertex: np.ndarray, triangles: np.ndarray | None = None,
+                      comment: str = "") -> None:
+    """Binary little-endian PLY: the structured array ``vertex`` (one property per field) and, given, the
+    (M, 3) int ``triangles`` as vertex index lists."""
+    properties = "".join(f"property {PLY_TYPES[vertex.dtype[name].str]} {name}\n" for name in vertex.dtype.names or ())
+    header = "ply\nformat binary_little_endian 1.0\n" + (f"comment {comment}\n" if comment else "") + \
+        f"element vertex {len(vertex)}\n{properties}"
+    if triangles is not None:
+        face = np.empty(len(triangles), [("n", "u1"), ("v", "<i4", (3,))])
+        face["n"], face["v"] = 3, triangles
+        header += f"element face {len(face)}\nproperty list uchar int vertex_indices\n"
+    with open(path, "wb") as out:
+        out.write((header + "end_header\n").encode("ascii"))
+        out.write(vertex.tobytes())
+        if triangles is not None:
+            out.write(face.tobytes())
+
+
 def write_ply(mesh: LayeredMesh, path: str | Path) -> None:
     """Binary little-endian PLY: vertices with colour, instance and layer; faces as vertex index lists."""
     vertex = np.empty(len(mesh.vertices), [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"),
@@ -90,13 +111,4 @@ def write_ply(mesh: LayeredMesh, path: str | Path) -> None:
     vertex["x"], vertex["y"], vertex["z"] = mesh.vertices.T
     vertex["red"], vertex["green"], vertex["blue"] = mesh.colors.T
     vertex["instance"], vertex["layer"] = mesh.instance, mesh.layer
-    face = np.empty(len(mesh.triangles), [("n", "u1"), ("v", "<i4", (3,))])
-    face["n"], face["v"] = 3, mesh.triangles
-    header = (f"ply\nformat binary_little_endian 1.0\ncomment amodal_depth_ros completed mesh (optical frame)\n"
-              f"element vertex {len(vertex)}\nproperty float x\nproperty float y\nproperty float z\n"
-              "property uchar red\nproperty uchar green\nproperty uchar blue\nproperty int instance\n"
-              f"property uchar layer\nelement face {len(face)}\nproperty list uchar int vertex_indices\nend_header\n")
-    with open(path, "wb") as out:
-        out.write(header.encode("ascii"))
-        out.write(vertex.tobytes())
-        out.write(face.tobytes())
+    write_ply_records(path, vertex, mesh.triangles, "amodal_depth_ros completed mesh (optical frame)")

@@ -424,6 +424,16 @@ class HiddenSurfaces:
     instance: np.ndarray    # (M,) int32
     layer: np.ndarray       # (M,) uint8, >= 1
 
+    def on_grid(self, shape: tuple[int, int], stride: int) -> HiddenSurfaces:
+        """The entries on every ``stride``-th row and column of an image of ``shape`` (all when stride is 1)."""
+        if stride <= 1:
+            return self
+        # A table lookup: faster than two remainders of every entry.
+        row_on, col_on = np.zeros(shape[0], bool), np.zeros(shape[1], bool)
+        row_on[::stride], col_on[::stride] = True, True
+        keep = row_on[self.rows] & col_on[self.cols]
+        return HiddenSurfaces(self.rows[keep], self.cols[keep], self.depth[keep], self.instance[keep], self.layer[keep])
+
 
 @dataclass
 class PipelineResult:

@@ -19,7 +19,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 from tqdm import tqdm
 
-from ..mapping import FusedMap, MapCloud, hidden_colours
+from ..mapping import FusedMap, MapCloud
 from ..pipeline import AmodalDepthPipeline
 from ..synthetic.paths import path_frames, scene_world, true_surface_points
 from ..visualize import orbit_view, render_points
@@ -62,15 +62,11 @@ def evaluate_paths(scenes: Iterable[tuple[str, int]], frames: int, params: dict[
         maps = {v: FusedMap(**(map_options or {})) for v in VARIANTS}
         truth: list[np.ndarray] = []
         for k, step in enumerate(path_frames(scene_world(kind, seed, width, height), frames, seed)):
-            frame = step.truth.to_rgbd_frame()
-            result = pipeline(frame)
-            hidden = result.hidden
-            assert hidden is not None
+            result = pipeline(step.truth.to_rgbd_frame())
             t = time.perf_counter()
-            maps["visible_only"].integrate(result.visible_depth, frame.rgb, frame.intrinsics, step.camera_to_world)
+            maps["visible_only"].integrate_result(result, step.camera_to_world, with_hidden=False)
             t1 = time.perf_counter()
-            maps["with_hidden"].integrate(result.visible_depth, frame.rgb, frame.intrinsics, step.camera_to_world,
-                                          hidden, hidden_colours(frame.rgb, result.segmentation.labels, hidden))
+            maps["with_hidden"].integrate_result(result, step.camera_to_world)
             integrate_ms["visible_only"].append((t1 - t) * 1e3)
             integrate_ms["with_hidden"].append((time.perf_counter() - t1) * 1e3)
             truth.append(true_surface_points(step))

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from .fused_map import FusedMap, MapCloud, hidden_colours, write_map
+    from .fused_map import FusedMap, MapCloud, write_map
 
-__all__ = ["FusedMap", "MapCloud", "hidden_colours", "write_map"]
+__all__ = ["FusedMap", "MapCloud", "write_map"]
 
-__getattr__, __dir__ = lazy_exports(__name__, {"fused_map": ("FusedMap", "MapCloud", "hidden_colours", "write_map")})
+__getattr__, __dir__ = lazy_exports(__name__, {"fused_map": ("FusedMap", "MapCloud", "write_map")})

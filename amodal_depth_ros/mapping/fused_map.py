@@ -38,7 +38,7 @@ import numpy as np
 
 from ..core.cloud import instance_mean_colors
 from ..core.layers import layer_grids
-from ..core.types import CameraIntrinsics, HiddenSurfaces
+from ..core.types import CameraIntrinsics, HiddenSurfaces, PipelineResult
 
 BLOCK_RESOLUTION = 8
 TRUNCATION_VOXELS = 3   # the default truncation distance: 6 cm at 2 cm voxels, about a Kinect's noise at 4 m
@@ -63,13 +63,6 @@ def strided(intrinsics: CameraIntrinsics, step: int) -> CameraIntrinsics:
     """The pinhole that sees just the pixels on every ``step``-th row and column (``image[::step, ::step]``)."""
     return CameraIntrinsics(intrinsics.fx / step, intrinsics.fy / step, intrinsics.cx / step, intrinsics.cy / step,
                             -(-intrinsics.width // step), -(-intrinsics.height // step))
-
-
-def hidden_colours(rgb: np.ndarray, labels: np.ndarray, hidden: HiddenSurfaces) -> np.ndarray:
-    """(H, W, 3): the frame's colours, with each hidden surface's pixels in its instance's mean colour."""
-    out = rgb.copy()
-    out[hidden.rows, hidden.cols] = instance_mean_colors(rgb, labels)[hidden.instance]
-    return out
 
 
 class FusedMap:
@@ -111,9 +104,9 @@ class FusedMap:
         return self.observed.hashmap().size(), self.predicted.hashmap().size()
 
     def integrate(self, depth: np.ndarray, rgb: np.ndarray, intrinsics: CameraIntrinsics, camera_to_map: np.ndarray,
-                  hidden: HiddenSurfaces | None = None, hidden_rgb: np.ndarray | None = None) -> None:
+                  hidden: HiddenSurfaces | None = None, palette: np.ndarray | None = None) -> None:
         """One frame: visible ``depth`` (H, W metres, NaN or 0 unknown) with its ``rgb``; ``hidden`` surfaces
-        with ``hidden_rgb`` (an (H, W, 3) colour for them, e.g. their instance's mean colour)."""
+        in the colour of their instance in ``palette`` ((max id + 1, 3) uint8; None: the frame's colour there)."""
         o3c = self._o3c
         if not np.isfinite(camera_to_map).all():
             raise ValueError("camera_to_map has non-finite entries")
@@ -124,7 +117,8 @@ class FusedMap:
         intrinsics = strided(full, s)
         extrinsic = o3c.Tensor(np.linalg.inv(camera_to_map), o3c.float64)
         visible = np.ascontiguousarray(np.nan_to_num(depth[::s, ::s], nan=0.0), np.float32)
-        layers = [] if hidden is None else [z for z, _ in layer_grids(hidden, depth.shape, h, 0.0, self.hidden_layers)]
+        grids = [] if hidden is None else layer_grids(hidden, depth.shape, h, 0.0, self.hidden_layers)
+        layers = [z for z, _ in grids]
         if self.predicted.hashmap().size():
             self._carve(visible, intrinsics, np.linalg.inv(camera_to_map), layers if hidden is not None else None,
                         h // s)
@@ -132,11 +126,18 @@ class FusedMap:
         # earlier ones overrule its predictions
         self._integrate(self.observed, visible, np.ascontiguousarray(rgb[::s, ::s]),
                         o3c.Tensor(intrinsics.matrix(), o3c.float64), extrinsic, self.truncation)
-        colour = np.ascontiguousarray((rgb if hidden_rgb is None else hidden_rgb)[::h, ::h])
-        for layer in layers:
+        for layer, ids in grids:
+            colour = np.ascontiguousarray(rgb[::h, ::h]) if palette is None else np.take(palette, ids, axis=0)
             self._integrate(self.predicted, layer, colour, o3c.Tensor(strided(full, h).matrix(), o3c.float64),
                             extrinsic, self.hidden_truncation)
         self.frames += 1
+
+    def integrate_result(self, result: PipelineResult, camera_to_map: np.ndarray, with_hidden: bool = True) -> None:
+        """One processed frame: its visible depth and (``with_hidden``) its hidden surfaces, each in its
+        instance's mean colour."""
+        frame, hidden = result.frame, result.hidden if with_hidden else None
+        palette = None if hidden is None else instance_mean_colors(frame.rgb, result.segmentation.labels)
+        self.integrate(result.visible_depth, frame.rgb, frame.intrinsics, camera_to_map, hidden, palette)
 
     def _drop_known(self, layers: list[np.ndarray], intrinsics: CameraIntrinsics, camera_to_map: np.ndarray) -> None:
         """Zero the pixels of hidden ``layers`` (depth images) whose point either grid already holds: observed

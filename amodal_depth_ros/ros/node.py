@@ -43,8 +43,6 @@ try:
 except ImportError:  # interfaces not built: the map runs without its save service
     SaveMap = None
 
-# An image TIME_JUMP_NS behind the last frame's starts the node over on the new timeline; a frame less far
-# behind, or a repeat, is dropped as out of order.
 QOS_POLL_S = 0.5   # how often the inputs look at their publishers (rosbag2 polls topics every 0.1 s)
 
 
@@ -136,6 +134,8 @@ class AmodalDepthNode(Node):
         if topic == "image":
             self.stats.count_input()
         stamp = conv.stamp_to_ns(msg.header.stamp)
+        # An image TIME_JUMP_NS behind the last frame's starts over on the new timeline; a frame less far behind,
+        # or a repeat, is dropped as out of order (below).
         if topic == "image" and self._last_stamp is not None and stamp < self._last_stamp - TIME_JUMP_NS:
             self.get_logger().info(f"image stamps jumped back {(self._last_stamp - stamp) / 1e9:.3f} s (a bag loop, "
                                    "a restarted driver?): starting over on the new timeline")

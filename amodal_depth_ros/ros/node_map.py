@@ -25,7 +25,7 @@ from std_msgs.msg import Header
 from ..core.geometry import pose_matrix
 from ..core.mesh import LayeredMesh
 from ..core.types import LayeredCloud
-from ..mapping import FusedMap, hidden_colours, write_map
+from ..mapping import FusedMap, write_map
 from ..pipeline import PipelineResult
 from . import conversions as conv
 from .marker import Serialized, mesh_marker
@@ -103,9 +103,7 @@ class NodeMap:
                 self.skipped[found] += 1
                 return
             pose, map_frame = found
-            frame, hidden = result.frame, result.hidden
-            colours = None if hidden is None else hidden_colours(frame.rgb, result.segmentation.labels, hidden)
-            self.map.integrate(result.visible_depth, frame.rgb, frame.intrinsics, pose, hidden, colours)
+            self.map.integrate_result(result, pose)
             self.fused += 1
             self._header = Header(stamp=header.stamp, frame_id=map_frame)
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..core.mesh import write_ply
 from ..errors import ConfigError, DataError, InputError
-from ..mapping import FusedMap, hidden_colours, write_map
+from ..mapping import FusedMap, write_map
 from ..pipeline import AmodalDepthPipeline, PipelineResult
 from . import conversions as conv
 from .bag import BagWriter, read_messages, topics_of
@@ -96,14 +96,11 @@ def replay(bag_in: Path, bag_out: Path, params: dict[str, Any], topics: ReplayTo
     def fuse(results: list[PipelineResult]) -> None:
         assert fused is not None
         for result in results:
-            frame, hidden = result.frame, result.hidden
-            found = poses.nearest(frame.stamp_ns) if pose_topic else (np.eye(4), "")
+            found = poses.nearest(result.frame.stamp_ns) if pose_topic else (np.eye(4), "")
             if isinstance(found, str):
                 summary.frames_without_pose += 1
                 continue
-            pose = found[0]
-            fused.integrate(result.visible_depth, frame.rgb, frame.intrinsics, pose, hidden,
-                            None if hidden is None else hidden_colours(frame.rgb, result.segmentation.labels, hidden))
+            fused.integrate_result(result, found[0])
             summary.frames_fused += 1
 
     def fuse_settled(latest_pose_ns: int | None) -> None:

@@ -169,7 +169,7 @@ def map_row(size: tuple[int, int], frames: int) -> dict:
     """The fused map along a synthetic camera path (room seed 0) at ``size``: ms per frame to integrate the
     visible depth alone and with the hidden layers (p50 / p95), and ms to extract the map's cloud and mesh at
     the end; the blocks allocated."""
-    from ..mapping import FusedMap, hidden_colours
+    from ..mapping import FusedMap
     from ..synthetic.paths import path_frames, scene_world
 
     pipeline = AmodalDepthPipeline()
@@ -177,12 +177,9 @@ def map_row(size: tuple[int, int], frames: int) -> dict:
     times: dict[str, list[float]] = {name: [] for name in maps}
     for k, step in enumerate(tqdm(list(path_frames(scene_world("synthetic", 0, *size), frames)), desc="fused map")):
         result = pipeline(step.truth.to_rgbd_frame())
-        frame, hidden = result.frame, result.hidden
-        colours = None if hidden is None else hidden_colours(frame.rgb, result.segmentation.labels, hidden)
         for name, fused in maps.items():
             t = time.perf_counter()
-            behind = (hidden, colours) if name == "with_hidden" else (None, None)
-            fused.integrate(result.visible_depth, frame.rgb, frame.intrinsics, step.camera_to_world, *behind)
+            fused.integrate_result(result, step.camera_to_world, with_hidden=name == "with_hidden")
             if k:   # the first frame allocates the grids' first blocks
                 times[name].append((time.perf_counter() - t) * 1e3)
     fused = maps["with_hidden"]
