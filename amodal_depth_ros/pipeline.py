@@ -21,7 +21,7 @@ from .core.cloud import build_layered_cloud
 from .core.layers import amodal_depth_image, stack_hidden_surfaces
 from .core.occlusion import BoundaryDepthOrder
 from .core.segmentation import GeometricSegmenter
-from .core.types import AmodalInstance, OcclusionGraph, PipelineResult, RGBDFrame, Segmentation
+from .core.types import AmodalInstance, CameraIntrinsics, OcclusionGraph, PipelineResult, RGBDFrame, Segmentation
 from .core.visible_depth import DepthFromTopic
 from .errors import ConfigError, ModelLoadError
 
@@ -35,7 +35,8 @@ class SegmentationStage(Protocol):
 
 
 class OcclusionStage(Protocol):
-    def __call__(self, segmentation: Segmentation, depth: np.ndarray) -> OcclusionGraph: ...
+    def __call__(self, segmentation: Segmentation, depth: np.ndarray,
+                 intrinsics: CameraIntrinsics) -> OcclusionGraph: ...
 
 
 class AmodalMaskStage(Protocol):
@@ -180,7 +181,7 @@ class AmodalDepthPipeline:
         timings["visible_depth"], t = (clock() - t) * 1e3, clock()
         segmentation = self.segmentation(frame, depth)
         timings["segmentation"], t = (clock() - t) * 1e3, clock()
-        occlusion = self.occlusion(segmentation, depth)
+        occlusion = self.occlusion(segmentation, depth, frame.intrinsics)
         timings["occlusion"], t = (clock() - t) * 1e3, clock()
         masks = self.amodal_mask(segmentation, occlusion, depth)
         timings["amodal_mask"], t = (clock() - t) * 1e3, clock()

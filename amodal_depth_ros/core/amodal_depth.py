@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from .config import AmodalDepthSettings
-from .geometry import fit_inverse_depth_plane, normalized_coords
+from .geometry import fit_inverse_depth_plane, normalized_coords, relative_to_plane
 from .types import (
     AmodalInstance,
     AmodalMasks,
@@ -148,7 +148,7 @@ class PlaneFitCompletion(HiddenSurfaceCompletion):
         coef = fit_inverse_depth_plane(xs, ys, zs, weights)
         if coef is None:
             return None, float(np.median(zs)) if zs.size else float("nan")
-        residual = float(np.percentile(np.abs(1.0 - zs * (coef[0] * xs + coef[1] * ys + coef[2])), 90))
+        residual = float(np.percentile(np.abs(relative_to_plane(coef, xs, ys, zs)), 90))
         return coef, residual
 
     def fill(self, part: HiddenPart) -> np.ndarray:

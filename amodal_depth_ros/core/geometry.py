@@ -73,6 +73,12 @@ def fit_inverse_depth_plane(xn: np.ndarray, yn: np.ndarray, depth: np.ndarray, w
     return coef
 
 
+def relative_to_plane(coef: np.ndarray, xn: np.ndarray, yn: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """Relative distance of points in front of the inverse-depth plane ``coef`` (1 - z / the plane's depth along
+    the ray; > 0 in front), without a division."""
+    return 1.0 - depth * (coef[0] * xn + coef[1] * yn + coef[2])
+
+
 def fit_scale_shift(pred: np.ndarray, target: np.ndarray) -> tuple[float, float]:
     """Least-squares (s, t) minimising sum (s * pred + t - target)^2: the one scale-and-shift alignment
     (Amodal Depth Anything) that evaluation, monocular depth and the SPADE stage share.

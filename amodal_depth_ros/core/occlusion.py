@@ -8,21 +8,32 @@ Learned segmenters also say, per outline pixel, how likely its surface hides the
 (``Segmentation.occluder``). Each neighbouring pixel pair then adds the difference of the two sides'
 values as a vote: this decides touching neighbours that depth cannot (an object standing on a table,
 a box against a wall), and outvotes noisy depth steps.
+
+Room structure (a floor, a wall: ``Segmentation.structure``) runs on as a plane behind what stands in the
+room. An object whose pixels lie in front of a structure instance's plane hides part of that surface even
+where the two share no outline: a vase on a desk hides the floor behind the desk, and the wall beyond.
+Such an edge is added only where the boundary votes do not already put the surface in front of the object.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .config import OcclusionSettings
+from .geometry import fit_inverse_depth_plane, normalized_coords, relative_to_plane
 from .segmentation import neighbour_pairs
-from .types import OcclusionGraph, Segmentation
+from .types import CameraIntrinsics, OcclusionGraph, Segmentation
+
+PLANE_POINTS = 2000      # pixels a structure instance's plane is fitted to
+PLANE_TOLERANCE = 0.02   # relative distance from the plane within which a pixel lies on it
+PLANE_SHARE = 0.8        # share of a structure instance's pixels on its plane for it to count as one
+PLANE_STRIDE = 2         # object pixels are tested on this grid (votes count grid pixels)
 
 
 class BoundaryDepthOrder:
     def __init__(self, settings: OcclusionSettings) -> None:
         self.settings = settings
 
-    def __call__(self, segmentation: Segmentation, depth: np.ndarray) -> OcclusionGraph:
+    def __call__(self, segmentation: Segmentation, depth: np.ndarray, intrinsics: CameraIntrinsics) -> OcclusionGraph:
         labels = segmentation.labels
         n = int(segmentation.ids.max()) + 1 if segmentation.ids.size else 1
         votes = np.zeros(n * n)  # votes[a * n + b]: evidence that a is in front of b
@@ -42,5 +53,67 @@ class BoundaryDepthOrder:
         # An edge needs enough support and a clear majority over the opposite direction.
         keep = (order >= self.settings.min_boundary) & (order > 2 * order.T)
         front, back = np.nonzero(keep)
-        return OcclusionGraph(edges=np.stack([front, back], axis=1).astype(np.int32),
-                              support=np.rint(order[front, back]).astype(np.int32))
+        graph = OcclusionGraph(edges=np.stack([front, back], axis=1).astype(np.int32),
+                               support=np.rint(order[front, back]).astype(np.int32))
+        return self._in_front_of_structure(graph, order, segmentation, depth, intrinsics)
+
+    def _in_front_of_structure(self, graph: OcclusionGraph, order: np.ndarray, segmentation: Segmentation,
+                               depth: np.ndarray, intrinsics: CameraIntrinsics) -> OcclusionGraph:
+        """``graph`` plus "object hides structure" edges where the object lies in front of the structure's plane
+        on at least ``min_boundary`` grid pixels, unless a boundary vote or a chain of edges puts the structure in
+        front of the object."""
+        if segmentation.structure is None or not segmentation.structure.any():
+            return graph
+        planes = structure_planes(segmentation, depth, intrinsics)
+        if not planes:
+            return graph
+        surfaces = np.array(list(planes), np.int32)
+        coef = np.array(list(planes.values()))                                  # (S, 3)
+        x_n, y_n = normalized_coords(intrinsics)
+        grid = (slice(None, None, PLANE_STRIDE), slice(None, None, PLANE_STRIDE))
+        labels, z = segmentation.labels[grid], depth[grid]
+        objects = segmentation.ids[~segmentation.structure]
+        is_object = np.zeros(order.shape[0], bool)
+        is_object[objects] = True
+        rows, cols = np.nonzero(is_object[labels] & np.isfinite(z))
+        if rows.size == 0:
+            return graph
+        # The plane lies behind the pixel when its depth along the ray exceeds the pixel's by depth_jump:
+        # 1 / inverse > z (1 + jump), i.e. z * inverse < 1 / (1 + jump) with the inverse depth positive.
+        inverse = (coef[:, 0:1] * x_n[grid[1]][cols] + coef[:, 1:2] * y_n[grid[0]][rows] + coef[:, 2:3])
+        behind = (inverse > 0) & (z[rows, cols] * inverse < 1.0 / (1.0 + self.settings.depth_jump))
+        counts = np.stack([np.bincount(labels[rows, cols][b], minlength=order.shape[0]) for b in behind], axis=1)
+        found, which = np.nonzero(counts >= self.settings.min_boundary)
+        if found.size == 0:
+            return graph
+        fronts = graph.ancestor_map()
+        existing = {(a, b) for a, b in graph.edges.tolist()}
+        added = [(int(a), int(surfaces[s]), int(counts[a, s])) for a, s in zip(found, which, strict=True)
+                 if order[surfaces[s], a] == 0 and (int(a), int(surfaces[s])) not in existing
+                 and int(surfaces[s]) not in fronts.get(int(a), set())]
+        if not added:
+            return graph
+        extra = np.array(added, np.int32)
+        return OcclusionGraph(edges=np.concatenate([graph.edges, extra[:, :2]]),
+                              support=np.concatenate([graph.support, extra[:, 2]]))
+
+
+def structure_planes(segmentation: Segmentation, depth: np.ndarray,
+                     intrinsics: CameraIntrinsics) -> dict[int, np.ndarray]:
+    """Structure instance id -> (a, b, c) of its plane 1/z = a x_n + b y_n + c, for the structure instances that
+    are planes (PLANE_SHARE of their pixels within PLANE_TOLERANCE of it)."""
+    assert segmentation.structure is not None
+    x_n, y_n = normalized_coords(intrinsics)
+    planes = {}
+    for instance_id in segmentation.ids[segmentation.structure].tolist():
+        rows, cols = np.nonzero((segmentation.labels == instance_id) & np.isfinite(depth))
+        step = max(1, rows.size // PLANE_POINTS)
+        rows, cols = rows[::step], cols[::step]
+        xs, ys, zs = x_n[cols], y_n[rows], depth[rows, cols]
+        coef = fit_inverse_depth_plane(xs, ys, zs, np.ones(zs.size))
+        if coef is None:
+            continue
+        relative = relative_to_plane(coef, xs, ys, zs)
+        if np.count_nonzero(np.abs(relative) < PLANE_TOLERANCE) >= PLANE_SHARE * zs.size:
+            planes[int(instance_id)] = coef
+    return planes

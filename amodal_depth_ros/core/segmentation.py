@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from .config import SegmentationSettings
-from .geometry import fit_inverse_depth_plane, normalized_coords
+from .geometry import fit_inverse_depth_plane, normalized_coords, relative_to_plane
 from .types import CameraIntrinsics, RGBDFrame, Segmentation, label_windows
 
 PLANE_POINTS = 4000   # points of a large segment its plane is fitted to
@@ -203,7 +203,7 @@ def split_support_planes(segmentation: Segmentation, depth: np.ndarray, intrinsi
         if coef is None:
             continue
         # Relative distance in front of the plane (the inverse-depth plane gives it without a division).
-        relative = 1.0 - zs * (coef[0] * xs + coef[1] * ys + coef[2])
+        relative = relative_to_plane(coef, xs, ys, zs)
         if np.count_nonzero(np.abs(relative) < tolerance) < PLANE_SHARE * rows.size:
             continue
         structure[k] = True

@@ -156,7 +156,7 @@ def _score_segmentation(truth: GroundTruthFrame, frame: RGBDFrame, result: Pipel
         start = time.perf_counter()
         segmentation = segmenter(frame, depth)
         took = (time.perf_counter() - start) * 1e3
-        occlusion = pipeline.occlusion(segmentation, depth)
+        occlusion = pipeline.occlusion(segmentation, depth, frame.intrinsics)
         masks = pipeline.amodal_mask(segmentation, occlusion, depth)
         score = score_segmentation(truth, segmentation.labels, occlusion, masks, segmentation.structure_ids())
         score.segmentation_ms = took

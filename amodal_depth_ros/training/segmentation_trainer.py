@@ -144,7 +144,8 @@ def validate(net: SegmentationNet, frames: list[GroundTruthFrame], device: torch
         size = network_size(truth.intrinsics.width, truth.intrinsics.height, max(truth.depth.shape))
         x = torch.from_numpy(segmentation_inputs(truth.rgb, truth.depth, truth.intrinsics, size)[None]).to(device)
         segmentation = decode(net(x)[0].float().cpu().numpy(), truth.depth, 6, 0.04)
-        table.add("learned", score_segmentation(truth, segmentation.labels, order(segmentation, truth.depth)))
+        graph = order(segmentation, truth.depth, truth.intrinsics)
+        table.add("learned", score_segmentation(truth, segmentation.labels, graph))
     net.train()
     s = table.summary()["learned"]
     return {"overlap_f": s["visible"]["overlap_f"], "boundary_f": s["visible"]["boundary_f"],
