@@ -171,6 +171,57 @@ def test_composite_share_sets_the_mix_of_each_batch():
     assert abs((proportional >= 1000).mean() - 100 / 1100) < 0.02       # share 0: in proportion to size
 
 
+def test_segmented_samples_are_the_mask_stage_inputs_with_true_targets():
+    from amodal_depth_ros.evaluation.harness import match_visible, targets
+    from amodal_depth_ros.training import segmented_samples
+
+    truth = generate(15_000, 320, 240)
+    pipeline = AmodalDepthPipeline()
+    batch = segmented_samples(truth, pipeline, np.random.default_rng(0))
+    assert batch is not None and batch.mask_inputs.shape[1:] == (INPUT_CHANNELS, CROP_SIZE, CROP_SIZE)
+    visible, occluder, target = batch.mask_inputs[:, 0] > 0.5, batch.mask_inputs[:, 1] > 0.5, batch.mask_targets > 0.5
+    assert (visible <= target).all() and occluder.any(axis=(1, 2)).all()   # only instances the network completes
+    assert (target & occluder).any()                                       # hidden parts to learn
+    # The inputs are the stage's own: recording them does not change its masks.
+    frame = truth.to_rgbd_frame()
+    segmentation = pipeline.segmentation(frame, truth.depth)
+    occlusion = pipeline.occlusion(segmentation, truth.depth, truth.intrinsics)
+    record: dict = {}
+    recorded = pipeline.amodal_mask(segmentation, occlusion, truth.depth, record)
+    plain = pipeline.amodal_mask(segmentation, occlusion, truth.depth)
+    assert record and all(np.array_equal(recorded[i], plain[i]) for i in segmentation.ids.tolist())
+    # Matched to the truth by visible overlap: every recorded instance that matches a target is the target's.
+    ids = targets(truth, include_stuff=True)
+    matched = match_visible([segmentation.labels == k for k in record], truth, ids)
+    assert sum(k is not None for k in matched.values()) >= len(batch) // 2
+
+
+def test_segmented_share_and_mask_only_fine_tuning(tmp_path, capsys):
+    from amodal_depth_ros.training.trainer import TrainConfig, _draw
+
+    rng = np.random.default_rng(0)
+    drawn = np.concatenate([_draw(rng, TrainConfig(batch=64, segmented_share=0.5), 1000, 1200, 100)
+                            for _ in range(200)])
+    assert drawn.min() >= 0 and drawn.max() < 1200 and abs((drawn >= 1100).mean() - 0.5) < 0.02
+    args = ["train", "--out", str(tmp_path), "--train-seeds", "10000-10003", "--val-seeds", "1000000-1000001",
+            "--batch", "8", "--workers", "1", "--steps", "2", "--lr", "1e-3", "--width", "160", "--height", "120"]
+    assert cli.main(args + ["--segmented-share", "0.5"]) == 2              # a share of no segmented rooms
+    assert cli.main(args + ["--segmented", "0-9"]) == 2                    # evaluation rooms
+    assert "held out" in capsys.readouterr().err
+    assert cli.main(args + ["--init", "package", "--mask-only", "--segmented", "15000-15003",
+                            "--segmented-share", "0.5"]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["segmented_samples"] > 0
+    shipped = dict(load_weights(SpadeAmodalDepthNet(), WEIGHTS_DIR / "amodal_depth.pt", "d").named_parameters())
+    tuned = dict(load_weights(SpadeAmodalDepthNet(), tmp_path / "amodal_depth.pt", "d").named_parameters())
+    assert all(torch.equal(shipped[k], tuned[k]) for k in shipped)       # the depth network as initialised
+    shipped = dict(load_weights(AmodalMaskNet(), WEIGHTS_DIR / "amodal_mask.pt", "m").named_parameters())
+    tuned = dict(load_weights(AmodalMaskNet(), tmp_path / "amodal_mask.pt", "m").named_parameters())
+    assert not all(torch.equal(shipped[k], tuned[k]) for k in shipped)
+    card = (tmp_path / "MODEL_CARD.md").read_text()
+    assert "amodal mask network only" in card and "learned segmentation" in card
+
+
 def test_training_refuses_eval_seeds(tmp_path, capsys):
     assert cli.main(["train", "--out", str(tmp_path), "--train-seeds", "0-99"]) == 2
     assert "held out" in capsys.readouterr().err

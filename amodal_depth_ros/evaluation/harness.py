@@ -166,15 +166,21 @@ def _score_segmentation(truth: GroundTruthFrame, frame: RGBDFrame, result: Pipel
 def match_instances(predicted: list[AmodalInstance], truth: GroundTruthFrame,
                     ids: list[int]) -> dict[int, AmodalInstance | None]:
     """Greedy one-to-one matching of targets to predicted instances by visible-mask IoU >= MATCH_IOU."""
-    pairs = sorted(((mask_iou(inst.visible_mask, truth.visible_mask(i)), i, k)
-                    for i in ids for k, inst in enumerate(predicted)), reverse=True)
-    matched: dict[int, AmodalInstance | None] = dict.fromkeys(ids)
+    found = match_visible([inst.visible_mask for inst in predicted], truth, ids)
+    return {i: None if k is None else predicted[k] for i, k in found.items()}
+
+
+def match_visible(visible: list[np.ndarray], truth: GroundTruthFrame, ids: list[int]) -> dict[int, int | None]:
+    """Target id -> index of its predicted visible mask in ``visible`` (greedy, one to one, IoU >= MATCH_IOU)."""
+    pairs = sorted(((mask_iou(mask, truth.visible_mask(i)), i, k) for i in ids for k, mask in enumerate(visible)),
+                   reverse=True)
+    matched: dict[int, int | None] = dict.fromkeys(ids)
     used: set[int] = set()
     for iou, i, k in pairs:
         if iou < MATCH_IOU:
             break
         if matched[i] is None and k not in used:
-            matched[i], used = predicted[k], used | {k}
+            matched[i], used = k, used | {k}
     return matched
 
 

@@ -146,7 +146,10 @@ class LearnedAmodalMask(LearnedStage):
         self.run = reported(make_runner(load_weights(AmodalMaskNet(), path, "amodal mask"), "amodal_mask", path,
                                         inference.backend, device, inference.precision, inference.cpu_precision), why)
 
-    def __call__(self, segmentation: Segmentation, occlusion: OcclusionGraph, depth: np.ndarray) -> AmodalMasks:
+    def __call__(self, segmentation: Segmentation, occlusion: OcclusionGraph, depth: np.ndarray,
+                 record: dict[int, tuple[CropBox, np.ndarray]] | None = None) -> AmodalMasks:
+        """The amodal masks; ``record``, where given, receives each network input by instance id with its crop box
+        (training samples cut from the segmenter's instances exactly as the stage cuts them)."""
         labels, shape = segmentation.labels, segmentation.labels.shape
         ids = [int(i) for i in segmentation.ids]
         windows = label_windows(labels)
@@ -188,6 +191,8 @@ class LearnedAmodalMask(LearnedStage):
                              object_inputs(box, own, occluder, depth[r0:r1, c0:c1], z0, shape, (r0, c0))))
             if not jobs:
                 continue
+            if record is not None:
+                record.update((j[0], (j[3], j[5])) for j in jobs)
             logits = self.run(np.stack([j[5] for j in jobs]))
             for (i, occluder, holes, box, window, _), logit in zip(jobs, logits, strict=False):
                 _, prob = box.put(1.0 / (1.0 + np.exp(-logit)), shape)   # over the window, clipped to the image

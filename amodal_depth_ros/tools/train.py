@@ -53,6 +53,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a composite set to add to the training data (repeatable; never the evaluation set)")
     parser.add_argument("--composite-share", type=float, default=d.composite_share, metavar="F",
                         help="fraction of each batch drawn from the composite sets (default: 0 = in proportion)")
+    parser.add_argument("--segmented", default=None, metavar="SEEDS",
+                        help="amodal only: rooms (e.g. 14000-15499) whose mask samples are cut from the learned "
+                             "segmenter's instances, as the stage cuts them at run time")
+    parser.add_argument("--segmented-share", type=float, default=d.segmented_share, metavar="F",
+                        help="fraction of each batch drawn from the --segmented samples (default: %(default)s)")
+    parser.add_argument("--mask-only", action="store_true",
+                        help="amodal only: train the amodal mask network; the depth network stays as initialised")
     parser.add_argument("--init", default="", metavar="PATH",
                         help="start from existing weights (fine-tuning): for amodal a folder with amodal_mask.pt and "
                              "amodal_depth.pt, for segmentation a segmentation.pt; 'package' = the shipped weights")
@@ -82,16 +89,21 @@ def run(args: argparse.Namespace) -> int:
     d = TrainConfig()
     try:
         train_seeds, val_seeds = _seeds(args.train_seeds, d.train_seeds), _seeds(args.val_seeds, d.val_seeds)
+        segmented = _seeds(args.segmented, d.segmented)
     except ValueError as exc:
         return _fail(str(exc))
-    if set(range(*train_seeds)) & set(range(*val_seeds)) or train_seeds[0] < 10_000:
+    if (set(range(*train_seeds)) | set(range(*segmented))) & set(range(*val_seeds)) or train_seeds[0] < 10_000 \
+            or (args.segmented and segmented[0] < 10_000):
         return _fail("training seeds must be >= 10000 (0-9999 are held out for eval) and disjoint from the "
                      "validation seeds")
+    if not 0.0 <= args.segmented_share < 1.0 or (args.segmented_share and not args.segmented):
+        return _fail("--segmented-share must be in [0, 1) and needs --segmented")
     if args.init and not all((initial_weights(args.init) / n).is_file() for n in ("amodal_mask.pt", "amodal_depth.pt")):
         return _fail(f"--init {args.init} lacks amodal_mask.pt or amodal_depth.pt")
     values = {name: getattr(args, name) for name in SHARED if getattr(args, name) is not None}
     cfg = TrainConfig(**values, out=args.out or d.out, train_seeds=train_seeds, val_seeds=val_seeds, device=args.device,
-                      composites=tuple(args.composites), composite_share=args.composite_share, init=args.init)
+                      composites=tuple(args.composites), composite_share=args.composite_share, init=args.init,
+                      segmented=segmented, segmented_share=args.segmented_share, mask_only=args.mask_only)
     summary = train(cfg, resume=args.resume, command=tuple(getattr(args, "command_line", ())))
     last = summary["history"][-1] if summary["history"] else {}
     print(f"trained {cfg.steps} steps on {summary['train_samples']} samples in {summary['seconds']} s "

@@ -7,16 +7,16 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from .samples import frame_samples
+    from .samples import frame_samples, segmented_samples
     from .segmentation_trainer import SegmentationTrainConfig
     from .trainer import TrainConfig
 
 __all__ = [
-    "SegmentationTrainConfig", "TrainConfig", "frame_samples",
+    "SegmentationTrainConfig", "TrainConfig", "frame_samples", "segmented_samples",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, {
     "trainer": ("TrainConfig",),
     "segmentation_trainer": ("SegmentationTrainConfig",),
-    "samples": ("frame_samples",),
+    "samples": ("frame_samples", "segmented_samples"),
 })

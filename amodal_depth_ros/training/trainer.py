@@ -12,6 +12,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -26,9 +27,10 @@ from ..networks.amodal_nets import AmodalMaskNet, SpadeAmodalDepthNet
 from ..networks.checkpoints import WEIGHTS_DIR, load_weights
 from ..networks.crops import CROP_SIZE as CROP
 from ..networks.crops import with_nearest_fill
+from ..pipeline import AmodalDepthPipeline
 from ..runtime.devices import select_device
 from ..synthetic.procedural import generate
-from .samples import SampleBatch, frame_samples
+from .samples import SampleBatch, frame_samples, segmented_samples
 
 
 @dataclass
@@ -48,6 +50,11 @@ class TrainConfig:
     composites: tuple[str, ...] = ()   # composite sets (`amodal-depth composites`) added to the training data
     composite_share: float = 0.0       # fraction of each batch drawn from the composites (0: in proportion to size)
     init: str = ""                     # folder with amodal_mask.pt + amodal_depth.pt to start from (fine-tuning)
+    # Rooms (seed range [start, stop); empty: none) whose mask samples are cut from the learned segmenter's
+    # instances (``segmented_samples``), drawn as ``segmented_share`` of each batch.
+    segmented: tuple[int, int] = (0, 0)
+    segmented_share: float = 0.0
+    mask_only: bool = False            # train the amodal mask network only; the depth network stays as initialised
 
 
 def _render_samples(args: tuple[int, int, int, bool]) -> SampleBatch | None:
@@ -57,18 +64,36 @@ def _render_samples(args: tuple[int, int, int, bool]) -> SampleBatch | None:
 
 def build_cache(path: Path, seeds: tuple[int, int], cfg: TrainConfig, noise: bool, desc: str) -> SampleBatch:
     """Samples of frames ``range(*seeds)``, rendered in ``cfg.workers`` processes; cached in ``path``."""
+    def render() -> list[SampleBatch]:
+        jobs = [(seed, cfg.width, cfg.height, noise) for seed in range(*seeds)]
+        if cfg.workers <= 1:
+            return [b for b in map(_render_samples, tqdm(jobs, desc=desc, unit="frame")) if b is not None]
+        with get_context("spawn").Pool(cfg.workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            return [b for b in tqdm(pool.imap(_render_samples, jobs, chunksize=8), total=len(jobs), desc=desc,
+                                    unit="frame") if b is not None]
+    return _cached(path, seeds, render)
+
+
+def build_segmented_cache(path: Path, cfg: TrainConfig) -> SampleBatch:
+    """``segmented_samples`` of the rooms ``cfg.segmented``, segmented by the default pipeline (one process: the
+    segmenter's runtime uses the cores); cached in ``path``."""
+    def segment() -> list[SampleBatch]:
+        pipeline = AmodalDepthPipeline({"inference.device": "cpu"} if cfg.device == "cpu" else {})
+        frames = (generate(seed, cfg.width, cfg.height) for seed in range(*cfg.segmented))
+        batches = (segmented_samples(truth, pipeline, np.random.default_rng([truth_seed, 11]))
+                   for truth_seed, truth in zip(range(*cfg.segmented), frames, strict=True))
+        return [b for b in tqdm(batches, total=len(range(*cfg.segmented)), desc="segmenting training frames",
+                                unit="frame") if b is not None]
+    return _cached(path, cfg.segmented, segment)
+
+
+def _cached(path: Path, seeds: tuple[int, int], make: Callable[[], list[SampleBatch]]) -> SampleBatch:
+    """The samples cached in ``path`` for ``seeds``; else ``make()``'s, cached there."""
     if path.is_file():
         with np.load(path) as data:
             if tuple(data["seeds"]) == tuple(seeds):
                 return SampleBatch(*(data[f] for f in SampleBatch.FIELDS))
-    jobs = [(seed, cfg.width, cfg.height, noise) for seed in range(*seeds)]
-    if cfg.workers <= 1:
-        parts = [b for b in map(_render_samples, tqdm(jobs, desc=desc, unit="frame")) if b is not None]
-    else:
-        with get_context("spawn").Pool(cfg.workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-            parts = [b for b in tqdm(pool.imap(_render_samples, jobs, chunksize=8), total=len(jobs), desc=desc,
-                                     unit="frame") if b is not None]
-    samples = SampleBatch.concatenate(parts)
+    samples = SampleBatch.concatenate(make())
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, seeds=np.array(seeds), **{f: getattr(samples, f) for f in SampleBatch.FIELDS})
     os.replace(tmp, path)
@@ -94,12 +119,20 @@ def initial_weights(init: str) -> Path:
     return WEIGHTS_DIR if init == "package" else Path(init)
 
 
-def _draw(rng: np.random.Generator, cfg: TrainConfig, rendered: int, total: int) -> np.ndarray:
-    """Sample indices of one batch: rendered rooms are [0, rendered), composites [rendered, total)."""
-    if not cfg.composite_share or total == rendered:
-        return rng.integers(0, total, cfg.batch)
-    from_composites = rng.random(cfg.batch) < cfg.composite_share
-    return np.where(from_composites, rng.integers(rendered, total, cfg.batch), rng.integers(0, rendered, cfg.batch))
+def _draw(rng: np.random.Generator, cfg: TrainConfig, rendered: int, total: int, segmented: int = 0) -> np.ndarray:
+    """Sample indices of one batch: rendered rooms are [0, rendered), composites [rendered, total - segmented),
+    segmented samples the last ``segmented`` (``cfg.segmented_share`` of the batch)."""
+    plain = total - segmented
+    if not cfg.composite_share or plain == rendered:
+        index = rng.integers(0, plain, cfg.batch)
+    else:
+        from_composites = rng.random(cfg.batch) < cfg.composite_share
+        index = np.where(from_composites, rng.integers(rendered, plain, cfg.batch),
+                         rng.integers(0, rendered, cfg.batch))
+    if segmented:
+        from_segmented = rng.random(cfg.batch) < cfg.segmented_share
+        index = np.where(from_segmented, rng.integers(plain, total, cfg.batch), index)
+    return index
 
 
 def losses(
@@ -149,13 +182,18 @@ def train(cfg: TrainConfig, resume: bool = False, command: tuple[str, ...] = ())
     rendered = len(train_set)
     if cfg.composites:
         train_set = SampleBatch.concatenate([train_set, *composite_samples(cfg.composites, cfg.seed)])
+    segmented = 0
+    if cfg.segmented[1] > cfg.segmented[0]:
+        segmented_set = build_segmented_cache(out / "segmented_cache.npz", cfg)
+        segmented = len(segmented_set)
+        train_set = SampleBatch.concatenate([train_set, segmented_set])
     val_set = build_cache(out / "val_cache.npz", cfg.val_seeds, cfg, True, "rendering validation frames")
     mask_net, depth_net = AmodalMaskNet(), SpadeAmodalDepthNet()
     if cfg.init:
         load_weights(mask_net, initial_weights(cfg.init) / "amodal_mask.pt", "initial amodal mask").train()
         load_weights(depth_net, initial_weights(cfg.init) / "amodal_depth.pt", "initial amodal depth").train()
     mask_net, depth_net = mask_net.to(device), depth_net.to(device)
-    params = list(mask_net.parameters()) + list(depth_net.parameters())
+    params = list(mask_net.parameters()) + ([] if cfg.mask_only else list(depth_net.parameters()))
     optimiser = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: min(1.0, (s + 1) / 200) * 0.5 * (1 + math.cos(math.pi * min(s / cfg.steps, 1.0))))
@@ -190,10 +228,10 @@ def train(cfg: TrainConfig, resume: bool = False, command: tuple[str, ...] = ())
     start = time.perf_counter()
     progress = tqdm(total=cfg.steps, initial=step, desc="training", unit="step")
     while step < cfg.steps:
-        batch = _tensors(train_set, _draw(rng, cfg, rendered, len(train_set)), device)
+        batch = _tensors(train_set, _draw(rng, cfg, rendered, len(train_set), segmented), device)
         loss = losses(mask_net, depth_net, batch)
         optimiser.zero_grad(set_to_none=True)
-        (loss["mask"] + loss["depth"]).backward()
+        (loss["mask"] if cfg.mask_only else loss["mask"] + loss["depth"]).backward()
         optimiser.step()
         schedule.step()
         step += 1
@@ -215,7 +253,8 @@ def train(cfg: TrainConfig, resume: bool = False, command: tuple[str, ...] = ())
         "train_samples": len(train_set),
         "val_samples": len(val_set),
         "device": str(device),
-        "composite_samples": len(train_set) - rendered,
+        "composite_samples": len(train_set) - rendered - segmented,
+        "segmented_samples": segmented,
         "seconds": round(time.perf_counter() - start, 1),
         "history": history,
     }
@@ -230,7 +269,10 @@ def model_card(summary: dict, mask_net: torch.nn.Module, depth_net: torch.nn.Mod
     count = lambda net: sum(p.numel() for p in net.parameters())   # noqa: E731
     train_seeds, val_seeds = cfg["train_seeds"], cfg["val_seeds"]
     composites = summary.get("composite_samples", 0)
-    rendered = summary["train_samples"] - composites
+    segmented = summary.get("segmented_samples", 0)
+    rendered = summary["train_samples"] - composites - segmented
+    sources = _composites_text(cfg, composites) + _segmented_text(cfg, segmented)
+    only = " (the amodal mask network only; the depth network as initialised)" if cfg.get("mask_only") else ""
     return f"""# Amodal mask and SPADE amodal depth networks
 
 Trained by this package's own command:
@@ -247,12 +289,12 @@ Trained by this package's own command:
   a learned correction (zero when untrained), as a log depth ratio; aligned by scale and shift on the
   visible part.
 - **Data**: procedural rooms (`amodal_depth_ros.synthetic.procedural`), {cfg["width"]}x{cfg["height"]},
-  training seeds {train_seeds[0]}..{train_seeds[1] - 1} ({rendered} object samples){_composites_text(cfg, composites)};
+  training seeds {train_seeds[0]}..{train_seeds[1] - 1} ({rendered} object samples){sources};
   validation seeds {val_seeds[0]}..{val_seeds[1] - 1} ({summary["val_samples"]} samples); rendered depth with
   structured-light noise.
   Evaluation seeds 0..9999 and the evaluation composites are never trained on. No external weights.
-{_init_text(cfg["init"])}- **Training**: {cfg["steps"]} steps of batch {cfg["batch"]}, AdamW lr {cfg["lr"]} (cosine),
-  seed {cfg["seed"]}, {summary["device"]}, {summary["seconds"]:.0f} s, torch {torch.__version__}.
+{_init_text(cfg["init"])}- **Training**{only}: {cfg["steps"]} steps of batch {cfg["batch"]}, AdamW lr {cfg["lr"]}
+  (cosine), seed {cfg["seed"]}, {summary["device"]}, {summary["seconds"]:.0f} s, torch {torch.__version__}.
 - **Validation** (last checkpoint): occluded-part mask IoU {last.get("occluded_iou", float("nan")):.3f},
   mean |log depth ratio error| on hidden pixels {last.get("hidden_log_l1", float("nan")):.4f}.
 """
@@ -268,6 +310,14 @@ def _composites_text(cfg: dict, samples: int) -> str:
         sources.append(f"`{folder}` (from {source})")
     share = f"{cfg['composite_share']:.0%} of each batch" if cfg["composite_share"] else "drawn in proportion"
     return f", plus {samples} samples of the composite sets {', '.join(sources)}, {share}"
+
+
+def _segmented_text(cfg: dict, samples: int) -> str:
+    if not samples:
+        return ""
+    start, stop = cfg["segmented"]
+    return (f", plus {samples} samples of seeds {start}..{stop - 1} whose mask inputs are cut from the instances of "
+            f"the package's learned segmentation (`segmented_samples`), {cfg['segmented_share']:.0%} of each batch")
 
 
 def _init_text(init: str) -> str:
