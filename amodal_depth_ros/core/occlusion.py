@@ -23,10 +23,11 @@ from .geometry import fit_inverse_depth_plane, normalized_coords, relative_to_pl
 from .segmentation import neighbour_pairs
 from .types import CameraIntrinsics, OcclusionGraph, Segmentation
 
-PLANE_POINTS = 2000      # pixels a structure instance's plane is fitted to
+PLANE_POINTS = 500       # grid pixels a structure instance's plane is fitted to
 PLANE_TOLERANCE = 0.02   # relative distance from the plane within which a pixel lies on it
 PLANE_SHARE = 0.8        # share of a structure instance's pixels on its plane for it to count as one
-PLANE_STRIDE = 2         # object pixels are tested on this grid (votes count grid pixels)
+PLANE_STRIDE = 2         # planes are fitted and object pixels tested on this grid (votes count grid pixels)
+PLANE_MIN_PIXELS = 200   # grid pixels a structure instance needs for its plane to count
 
 
 class BoundaryDepthOrder:
@@ -61,28 +62,28 @@ class BoundaryDepthOrder:
                                depth: np.ndarray, intrinsics: CameraIntrinsics) -> OcclusionGraph:
         """``graph`` plus "object hides structure" edges where the object lies in front of the structure's plane
         on at least ``min_boundary`` grid pixels, unless a boundary vote or a chain of edges puts the structure in
-        front of the object."""
+        front of the object. Planes and votes come from every PLANE_STRIDE-th pixel (a quarter of the work)."""
         if segmentation.structure is None or not segmentation.structure.any():
             return graph
-        planes = structure_planes(segmentation, depth, intrinsics)
+        x_n, y_n = normalized_coords(intrinsics)
+        labels, z = segmentation.labels[::PLANE_STRIDE, ::PLANE_STRIDE], depth[::PLANE_STRIDE, ::PLANE_STRIDE]
+        x_n, y_n = x_n[::PLANE_STRIDE], y_n[::PLANE_STRIDE]
+        planes = structure_planes(labels, z, x_n, y_n, segmentation.ids[segmentation.structure])
         if not planes:
             return graph
         surfaces = np.array(list(planes), np.int32)
         coef = np.array(list(planes.values()))                                  # (S, 3)
-        x_n, y_n = normalized_coords(intrinsics)
-        grid = (slice(None, None, PLANE_STRIDE), slice(None, None, PLANE_STRIDE))
-        labels, z = segmentation.labels[grid], depth[grid]
-        objects = segmentation.ids[~segmentation.structure]
         is_object = np.zeros(order.shape[0], bool)
-        is_object[objects] = True
+        is_object[segmentation.ids[~segmentation.structure]] = True
         rows, cols = np.nonzero(is_object[labels] & np.isfinite(z))
         if rows.size == 0:
             return graph
         # The plane lies behind the pixel when its depth along the ray exceeds the pixel's by depth_jump:
         # 1 / inverse > z (1 + jump), i.e. z * inverse < 1 / (1 + jump) with the inverse depth positive.
-        inverse = (coef[:, 0:1] * x_n[grid[1]][cols] + coef[:, 1:2] * y_n[grid[0]][rows] + coef[:, 2:3])
+        inverse = coef[:, 0:1] * x_n[cols] + coef[:, 1:2] * y_n[rows] + coef[:, 2:3]
         behind = (inverse > 0) & (z[rows, cols] * inverse < 1.0 / (1.0 + self.settings.depth_jump))
-        counts = np.stack([np.bincount(labels[rows, cols][b], minlength=order.shape[0]) for b in behind], axis=1)
+        owners = labels[rows, cols]
+        counts = np.stack([np.bincount(owners[b], minlength=order.shape[0]) for b in behind], axis=1)
         found, which = np.nonzero(counts >= self.settings.min_boundary)
         if found.size == 0:
             return graph
@@ -98,22 +99,21 @@ class BoundaryDepthOrder:
                               support=np.concatenate([graph.support, extra[:, 2]]))
 
 
-def structure_planes(segmentation: Segmentation, depth: np.ndarray,
-                     intrinsics: CameraIntrinsics) -> dict[int, np.ndarray]:
-    """Structure instance id -> (a, b, c) of its plane 1/z = a x_n + b y_n + c, for the structure instances that
-    are planes (PLANE_SHARE of their pixels within PLANE_TOLERANCE of it)."""
-    assert segmentation.structure is not None
-    x_n, y_n = normalized_coords(intrinsics)
+def structure_planes(labels: np.ndarray, depth: np.ndarray, x_n: np.ndarray, y_n: np.ndarray,
+                     structure: np.ndarray) -> dict[int, np.ndarray]:
+    """Structure instance id -> (a, b, c) of its plane 1/z = a x_n + b y_n + c (``x_n``, ``y_n``: the normalised
+    coordinates of ``labels``' columns and rows), for the ``structure`` ids of at least PLANE_MIN_PIXELS pixels
+    that are planes (PLANE_SHARE of their pixels within PLANE_TOLERANCE of it)."""
+    present = structure[np.bincount(labels.ravel(), minlength=int(structure.max()) + 1)[structure] >= PLANE_MIN_PIXELS]
     planes = {}
-    for instance_id in segmentation.ids[segmentation.structure].tolist():
-        rows, cols = np.nonzero((segmentation.labels == instance_id) & np.isfinite(depth))
+    for instance_id in present.tolist():
+        rows, cols = np.nonzero((labels == instance_id) & np.isfinite(depth))
         step = max(1, rows.size // PLANE_POINTS)
         rows, cols = rows[::step], cols[::step]
         xs, ys, zs = x_n[cols], y_n[rows], depth[rows, cols]
         coef = fit_inverse_depth_plane(xs, ys, zs, np.ones(zs.size))
         if coef is None:
             continue
-        relative = relative_to_plane(coef, xs, ys, zs)
-        if np.count_nonzero(np.abs(relative) < PLANE_TOLERANCE) >= PLANE_SHARE * zs.size:
+        if np.count_nonzero(np.abs(relative_to_plane(coef, xs, ys, zs)) < PLANE_TOLERANCE) >= PLANE_SHARE * zs.size:
             planes[int(instance_id)] = coef
     return planes
