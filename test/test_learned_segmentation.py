@@ -92,21 +92,21 @@ def test_objects_hide_the_room_surface_whose_plane_runs_on_behind_them():
     """A wall (structure) seen only at the bottom of the frame; two objects with no outline on it, one in front of
     its plane, one behind it (outside the room). Only the one in front hides the wall, with its pixel count as
     support; and never against the boundary votes."""
-    intrinsics = CameraIntrinsics(40.0, 40.0, 19.5, 19.5, 40, 40)
-    labels = np.zeros((40, 40), np.int32)
-    depth = np.full((40, 40), np.nan, np.float32)
-    labels[30:], depth[30:] = 1, 2.0                         # the wall, 2 m away: its plane spans the frame
-    labels[2:12, 2:12], depth[2:12, 2:12] = 2, 1.0           # in front of the wall's plane
-    labels[2:12, 25:35], depth[2:12, 25:35] = 3, 3.0         # behind it
+    intrinsics = CameraIntrinsics(80.0, 80.0, 39.5, 39.5, 80, 80)
+    labels = np.zeros((80, 80), np.int32)
+    depth = np.full((80, 80), np.nan, np.float32)
+    labels[50:], depth[50:] = 1, 2.0                         # the wall, 2 m away: its plane spans the frame
+    labels[5:25, 5:25], depth[5:25, 5:25] = 2, 1.0           # in front of the wall's plane
+    labels[5:25, 50:70], depth[5:25, 50:70] = 3, 3.0         # behind it
     order = BoundaryDepthOrder(Settings.from_values().occlusion)
     segmentation = Segmentation(labels, np.array([1, 2, 3], np.int32), np.ones(3, np.float32),
                                 structure=np.array([True, False, False]))
     graph = order(segmentation, depth, intrinsics)
-    assert graph.edges.tolist() == [[2, 1]] and graph.support.tolist() == [25]   # 10x10 pixels on a 2-pixel grid
+    assert graph.edges.tolist() == [[2, 1]] and graph.support.tolist() == [100]   # 20x20 pixels on a 2-pixel grid
     # Objects only: without a structure instance the same frame has no edge.
     assert order(Segmentation(labels, segmentation.ids, segmentation.scores), depth, intrinsics).edges.size == 0
     # An outline on which the wall is voted in front of the object keeps the object in front of nothing.
-    labels[12:30, 2:12], depth[12:30, 2:12] = 2, 2.5
+    labels[25:50, 5:25], depth[25:50, 5:25] = 2, 2.5
     graph = order(segmentation, depth, intrinsics)
     assert graph.edges.tolist() == [[1, 2]]
 
