@@ -136,13 +136,15 @@ def _draw(rng: np.random.Generator, cfg: TrainConfig, rendered: int, total: int,
 
 
 def losses(
-    mask_net: AmodalMaskNet, depth_net: SpadeAmodalDepthNet, batch: list[torch.Tensor]
+    mask_net: AmodalMaskNet, depth_net: SpadeAmodalDepthNet, batch: list[torch.Tensor], train_depth: bool = True
 ) -> dict[str, torch.Tensor]:
+    """The two losses (and the hidden-pixel L1); without ``train_depth`` the depth loss is reported, not trained."""
     mask_in, mask_target, depth_in, amodal, target, valid = batch
     weight = 0.1 + mask_in[:, 1]                  # the decision only matters under occluders
     mask_loss = (F.binary_cross_entropy_with_logits(mask_net(mask_in), mask_target, reduction="none") * weight).sum() \
         / weight.sum()
-    error = (depth_net(depth_in, amodal) - target).abs() * valid
+    with torch.set_grad_enabled(train_depth and torch.is_grad_enabled()):
+        error = (depth_net(depth_in, amodal) - target).abs() * valid
     hidden = valid * (1 - depth_in[:, 0])
     depth_loss = (error * (hidden + 0.1 * (valid - hidden))).sum() / (hidden.sum() + 0.1 * (valid - hidden).sum() + 1)
     with torch.no_grad():
@@ -229,7 +231,7 @@ def train(cfg: TrainConfig, resume: bool = False, command: tuple[str, ...] = ())
     progress = tqdm(total=cfg.steps, initial=step, desc="training", unit="step")
     while step < cfg.steps:
         batch = _tensors(train_set, _draw(rng, cfg, rendered, len(train_set), segmented), device)
-        loss = losses(mask_net, depth_net, batch)
+        loss = losses(mask_net, depth_net, batch, train_depth=not cfg.mask_only)
         optimiser.zero_grad(set_to_none=True)
         (loss["mask"] if cfg.mask_only else loss["mask"] + loss["depth"]).backward()
         optimiser.step()
