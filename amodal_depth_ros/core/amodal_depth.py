@@ -29,12 +29,11 @@ from .types import (
     OcclusionGraph,
     RGBDFrame,
     Segmentation,
-    label_windows,
     mask_window,
     window_union,
 )
 
-FIT_POINTS = 4000   # most points a plane fit uses
+FIT_POINTS = 2000   # most points a plane fit uses (evenly spread, they pin a wall's plane)
 HALF_RES_PIXELS = 40_000   # windows this large measure distances on a half-resolution grid
 
 
@@ -64,7 +63,7 @@ class HiddenSurfaceCompletion:
                  occlusion: OcclusionGraph, amodal_masks: Mapping[int, np.ndarray]) -> list[AmodalInstance]:
         x_n, y_n = normalized_coords(frame.intrinsics)
         masks = AmodalMasks.of(amodal_masks, frame.shape)
-        seen = label_windows(segmentation.labels)
+        seen = segmentation.windows
         instances = []
         for index, instance_id in enumerate(segmentation.ids.tolist()):
             r0, c0, r1, c1 = window = window_union(seen[instance_id], masks.bounds(instance_id))

@@ -23,11 +23,11 @@ from .geometry import fit_inverse_depth_plane, normalized_coords, relative_to_pl
 from .segmentation import neighbour_pairs
 from .types import CameraIntrinsics, OcclusionGraph, Segmentation
 
-PLANE_POINTS = 500       # grid pixels a structure instance's plane is fitted to
+PLANE_POINTS = 300       # pixels a structure instance's plane is fitted to
 PLANE_TOLERANCE = 0.02   # relative distance from the plane within which a pixel lies on it
 PLANE_SHARE = 0.8        # share of a structure instance's pixels on its plane for it to count as one
-PLANE_STRIDE = 2         # planes are fitted and object pixels tested on this grid (votes count grid pixels)
-PLANE_MIN_PIXELS = 200   # grid pixels a structure instance needs for its plane to count
+PLANE_STRIDE = 2         # object pixels are tested on this grid (votes count its pixels); planes fitted on twice it
+PLANE_MIN_PIXELS = 50    # pixels of the plane grid a structure instance needs for its plane to count
 
 
 class BoundaryDepthOrder:
@@ -66,9 +66,12 @@ class BoundaryDepthOrder:
         if segmentation.structure is None or not segmentation.structure.any():
             return graph
         x_n, y_n = normalized_coords(intrinsics)
+        # Planes from every second pixel of the vote grid: a few hundred points pin a wall.
+        fit = 2 * PLANE_STRIDE
+        planes = structure_planes(segmentation.labels[::fit, ::fit], depth[::fit, ::fit], x_n[::fit], y_n[::fit],
+                                  segmentation.ids[segmentation.structure])
         labels, z = segmentation.labels[::PLANE_STRIDE, ::PLANE_STRIDE], depth[::PLANE_STRIDE, ::PLANE_STRIDE]
         x_n, y_n = x_n[::PLANE_STRIDE], y_n[::PLANE_STRIDE]
-        planes = structure_planes(labels, z, x_n, y_n, segmentation.ids[segmentation.structure])
         if not planes:
             return graph
         surfaces = np.array(list(planes), np.int32)
@@ -111,7 +114,7 @@ def structure_planes(labels: np.ndarray, depth: np.ndarray, x_n: np.ndarray, y_n
         step = max(1, rows.size // PLANE_POINTS)
         rows, cols = rows[::step], cols[::step]
         xs, ys, zs = x_n[cols], y_n[rows], depth[rows, cols]
-        coef = fit_inverse_depth_plane(xs, ys, zs, np.ones(zs.size))
+        coef = fit_inverse_depth_plane(xs, ys, zs, np.ones(zs.size), iterations=2)
         if coef is None:
             continue
         if np.count_nonzero(np.abs(relative_to_plane(coef, xs, ys, zs)) < PLANE_TOLERANCE) >= PLANE_SHARE * zs.size:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import cv2
@@ -98,6 +99,12 @@ class Segmentation:
     occluder: np.ndarray | None = None
     # (N,) bool: the instance is room structure (a floor, a wall, a table top), not an object; None = all objects.
     structure: np.ndarray | None = None
+
+    @cached_property
+    def windows(self) -> dict[int, Window]:
+        """Each instance's bounding window (``label_windows``), found once for every stage that reads it: treat as
+        read-only, like ``labels``."""
+        return label_windows(self.labels)
 
     def mask(self, instance_id: int) -> np.ndarray:
         return self.labels == instance_id

@@ -30,7 +30,6 @@ from ..core.types import (
     RGBDFrame,
     Segmentation,
     Window,
-    label_windows,
     mask_window,
     overlap,
     window_union,
@@ -152,7 +151,7 @@ class LearnedAmodalMask(LearnedStage):
         (training samples cut from the segmenter's instances exactly as the stage cuts them)."""
         labels, shape = segmentation.labels, segmentation.labels.shape
         ids = [int(i) for i in segmentation.ids]
-        windows = label_windows(labels)
+        windows = segmentation.windows
         masks = AmodalMasks(shape)
         visible = {}   # each instance's visible mask in its own (tight) window
         for i in ids:
@@ -232,7 +231,7 @@ class SpadeAmodalDepth(LearnedStage):
         masks = AmodalMasks.of(amodal_masks, shape)
         # Each instance lives in its window (holding its visible and amodal masks): visible and amodal crops, and
         # its own surface depth there, visible part observed, hidden part completed below.
-        seen = label_windows(labels)
+        seen = segmentation.windows
         # (tight: the depth network's crop box grows around it)
         windows = {i: window_union(seen[i], masks.bounds(i)) for i in ids}
         crops = {}
