@@ -238,7 +238,7 @@ def present_only(segmentation: Segmentation) -> Segmentation:
     ids = segmentation.ids
     if ids.size == 0:
         return segmentation
-    present = np.bincount(segmentation.labels.ravel(), minlength=int(ids.max()) + 1)[ids] > 0
+    present = segmentation.pixel_counts[ids] > 0
     if present.all():
         return segmentation
     names = segmentation.class_names and tuple(n for n, kept in zip(segmentation.class_names, present, strict=True)

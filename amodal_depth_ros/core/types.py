@@ -106,6 +106,11 @@ class Segmentation:
         read-only, like ``labels``."""
         return label_windows(self.labels)
 
+    @cached_property
+    def pixel_counts(self) -> np.ndarray:
+        """(max id + 1,) pixels of each label (``np.bincount`` of ``labels``), counted once: read-only."""
+        return np.bincount(self.labels.ravel(), minlength=int(self.ids.max()) + 1 if self.ids.size else 1)
+
     def mask(self, instance_id: int) -> np.ndarray:
         return self.labels == instance_id
 

@@ -162,7 +162,7 @@ class LearnedAmodalMask(LearnedStage):
         # The network completes the largest occluded instances, at most max_instances of them (a frame of clutter
         # costs what a busy one does); the others get the convex hull of what is seen of them.
         occluded = [i for ids_ in levels[1:] for i in ids_]
-        area = np.bincount(labels.ravel(), minlength=max(ids, default=0) + 1)
+        area = segmentation.pixel_counts
         chosen = set(sorted(occluded, key=lambda i: -area[i])[:self.settings.max_instances])
         fronts = occlusion.ancestor_map()
         def hull(i: int) -> None:

@@ -119,7 +119,9 @@ def reference_depth(depth: np.ndarray, visible: np.ndarray) -> float | None:
     rows, cols = np.flatnonzero(visible.any(axis=1)), np.flatnonzero(visible.any(axis=0))
     if rows.size == 0:
         return None
-    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    # A large box is read on a grid of about MEDIAN_POINTS pixels.
+    step = max(1, int(np.sqrt(rows.size * cols.size / MEDIAN_POINTS)))
+    box = (slice(rows[0], rows[-1] + 1, step), slice(cols[0], cols[-1] + 1, step))
     values = depth[box][visible[box]]
     values = values[np.isfinite(values) & (values > 0)]
     if values.size > MEDIAN_POINTS:
