@@ -20,7 +20,7 @@ from .config import SegmentationSettings
 from .geometry import fit_inverse_depth_plane, normalized_coords, relative_to_plane
 from .types import CameraIntrinsics, RGBDFrame, Segmentation, label_windows
 
-PLANE_POINTS = 4000   # points of a large segment its plane is fitted to
+PLANE_POINTS = 1000   # points of a large segment its plane is fitted to (evenly spread)
 PLANE_SHARE = 0.7     # of a large segment's pixels on its plane for it to be one (the rest: things on it)
 
 
