@@ -91,17 +91,20 @@ class HiddenSurfaceCompletion:
         return self._write(part, self.fill(part), own_depth, hidden.shape)
 
     def _write(self, part: HiddenPart, hidden_depth: np.ndarray, own_depth: np.ndarray,
-               shape: tuple[int, ...], at: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
-        """``hidden_depth`` (of ``part``'s hidden pixels, ``at``: their ``np.nonzero`` when known) kept
-        ``min_gap`` behind what hides it, written into ``own_depth``; the hidden pixels that got a depth."""
-        hr, hc = np.nonzero(part.hidden) if at is None else at
-        in_front = part.depth[hr, hc]
-        hidden_depth = np.where(np.isfinite(in_front), np.fmax(hidden_depth, in_front + self.settings.min_gap),
-                                hidden_depth)
-        got = np.isfinite(hidden_depth) & (hidden_depth > 0)
-        own_depth[part.box][hr[got], hc[got]] = hidden_depth[got]
+               shape: tuple[int, ...]) -> np.ndarray:
+        """``hidden_depth`` (of ``part``'s hidden pixels in ``np.nonzero`` order) kept ``min_gap`` behind what
+        hides it, written into ``own_depth``; the hidden pixels that got a depth."""
+        # Dense over the part's box (a boolean scatter keeps np.nonzero's order): a table top hidden by
+        # dozens of objects is ~100k pixels, which row-and-column indexing moves several times slower.
+        values = np.full(part.hidden.shape, np.nan, np.float32)
+        values[part.hidden] = hidden_depth
+        behind = part.hidden & np.isfinite(part.depth)
+        values[behind] = np.fmax(values[behind], part.depth[behind] + np.float32(self.settings.min_gap))
+        with np.errstate(invalid="ignore"):
+            got = part.hidden & np.isfinite(values) & (values > 0)
+        own_depth[part.box][got] = values[got]
         result = np.zeros(shape, bool)
-        result[part.box][hr[got], hc[got]] = True
+        result[part.box] = got
         return result
 
 
@@ -176,7 +179,7 @@ class PlaneFitCompletion(HiddenSurfaceCompletion):
         if coef is None or not residual < tolerance:
             return None
         hr, hc = np.nonzero(part.hidden)
-        got = self._write(part, self._plane_depth(coef, part, hr, hc), own_depth, hidden.shape, (hr, hc))
+        got = self._write(part, self._plane_depth(coef, part, hr, hc), own_depth, hidden.shape)
         return got if got.any() else None   # (a plane behind the camera there: not this instance's way)
 
 
