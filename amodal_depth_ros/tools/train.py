@@ -54,8 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--composite-share", type=float, default=d.composite_share, metavar="F",
                         help="fraction of each batch drawn from the composite sets (default: 0 = in proportion)")
     parser.add_argument("--segmented", default=None, metavar="SEEDS",
-                        help="amodal only: rooms (e.g. 14000-15499) whose mask samples are cut from the learned "
-                             "segmenter's instances, as the stage cuts them at run time")
+                        help="amodal only: seeds (e.g. 15000-16499) of rooms and table tops whose mask samples are cut "
+                             "from the learned segmenter's instances, as the stage cuts them at run time")
     parser.add_argument("--segmented-share", type=float, default=d.segmented_share, metavar="F",
                         help="fraction of each batch drawn from the --segmented samples (default: %(default)s)")
     parser.add_argument("--mask-only", action="store_true",

@@ -30,6 +30,7 @@ from ..networks.crops import with_nearest_fill
 from ..pipeline import AmodalDepthPipeline
 from ..runtime.devices import select_device
 from ..synthetic.procedural import generate
+from ..synthetic.tabletop import generate_tabletop
 from .samples import SampleBatch, frame_samples, segmented_samples
 
 
@@ -50,8 +51,8 @@ class TrainConfig:
     composites: tuple[str, ...] = ()   # composite sets (`amodal-depth composites`) added to the training data
     composite_share: float = 0.0       # fraction of each batch drawn from the composites (0: in proportion to size)
     init: str = ""                     # folder with amodal_mask.pt + amodal_depth.pt to start from (fine-tuning)
-    # Rooms (seed range [start, stop); empty: none) whose mask samples are cut from the learned segmenter's
-    # instances (``segmented_samples``), drawn as ``segmented_share`` of each batch.
+    # Seeds [start, stop) (empty: none) of the rooms and table tops whose mask samples are cut from the learned
+    # segmenter's instances (``segmented_samples``), drawn as ``segmented_share`` of each batch.
     segmented: tuple[int, int] = (0, 0)
     segmented_share: float = 0.0
     mask_only: bool = False            # train the amodal mask network only; the depth network stays as initialised
@@ -75,15 +76,17 @@ def build_cache(path: Path, seeds: tuple[int, int], cfg: TrainConfig, noise: boo
 
 
 def build_segmented_cache(path: Path, cfg: TrainConfig) -> SampleBatch:
-    """``segmented_samples`` of the rooms ``cfg.segmented``, segmented by the default pipeline (one process: the
-    segmenter's runtime uses the cores); cached in ``path``."""
+    """``segmented_samples`` of the procedural rooms and table tops of the seeds ``cfg.segmented``, segmented by the
+    default pipeline (one process: the segmenter's runtime uses the cores); cached in ``path``."""
     def segment() -> list[SampleBatch]:
         pipeline = AmodalDepthPipeline({"inference.device": "cpu"} if cfg.device == "cpu" else {})
-        frames = (generate(seed, cfg.width, cfg.height) for seed in range(*cfg.segmented))
-        batches = (segmented_samples(truth, pipeline, np.random.default_rng([truth_seed, 11]))
-                   for truth_seed, truth in zip(range(*cfg.segmented), frames, strict=True))
-        return [b for b in tqdm(batches, total=len(range(*cfg.segmented)), desc="segmenting training frames",
-                                unit="frame") if b is not None]
+        # A room and a table top of each seed: the segmenter's errors differ between the two (clutter on a table).
+        jobs = [(kind, seed) for seed in range(*cfg.segmented) for kind in (generate, generate_tabletop)]
+        batches = (segmented_samples(make(seed, cfg.width, cfg.height), pipeline,
+                                     np.random.default_rng([seed, 11, k % 2]))
+                   for k, (make, seed) in enumerate(jobs))
+        return [b for b in tqdm(batches, total=len(jobs), desc="segmenting training frames", unit="frame")
+                if b is not None]
     return _cached(path, cfg.segmented, segment)
 
 
@@ -318,7 +321,8 @@ def _segmented_text(cfg: dict, samples: int) -> str:
     if not samples:
         return ""
     start, stop = cfg["segmented"]
-    return (f", plus {samples} samples of seeds {start}..{stop - 1} whose mask inputs are cut from the instances of "
+    return (f", plus {samples} samples of the rooms and table tops of seeds {start}..{stop - 1} whose mask inputs "
+            f"are cut from the instances of "
             f"the package's learned segmentation (`segmented_samples`), {cfg['segmented_share']:.0%} of each batch")
 
 
