@@ -142,10 +142,8 @@ def to_full_resolution(small: Segmentation, logits: np.ndarray, depth: np.ndarra
     snapped = snap_outlines(labels, depth, near & (outline | change), reach)
     # A pixel no instance reached within ``reach`` (a wide outline) keeps its label: no seams of "no instance".
     labels = np.where((snapped == 0) & (labels > 0), labels, snapped)
-    # The small map's probabilities interpolated (a quarter of the exponentials of interpolating the logits).
-    occluder = None if small.occluder is None else \
-        cv2.resize(small.occluder, (width, height), interpolation=cv2.INTER_LINEAR)
-    return present_only(dataclasses.replace(small, labels=labels, occluder=occluder))
+    occluder = _sigmoid(cv2.resize(logits[OCCLUDER], (width, height), interpolation=cv2.INTER_LINEAR))
+    return present_only(dataclasses.replace(small, labels=labels, occluder=occluder.astype(np.float32)))
 
 
 def decode(logits: np.ndarray, depth: np.ndarray, min_core: int, depth_jump: float,
