@@ -62,11 +62,11 @@ class BoundaryDepthOrder:
                                depth: np.ndarray, intrinsics: CameraIntrinsics) -> OcclusionGraph:
         """``graph`` plus "object hides structure" edges where the object lies in front of the structure's plane
         on at least ``min_boundary`` grid pixels, unless a boundary vote or a chain of edges puts the structure in
-        front of the object. Planes and votes come from every PLANE_STRIDE-th pixel (a quarter of the work)."""
+        front of the object. Votes come from every PLANE_STRIDE-th pixel, planes from every second one of those."""
         if segmentation.structure is None or not segmentation.structure.any():
             return graph
         x_n, y_n = normalized_coords(intrinsics)
-        # Planes from every second pixel of the vote grid: a few hundred points pin a wall.
+        # A few hundred points pin a wall's plane.
         fit = 2 * PLANE_STRIDE
         planes = structure_planes(segmentation.labels[::fit, ::fit], depth[::fit, ::fit], x_n[::fit], y_n[::fit],
                                   segmentation.ids[segmentation.structure])
