@@ -92,6 +92,19 @@ def relative_to_plane(coef: np.ndarray, xn: np.ndarray, yn: np.ndarray, depth: n
     return 1.0 - depth * (coef[0] * xn + coef[1] * yn + coef[2])
 
 
+def plane_of(xn: np.ndarray, yn: np.ndarray, depth: np.ndarray, points: int, tolerance: float, share: float,
+             iterations: int = 3) -> tuple[np.ndarray, np.ndarray] | None:
+    """(coef, relative distance of every point to it) of the plane fitted to at most ``points`` evenly spread of
+    the points, when at least ``share`` of all of them lie within ``tolerance`` of it; else None. How a segment
+    is found to be a plane (a wall, a floor, a table top)."""
+    step = max(1, depth.size // points)
+    coef = fit_inverse_depth_plane(xn[::step], yn[::step], depth[::step], np.ones(depth[::step].size), iterations)
+    if coef is None:
+        return None
+    relative = relative_to_plane(coef, xn, yn, depth)
+    return (coef, relative) if np.count_nonzero(np.abs(relative) < tolerance) >= share * depth.size else None
+
+
 def fit_scale_shift(pred: np.ndarray, target: np.ndarray) -> tuple[float, float]:
     """Least-squares (s, t) minimising sum (s * pred + t - target)^2: the one scale-and-shift alignment
     (Amodal Depth Anything) that evaluation, monocular depth and the SPADE stage share.

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .config import OcclusionSettings
-from .geometry import fit_inverse_depth_plane, normalized_coords, relative_to_plane
+from .geometry import normalized_coords, plane_of
 from .segmentation import neighbour_pairs
 from .types import CameraIntrinsics, OcclusionGraph, Segmentation
 
@@ -111,12 +111,7 @@ def structure_planes(labels: np.ndarray, depth: np.ndarray, x_n: np.ndarray, y_n
     planes = {}
     for instance_id in present.tolist():
         rows, cols = np.nonzero((labels == instance_id) & np.isfinite(depth))
-        step = max(1, rows.size // PLANE_POINTS)
-        rows, cols = rows[::step], cols[::step]
-        xs, ys, zs = x_n[cols], y_n[rows], depth[rows, cols]
-        coef = fit_inverse_depth_plane(xs, ys, zs, np.ones(zs.size), iterations=2)
-        if coef is None:
-            continue
-        if np.count_nonzero(np.abs(relative_to_plane(coef, xs, ys, zs)) < PLANE_TOLERANCE) >= PLANE_SHARE * zs.size:
-            planes[int(instance_id)] = coef
+        plane = plane_of(x_n[cols], y_n[rows], depth[rows, cols], PLANE_POINTS, PLANE_TOLERANCE, PLANE_SHARE, 2)
+        if plane is not None:
+            planes[int(instance_id)] = plane[0]
     return planes

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from .config import SegmentationSettings
-from .geometry import fit_inverse_depth_plane, normalized_coords, relative_to_plane
+from .geometry import normalized_coords, plane_of
 from .types import CameraIntrinsics, RGBDFrame, Segmentation, label_windows
 
 PLANE_POINTS = 1000   # points of a large segment its plane is fitted to (evenly spread)
@@ -197,15 +197,11 @@ def split_support_planes(segmentation: Segmentation, depth: np.ndarray, intrinsi
         window = (slice(r0, r1), slice(c0, c1))
         z = depth[window]
         rows, cols = np.nonzero((labels[window] == ids[k]) & np.isfinite(z))
-        step = max(1, rows.size // PLANE_POINTS)
-        xs, ys, zs = x_n[window[1]][cols], y_n[window[0]][rows], z[rows, cols]
-        coef = fit_inverse_depth_plane(xs[::step], ys[::step], zs[::step], np.ones(zs[::step].size))
-        if coef is None:
+        plane = plane_of(x_n[window[1]][cols], y_n[window[0]][rows], z[rows, cols], PLANE_POINTS, tolerance,
+                         PLANE_SHARE)
+        if plane is None:
             continue
-        # Relative distance in front of the plane (the inverse-depth plane gives it without a division).
-        relative = relative_to_plane(coef, xs, ys, zs)
-        if np.count_nonzero(np.abs(relative) < tolerance) < PLANE_SHARE * rows.size:
-            continue
+        relative = plane[1]   # > 0: in front of the plane
         structure[k] = True
         standing = np.zeros(z.shape, bool)
         ahead = relative > 2.0 * tolerance

@@ -73,12 +73,12 @@ def segmented_samples(truth: GroundTruthFrame, pipeline: AmodalDepthPipeline,
     and the completed masks in front. The target is the amodal mask of the true object the instance matches
     (visible IoU >= MATCH_IOU), plus the instance's visible mask (which the stage always keeps). The depth sample
     of each is cut from the truth, as in ``frame_samples``."""
+    if not isinstance(pipeline.amodal_mask, LearnedAmodalMask):
+        raise ConfigError("segmented samples need amodal_mask.method 'learned' with loadable weights")
     depth = structured_light_noise(truth.depth, rng)
     frame = RGBDFrame(truth.rgb, truth.intrinsics, depth)
     depth = pipeline.visible_depth(frame)
     segmentation = pipeline.segmentation(frame, depth)
-    if not isinstance(pipeline.amodal_mask, LearnedAmodalMask):
-        raise ConfigError("segmented samples need amodal_mask.method 'learned' with loadable weights")
     record: dict[int, tuple[CropBox, np.ndarray]] = {}
     pipeline.amodal_mask(segmentation, pipeline.occlusion(segmentation, depth, frame.intrinsics), depth, record)
     ids = targets(truth, include_stuff=True)
